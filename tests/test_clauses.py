@@ -1,0 +1,78 @@
+"""The spec's clause IDs are unique and well formed, and the lister reports them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conformance import clauses
+
+MINIMUM_CLAUSES = 40
+
+
+def test_spec_clause_ids_are_sound() -> None:
+    text = (clauses.spec_dir() / "protocol.md").read_text(encoding="utf-8")
+    assert clauses.check(text) == []
+
+
+def test_spec_has_enough_clauses_and_every_guarantee_family() -> None:
+    parsed = clauses.load()
+    assert len(parsed) >= MINIMUM_CLAUSES
+    families = {clause.id.split("-")[0] for clause in parsed}
+    # One family per guarantee of the brief, plus the API surfaces.
+    assert {"ORD", "HND", "CNS", "RES", "CUR", "SIG", "DUR", "IDM", "ACC", "ROB", "CLU"} <= families
+    assert {"SUB", "UNS", "ACK", "PUB", "HIS", "RET", "SES", "CON", "AUT", "DLV"} <= families
+
+
+def test_levels_tags_and_sections_are_parsed() -> None:
+    table = clauses.by_id()
+    assert table["ORD-1"].level is clauses.Level.MUST
+    assert table["DLV-4"].level is clauses.Level.SHOULD
+    assert table["API-3"].internal and not table["API-3"].testable
+    assert table["RET-2"].feature == "retention"
+    assert table["SUB-1"].section.startswith("6.1")
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("- `(ORD-1)` A MUST.\n- `(ORD-1)` B MUST.\n", "duplicate clause ID ORD-1"),
+        ("- `(ORD-1)` no keyword here.\n", "ORD-1 has no RFC 2119 keyword"),
+        ("- `(ORD-1)` A MUST, see `(ord-2)`.\n", "malformed clause ID (ord-2)"),
+        ("- `(ORD-1)` A MUST, see `(ORD-02)`.\n", "malformed clause ID (ORD-02)"),
+    ],
+)
+def test_check_finds_broken_documents(document: str, problem: str) -> None:
+    assert any(found.startswith(problem) for found in clauses.check(document))
+
+
+def test_wrapped_lines_belong_to_their_clause_and_withdrawn_needs_no_keyword() -> None:
+    document = (
+        "## 1. Part\n"
+        "- `(ABC-1)` first line\n  continues and MUST hold.\n"
+        "- `(ABC-2)` *Withdrawn: replaced by ABC-1.*\n"
+    )
+    first, second = clauses.parse(document)
+    assert first.text.endswith("continues and MUST hold.")
+    assert first.section == "1. Part"
+    assert second.withdrawn and not second.testable
+
+
+def test_command_lists_every_clause() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance.clauses"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    assert listed == [clause.id for clause in clauses.load()]
+    check = subprocess.run(
+        [sys.executable, "-m", "conformance.clauses", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
