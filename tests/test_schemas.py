@@ -1,0 +1,258 @@
+"""Self-checks of the replay/1 JSON Schemas (spec/schemas) and their examples (spec/examples).
+
+Each schema must be a valid draft 2020-12 schema whose `$id` follows the file name, every
+`$ref` must resolve inside the schema set, and every example must validate (valid/) or fail
+(invalid/) against the schema its directory is named after.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS_DIR = ROOT / "spec" / "schemas"
+EXAMPLES_DIR = ROOT / "spec" / "examples"
+
+DRAFT_URI = "https://json-schema.org/draft/2020-12/schema"
+ID_PREFIX = "urn:socketio-replay:replay-1:"
+
+# Every schema file (name without .json) -> the event, route or packet its description names.
+EXPECTED_SCHEMAS: dict[str, str] = {
+    "common": "$defs",
+    "http-error": "/replay/v1/",
+    "http-info-response": "`GET /replay/v1/info`",
+    "http-session-request": "`POST /replay/v1/sessions`",
+    "http-session-response": "`POST /replay/v1/sessions`",
+    "http-publish-request": "`POST /replay/v1/channels/{channel}/messages`",
+    "http-publish-response": "`POST /replay/v1/channels/{channel}/messages`",
+    "http-history-response": "`GET /replay/v1/channels/{channel}/messages",
+    "http-retention-request": "`PUT /replay/v1/channels/{channel}/retention`",
+    "http-retention-response": "`PUT /replay/v1/channels/{channel}/retention`",
+    "connect-auth": "CONNECT",
+    "connect-error": "CONNECT_ERROR",
+    "subscribe-request": "`replay:subscribe`",
+    "subscribe-reply": "`replay:subscribe`",
+    "unsubscribe-request": "`replay:unsubscribe`",
+    "unsubscribe-reply": "`replay:unsubscribe`",
+    "ack-request": "`replay:ack`",
+    "ack-reply": "`replay:ack`",
+    "publish-request": "`replay:publish`",
+    "publish-reply": "`replay:publish`",
+    "history-request": "`replay:history`",
+    "history-reply": "`replay:history`",
+    "error-reply": "`replay:subscribe`",
+    "messages-event": "`replay:messages`",
+    "subscribed-event": "`replay:subscribed`",
+    "unsubscribed-event": "`replay:unsubscribed`",
+}
+
+COMMON_DEFS = {
+    "channel",
+    "offset",
+    "head",
+    "epoch",
+    "message_id",
+    "timestamp_ms",
+    "message",
+    "error",
+    "error_code",
+    "grant",
+    "grant_pattern",
+    "action",
+    "truncated",
+    "subscribe_from",
+    "history_from",
+}
+
+# The 13 error codes of shared/protocol-brief.md, in its order.
+BRIEF_ERROR_CODES = [
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "already_subscribed",
+    "not_subscribed",
+    "epoch_mismatch",
+    "history_truncated",
+    "offset_out_of_range",
+    "payload_too_large",
+    "rate_limited",
+    "unavailable",
+    "internal",
+]
+
+# Payloads a client or backend sends: strict (additionalProperties: false). `connect-auth` is
+# the one exception: other Socket.IO middleware may read the auth object too.
+STRICT_SCHEMAS = {name for name in EXPECTED_SCHEMAS if name.endswith("-request")}
+
+MIN_VALID_EXAMPLES = 2
+MIN_INVALID_EXAMPLES = 3
+
+
+def _load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _schema_files() -> list[Path]:
+    return sorted(SCHEMAS_DIR.glob("*.json"))
+
+
+@cache
+def _schemas() -> dict[str, dict[str, Any]]:
+    """Schema name (file name without .json) -> parsed schema."""
+    return {path.stem: _load_json(path) for path in _schema_files()}
+
+
+@cache
+def _registry() -> Registry[Any]:
+    resources = [
+        (schema["$id"], DRAFT202012.create_resource(schema)) for schema in _schemas().values()
+    ]
+    return Registry().with_resources(resources)
+
+
+def _validator(schema_name: str) -> Draft202012Validator:
+    return Draft202012Validator(_schemas()[schema_name], registry=_registry())
+
+
+def _walk(node: Any, path: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (JSON pointer, object) for every JSON object inside a schema document."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{path}/{index}")
+
+
+def _example_files(kind: str) -> list[Path]:
+    return sorted(EXAMPLES_DIR.glob(f"*/{kind}/*.json"))
+
+
+def _example_id(path: Path) -> str:
+    return path.relative_to(EXAMPLES_DIR).with_suffix("").as_posix()
+
+
+SCHEMA_NAMES = sorted(EXPECTED_SCHEMAS)
+VALID_EXAMPLES = _example_files("valid")
+INVALID_EXAMPLES = _example_files("invalid")
+
+
+# ---------------------------------------------------------------------------- schema set
+
+
+def test_schema_files_are_exactly_the_expected_set() -> None:
+    assert {path.stem for path in _schema_files()} == set(EXPECTED_SCHEMAS)
+    unexpected = [
+        path.name
+        for path in SCHEMAS_DIR.iterdir()
+        if path.suffix != ".json" and path.name != "README.md"
+    ]
+    assert unexpected == []
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_schema_is_valid_draft_2020_12(name: str) -> None:
+    schema = _schemas()[name]
+    assert schema.get("$schema") == DRAFT_URI
+    Draft202012Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_schema_id_matches_file_name(name: str) -> None:
+    assert _schemas()[name]["$id"] == f"{ID_PREFIX}{name}"
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_schema_has_title_and_description_naming_its_subject(name: str) -> None:
+    schema = _schemas()[name]
+    assert isinstance(schema.get("title"), str)
+    assert schema["title"]
+    assert isinstance(schema.get("description"), str)
+    assert EXPECTED_SCHEMAS[name] in schema["description"]
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+def test_every_ref_resolves(name: str) -> None:
+    schema = _schemas()[name]
+    resolver = _registry().resolver(base_uri=schema["$id"])
+    refs = [(pointer, node["$ref"]) for pointer, node in _walk(schema) if "$ref" in node]
+    for pointer, ref in refs:
+        # Cross-file references are absolute URNs; only same-document ones may be "#/...".
+        assert ref.startswith(("#/", f"{ID_PREFIX}common#/")), f"{pointer}: {ref}"
+        resolved = resolver.lookup(ref)
+        assert isinstance(resolved.contents, dict), f"{pointer}: {ref}"
+
+
+def test_common_holds_only_the_shared_defs() -> None:
+    common = _schemas()["common"]
+    assert set(common) <= {"$schema", "$id", "title", "description", "$defs"}
+    assert set(common["$defs"]) == COMMON_DEFS
+    # A grant only ever appears inside a request body, so it is strict like one.
+    assert common["$defs"]["grant"]["additionalProperties"] is False
+
+
+def test_error_codes_are_exactly_the_thirteen_of_the_brief() -> None:
+    codes = _schemas()["common"]["$defs"]["error_code"]["enum"]
+    assert len(codes) == len(set(codes))
+    assert sorted(codes) == sorted(BRIEF_ERROR_CODES)
+    assert len(codes) == 13
+
+
+@pytest.mark.parametrize("name", sorted(STRICT_SCHEMAS))
+def test_request_schemas_are_strict(name: str) -> None:
+    objects = [
+        (pointer, node) for pointer, node in _walk(_schemas()[name]) if node.get("type") == "object"
+    ]
+    assert objects
+    for pointer, node in objects:
+        assert node.get("additionalProperties") is False, pointer
+
+
+@pytest.mark.parametrize("name", sorted(set(SCHEMA_NAMES) - STRICT_SCHEMAS - {"common"}))
+def test_response_schemas_are_open(name: str) -> None:
+    for pointer, node in _walk(_schemas()[name]):
+        assert node.get("additionalProperties", True) is not False, pointer
+
+
+# ---------------------------------------------------------------------------- examples
+
+
+def test_example_dirs_match_schemas() -> None:
+    example_dirs = {path.name for path in EXAMPLES_DIR.iterdir() if path.is_dir()}
+    assert example_dirs == set(EXPECTED_SCHEMAS) - {"common"}
+    for name in sorted(example_dirs):
+        example_dir = EXAMPLES_DIR / name
+        assert {path.name for path in example_dir.iterdir()} == {"valid", "invalid"}, name
+        for kind in ("valid", "invalid"):
+            stray = [p.name for p in (example_dir / kind).iterdir() if p.suffix != ".json"]
+            assert stray == [], f"{name}/{kind}"
+        valid = list((example_dir / "valid").glob("*.json"))
+        invalid = list((example_dir / "invalid").glob("*.json"))
+        assert len(valid) >= MIN_VALID_EXAMPLES, name
+        assert len(invalid) >= MIN_INVALID_EXAMPLES, name
+
+
+@pytest.mark.parametrize("path", VALID_EXAMPLES, ids=_example_id)
+def test_valid_example_validates(path: Path) -> None:
+    schema_name = path.parents[1].name
+    errors = [error.message for error in _validator(schema_name).iter_errors(_load_json(path))]
+    assert errors == []
+
+
+@pytest.mark.parametrize("path", INVALID_EXAMPLES, ids=_example_id)
+def test_invalid_example_fails(path: Path) -> None:
+    schema_name = path.parents[1].name
+    assert not _validator(schema_name).is_valid(_load_json(path))
