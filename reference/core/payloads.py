@@ -1,0 +1,275 @@
+"""Validate incoming payloads against ``spec/schemas`` and turn them into typed requests.
+
+Every request the server acts on passes through here first (EVT-3, API-1), so the shell only
+ever sees well-formed, typed values; anything else becomes ``BadRequest`` or
+``PayloadTooLarge`` with a short message that never echoes the offending value back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from reference.core.errors import BadRequest, PayloadTooLarge
+from reference.core.model import CHANNEL_PATTERN, Action, AutoSubscription, Grant, Payload
+from reference.spec_files import spec_dir
+
+_MAX_DETAIL = 60
+
+
+@cache
+def _registry() -> Registry[Any]:
+    resources = []
+    for path in sorted((spec_dir() / "schemas").glob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources)
+
+
+@cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMAScript regexes, where a final `$` is the end of the string;
+    # Python's `$` also matches before a trailing newline, which would let "room\n" pass CHN-1.
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(
+    validator: jsonschema.protocols.Validator, pattern: str, instance: object, schema: object
+) -> Iterator[jsonschema.ValidationError]:
+    if isinstance(instance, str) and not _ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"does not match {pattern!r}")
+
+
+@cache
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = _registry().contents(f"urn:socketio-replay:replay-1:{name}")
+    base = jsonschema.validators.validator_for(schema)
+    cls = jsonschema.validators.extend(base, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+    return cls(schema, registry=_registry())  # type: ignore[no-any-return]
+
+
+def _integer(value: Any) -> Any:
+    """An integral JSON number as an int (TRN-5): the schemas already rejected 1.5."""
+    return int(value) if isinstance(value, float) else value
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+def validate(schema: str, instance: object) -> None:
+    """Raise ``BadRequest`` unless ``instance`` is valid against ``spec/schemas/<schema>.json``."""
+    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(instance))  # type: ignore[arg-type]
+    if error is None:
+        return
+    where = "/".join(str(part) for part in error.absolute_path) or "payload"
+    if error.validator == "additionalProperties":
+        extra = set(error.instance) - set(error.schema.get("properties", {}))
+        problem = f"unknown member(s) {_short(sorted(extra))}"
+    elif error.validator in ("oneOf", "anyOf"):
+        problem = "is not one of the allowed forms"
+    elif error.validator == "required":
+        problem = error.message.split(" is a required")[0] + " is required"
+    else:
+        problem = f"fails {error.validator} {_short(error.validator_value)}"
+    raise BadRequest(f"{where}: {problem}", schema=schema)
+
+
+def check_channel(name: str) -> str:
+    """Return ``name`` if it is a valid channel name, else raise ``BadRequest`` (CHN-1)."""
+    if not CHANNEL_PATTERN.fullmatch(name):
+        raise BadRequest(f"invalid channel name {_short(name)}")
+    return name
+
+
+def encode_payload(value: object, max_bytes: int) -> Payload:
+    """Encode published ``data`` compactly and enforce ``max_payload_bytes`` (PUB-2, LIM-1)."""
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise BadRequest(f"data is not encodable as JSON: {type(exc).__name__}") from None
+    size = len(encoded.encode("utf-8"))
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"data is {size} bytes; the limit is {max_bytes}", size=size, limit=max_bytes
+        )
+    return Payload(value, encoded, size)
+
+
+def single_argument(args: Sequence[object]) -> Mapping[str, Any]:
+    """The one object argument every replay event carries (TRN-3)."""
+    if len(args) != 1 or not isinstance(args[0], dict):
+        raise BadRequest("expected exactly one JSON object argument")
+    return args[0]
+
+
+# --- typed requests -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequest:
+    channel: str
+    start: int | str | None
+    epoch: str | None
+    allow_truncation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRequest:
+    """``replay:unsubscribe``: only a channel."""
+
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequest:
+    channel: str
+    offset: int
+    epoch: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    channel: str
+    payload: Payload
+    id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    channel: str
+    start: int | str | None
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    session_id: str | None
+    client_id: str
+    grants: tuple[Grant, ...]
+    subscribe: tuple[AutoSubscription, ...]
+    ttl_s: int | None
+
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionUpdate:
+    """A retention PUT: a member left out keeps its value (RET-1), ``None`` removes a limit."""
+
+    max_messages: int | None = _UNSET
+    max_age_s: int | None = _UNSET
+
+    def sets_max_messages(self) -> bool:
+        return self.max_messages is not _UNSET
+
+    def sets_max_age(self) -> bool:
+        return self.max_age_s is not _UNSET
+
+
+def parse_subscribe(args: Sequence[object]) -> SubscribeRequest:
+    body = single_argument(args)
+    validate("subscribe-request", body)
+    return SubscribeRequest(
+        channel=body["channel"],
+        start=_integer(body.get("from")),
+        epoch=body.get("epoch"),
+        allow_truncation=body.get("allow_truncation", False),
+    )
+
+
+def parse_unsubscribe(args: Sequence[object]) -> ChannelRequest:
+    body = single_argument(args)
+    validate("unsubscribe-request", body)
+    return ChannelRequest(body["channel"])
+
+
+def parse_ack(args: Sequence[object]) -> AckRequest:
+    body = single_argument(args)
+    validate("ack-request", body)
+    return AckRequest(body["channel"], _integer(body["offset"]), body.get("epoch"))
+
+
+def parse_publish(args: Sequence[object], max_payload_bytes: int) -> PublishRequest:
+    body = single_argument(args)
+    validate("publish-request", body)
+    payload = encode_payload(body["data"], max_payload_bytes)
+    return PublishRequest(body["channel"], payload, body.get("id"))
+
+
+def parse_history(args: Sequence[object]) -> HistoryRequest:
+    body = single_argument(args)
+    validate("history-request", body)
+    return HistoryRequest(body["channel"], _integer(body.get("from")), _integer(body.get("limit")))
+
+
+def parse_http_publish(channel: str, body: object, max_payload_bytes: int) -> PublishRequest:
+    validate("http-publish-request", body)
+    assert isinstance(body, dict)
+    return PublishRequest(
+        check_channel(channel), encode_payload(body["data"], max_payload_bytes), body.get("id")
+    )
+
+
+def parse_http_history_query(query: Mapping[str, str]) -> tuple[int | str | None, int | None]:
+    """``?from=&limit=`` of the history route (HIS-2)."""
+    unknown = set(query) - {"from", "limit"}
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s) {_short(sorted(unknown))}")
+    start: int | str | None = None
+    raw_from = query.get("from")
+    if raw_from is not None:
+        start = raw_from if raw_from == "beginning" else _query_int("from", raw_from, 1)
+    raw_limit = query.get("limit")
+    limit = None if raw_limit is None else _query_int("limit", raw_limit, 1)
+    return start, limit
+
+
+def _query_int(name: str, raw: str, minimum: int) -> int:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 16:
+        raise BadRequest(f"{name} must be a decimal integer")
+    value = int(raw)
+    if value < minimum or value > 2**53 - 1:
+        raise BadRequest(f"{name} is out of range")
+    return value
+
+
+def parse_session(body: object, max_ttl_s: int) -> SessionRequest:
+    validate("http-session-request", body)
+    assert isinstance(body, dict)
+    entries = tuple(
+        AutoSubscription(
+            e["channel"], _integer(e.get("from", "latest")), e.get("allow_truncation", False)
+        )
+        for e in body.get("subscribe", [])
+    )
+    channels = [e.channel for e in entries]
+    if len(set(channels)) != len(channels):  # SES-7
+        raise BadRequest("subscribe names a channel more than once")
+    ttl_s = _integer(body.get("ttl_s"))
+    if ttl_s is not None and ttl_s > max_ttl_s:  # SES-6
+        raise BadRequest(f"ttl_s is above the maximum of {max_ttl_s}")
+    grants = tuple(
+        Grant(g["channels"], frozenset(Action(a) for a in g["actions"])) for g in body["grants"]
+    )
+    return SessionRequest(body.get("session_id"), body["client_id"], grants, entries, ttl_s)
+
+
+def parse_retention(body: object) -> RetentionUpdate:
+    validate("http-retention-request", body)
+    assert isinstance(body, dict)
+    return RetentionUpdate(
+        max_messages=_integer(body.get("max_messages", _UNSET)),
+        max_age_s=_integer(body.get("max_age_s", _UNSET)),
+    )

@@ -1,0 +1,144 @@
+"""Payload validation into typed requests (EVT-3, TRN-3, TRN-5, LIM-1, SES-6, SES-7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reference.core import payloads
+from reference.core.errors import BadRequest, PayloadTooLarge
+from reference.core.model import Action
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),  # TRN-3: no argument
+        ({"channel": "a"}, {"channel": "b"}),  # several
+        ("a string",),  # not an object
+        ([{"channel": "a"}],),
+        ({},),  # missing channel
+        ({"channel": "a", "unknown": 1},),  # unknown member
+        ({"channel": "a b"},),  # CHN-1
+        ({"channel": "room\n"},),  # ECMAScript `$`: no trailing newline
+        ({"channel": "x" * 201},),
+        ({"channel": "a", "from": 0},),
+        ({"channel": "a", "from": 2**53},),
+        ({"channel": "a", "from": 1.5},),  # TRN-5
+        ({"channel": "a", "from": "first"},),
+        ({"channel": "a", "from": True},),
+        ({"channel": "a", "allow_truncation": "yes"},),
+        ({"channel": "a", "epoch": ""},),
+    ],
+)
+def test_malformed_subscribe_is_bad_request(args: tuple[object, ...]) -> None:
+    with pytest.raises(BadRequest):
+        payloads.parse_subscribe(args)
+
+
+def test_subscribe_parses_and_normalises_integral_numbers() -> None:  # TRN-5
+    request = payloads.parse_subscribe(({"channel": "room:1", "from": 5.0, "epoch": "e"},))
+    assert request == payloads.SubscribeRequest("room:1", 5, "e", False)
+    assert type(request.start) is int
+
+
+def test_error_messages_never_echo_huge_values() -> None:
+    with pytest.raises(BadRequest) as raised:
+        payloads.parse_subscribe(({"channel": "x" * 100_000},))
+    assert len(raised.value.message) < 200
+
+
+def test_unknown_members_are_named() -> None:
+    with pytest.raises(BadRequest, match="unknown member"):
+        payloads.parse_unsubscribe(({"channel": "a", "offset": 1},))
+
+
+def test_publish_measures_compact_utf8_json() -> None:  # LIM-1, PUB-2
+    exact = payloads.parse_publish(({"channel": "a", "data": "é" * 3},), max_payload_bytes=8)
+    assert exact.payload.encoded == '"ééé"' and exact.payload.size == 8
+    with pytest.raises(PayloadTooLarge):
+        payloads.parse_publish(({"channel": "a", "data": "é" * 4},), max_payload_bytes=8)
+    compact = payloads.encode_payload({"a": [1, 2]}, 100)
+    assert compact.encoded == '{"a":[1,2]}'
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_json_numbers_are_rejected(value: float) -> None:
+    with pytest.raises(BadRequest):
+        payloads.encode_payload({"x": value}, 1000)
+
+
+def test_deeply_nested_data_is_a_bad_request_not_a_crash() -> None:
+    nested: object = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(BadRequest):
+        payloads.encode_payload(nested, 10**9)
+
+
+def test_session_request() -> None:
+    request = payloads.parse_session(
+        {
+            "client_id": "u1",
+            "grants": [{"channels": "room:*", "actions": ["subscribe", "history"]}],
+            "subscribe": [{"channel": "room:1", "from": 3.0}],
+            "ttl_s": 60,
+        },
+        max_ttl_s=3600,
+    )
+    assert request.session_id is None
+    assert request.grants[0].actions == frozenset({Action.SUBSCRIBE, Action.HISTORY})
+    assert request.subscribe[0].start == 3
+    assert request.ttl_s == 60
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"client_id": "u", "grants": [], "ttl_s": 3601},  # SES-6
+        {"client_id": "u", "grants": [], "subscribe": [{"channel": "a"}, {"channel": "a"}]},
+        {"client_id": "u", "grants": [{"channels": "a*b", "actions": ["subscribe"]}]},
+        {"client_id": "u", "grants": [{"channels": "a", "actions": []}]},
+        {"client_id": "u", "grants": [{"channels": "a", "actions": ["read"]}]},
+        {"grants": []},
+        [],
+    ],
+)
+def test_bad_session_requests(body: object) -> None:
+    with pytest.raises(BadRequest):
+        payloads.parse_session(body, max_ttl_s=3600)
+
+
+def test_retention_distinguishes_omitted_from_null() -> None:  # RET-1
+    update = payloads.parse_retention({"max_messages": None})
+    assert update.sets_max_messages() and update.max_messages is None
+    assert not update.sets_max_age()
+    with pytest.raises(BadRequest):
+        payloads.parse_retention({})
+
+
+@pytest.mark.parametrize(
+    ("query", "parsed"),
+    [
+        ({}, (None, None)),
+        ({"from": "beginning"}, ("beginning", None)),
+        ({"from": "7", "limit": "20"}, (7, 20)),
+    ],
+)
+def test_history_query(query: dict[str, str], parsed: tuple[object, object]) -> None:
+    assert payloads.parse_http_history_query(query) == parsed
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"from": "0"}, {"from": "-1"}, {"from": "1e3"}, {"limit": "x"}, {"from": "٣"}, {"page": "1"}],
+)
+def test_bad_history_query(query: dict[str, str]) -> None:  # HIS-2
+    with pytest.raises(BadRequest):
+        payloads.parse_http_history_query(query)
+
+
+def test_channel_check() -> None:  # CHN-1
+    assert payloads.check_channel("a/b:c@d.e-f_g") == "a/b:c@d.e-f_g"
+    for bad in ("", "a b", "ü", "x" * 201, "a\n"):
+        with pytest.raises(BadRequest):
+            payloads.check_channel(bad)
