@@ -1,0 +1,441 @@
+"""A durable, shared store on MongoDB (PyMongo's async API), for clusters (CLU-1).
+
+Theory of operation
+-------------------
+Collections: ``channels`` (``_id`` = channel name, ``epoch``, ``head``, ``retention``),
+``messages`` (one document per message: ``channel``, ``epoch``, ``offset``, ``id``, ``ts``,
+``data`` as the compact JSON text of the payload, because BSON cannot hold every JSON value
+exactly, and ``size``), ``idempotency`` (one key per channel and publisher id), ``sessions``
+(``_id`` = session id) and ``cursors`` (``_id`` = ``{session, channel}``; never a map keyed by
+channel names, which may contain dots).
+
+Offsets (OFF-2, PUB-4, DUR-1). A unique index on ``(channel, epoch, offset)`` makes the
+messages themselves the arbiter of who owns an offset; ``channels.head`` is only a counter
+that can never run ahead of them. To append, insert at ``head + 1``. A duplicate-key error
+means another publisher took that offset: re-read the highest stored offset (an index-backed
+sort, limit 1) and retry just above it. After the insert succeeds, advance the counter with
+``$max``. Offset ``n + 1`` is therefore only ever inserted after ``n`` exists, so offsets are
+dense; a process that dies between its insert and its ``$max`` leaves the counter briefly
+behind, never a hole, because every reader takes ``head = max(channels.head, highest offset
+stored)`` and the next publisher's insert collides and moves on. Before retention deletes
+anything, the counter is advanced over what it deletes, so the head is never forgotten.
+
+Epochs (EPO-2, EPO-3, CHN-4). A channel's epoch is created with its document by an upsert with
+``$setOnInsert`` and persisted. It changes only if that document is lost: a new one gets a new
+random epoch and every query filters on the epoch, so messages of the old one are ignored.
+
+Idempotency (IDM-1 to IDM-5). A publish with an id first claims ``(channel, id)`` by inserting
+into ``idempotency`` (unique on both), then inserts the message, then records its offset on
+the claim. A publisher that finds the key claimed returns the recorded offset as a duplicate,
+polling briefly while the claim is still pending. A claim pending for over ten seconds belongs
+to a publisher that died: it is taken over atomically (a replace conditioned on its owner),
+after checking whether the dead publisher's message was in fact stored. A claim from another
+epoch, or older than the window, is taken over the same way. A publish that fails after
+claiming leaves its claim pending on purpose: whether its insert reached the server is unknown,
+and the takeover's check settles it. Keys carry ``expires_at`` (a date) for a TTL index and
+``expires_ms`` (the store clock) for the checks, since the TTL monitor runs only once a minute.
+Keys are unique on ``(channel, id)`` fields rather than on a ``{channel, id}`` ``_id`` because
+mongomock's TTL emulation cannot delete documents whose ``_id`` is a document.
+
+Retention (RET-*). After each append, delete by count (``offset <= head - max_messages``) and
+by age (every offset below the lowest message young enough to keep: always a prefix, RET-4).
+Reads compute ``first`` with an index-backed query that skips messages past the age limit, and
+return nothing below it (RET-3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from reference.core.errors import Unavailable
+from reference.core.model import (
+    Action,
+    AppendResult,
+    AutoSubscription,
+    ChannelState,
+    Cursor,
+    Grant,
+    Message,
+    Payload,
+    ReadResult,
+    Retention,
+    Session,
+)
+from reference.store.base import Clock, Store, wall_clock_ms
+from reference.store.mongo_collection import (
+    AFTER,
+    BEFORE,
+    Closable,
+    Database,
+    Document,
+    duplicate_key_errors,
+)
+
+if TYPE_CHECKING:
+    from reference.core.payloads import RetentionUpdate
+
+_OFFSET_ONLY = {"offset": 1, "_id": 0}
+_MESSAGE_FIELDS = {"_id": 0, "offset": 1, "id": 1, "ts": 1, "data": 1, "size": 1}
+_NO_LIMITS = {"max_messages": None, "max_age_s": None}
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _retention(doc: Document) -> Retention:
+    r = doc.get("retention") or _NO_LIMITS
+    return Retention(max_messages=r.get("max_messages"), max_age_s=r.get("max_age_s"))
+
+
+def _message(doc: Document) -> Message:
+    return Message(doc["offset"], doc["id"], doc["ts"], json.loads(doc["data"]), doc["size"])
+
+
+def _session_fields(s: Session) -> dict[str, Any]:
+    return {
+        "client_id": s.client_id,
+        "grants": [g.to_wire() for g in s.grants],
+        "subscribe": [a.to_wire() for a in s.subscribe],
+        "token_hash": s.token_hash,
+        "expires_at": s.expires_at,
+    }
+
+
+def _session(doc: Document) -> Session:
+    return Session(
+        session_id=doc["_id"],
+        client_id=doc["client_id"],
+        grants=tuple(
+            Grant(g["channels"], frozenset(Action(a) for a in g["actions"])) for g in doc["grants"]
+        ),
+        subscribe=tuple(
+            AutoSubscription(e["channel"], e["from"], e["allow_truncation"])
+            for e in doc["subscribe"]
+        ),
+        token_hash=doc["token_hash"],
+        expires_at=doc["expires_at"],
+    )
+
+
+class MongoStore(Store):
+    """The replay store on a MongoDB database (``AsyncMongoClient(url)[name]``)."""
+
+    durable = True
+    shared = True
+
+    #: How often a publisher polls a pending idempotency claim, and for how long at most.
+    claim_poll_s: float = 0.01
+    claim_wait_s: float = 2.0
+    #: A claim pending for longer than this belongs to a publisher that died.
+    stale_claim_ms: int = 10_000
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        client: Closable | None = None,
+        clock: Clock = wall_clock_ms,
+        idempotency_window_s: int = 3600,
+    ) -> None:
+        super().__init__(clock=clock, idempotency_window_s=idempotency_window_s)
+        self._db = db
+        self._client = client
+        self._channels = db["channels"]
+        self._messages = db["messages"]
+        self._keys = db["idempotency"]
+        self._sessions = db["sessions"]
+        self._cursors = db["cursors"]
+        self._dup = duplicate_key_errors()
+        # MSG-3: unique across processes (random prefix) and within one (counter)
+        self._id_prefix = secrets.token_hex(6) + "-"
+        self._id_counter = itertools.count(1)
+
+    @property
+    def database_name(self) -> str:
+        return self._db.name
+
+    async def open(self) -> None:
+        m = self._messages
+        await m.create_index(
+            [("channel", 1), ("epoch", 1), ("offset", 1)], name="offset", unique=True
+        )  # OFF-3: one message per offset, the arbiter of every append
+        await m.create_index([("channel", 1), ("epoch", 1), ("id", 1)], name="id")
+        await self._keys.create_index([("channel", 1), ("id", 1)], name="key", unique=True)
+        await self._keys.create_index([("expires_at", 1)], name="ttl", expireAfterSeconds=0)
+        await self._sessions.create_index([("token_hash", 1)], name="token_hash", unique=True)
+        await self._cursors.create_index([("_id.session", 1)], name="session")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    # --- channels ---------------------------------------------------------------------------
+
+    async def _channel(self, channel: str) -> Document:
+        """The channel's document, created with a new epoch on first touch (CHN-3, EPO-4)."""
+        doc = await self._channels.find_one({"_id": channel})
+        while doc is None:
+            fresh = {"epoch": secrets.token_hex(8), "head": 0, "retention": _NO_LIMITS}
+            try:
+                doc = await self._channels.find_one_and_update(
+                    {"_id": channel}, {"$setOnInsert": fresh}, upsert=True, return_document=AFTER
+                )
+            except self._dup:  # a racing upsert created it first: use theirs (CHN-4)
+                doc = await self._channels.find_one({"_id": channel})
+        return doc
+
+    async def _top(self, channel: str, epoch: str, above: int = 0) -> int:
+        """The highest stored offset if above ``above``, else ``above`` (index-backed)."""
+        query = {"channel": channel, "epoch": epoch, "offset": {"$gt": above}}
+        docs = await self._messages.find(query, _OFFSET_ONLY).sort("offset", -1).limit(1).to_list(1)
+        return int(docs[0]["offset"]) if docs else above
+
+    async def _first(
+        self, channel: str, epoch: str, retention: Retention, head: int, now: int
+    ) -> int | None:
+        """The lowest offset still retained, or None (OFF-4, RET-2, RET-3)."""
+        query: dict[str, Any] = {"channel": channel, "epoch": epoch}
+        if retention.max_age_s is not None:
+            query["ts"] = {"$gte": now - retention.max_age_s * 1000}
+        docs = await self._messages.find(query, _OFFSET_ONLY).sort("offset", 1).limit(1).to_list(1)
+        if not docs or docs[0]["offset"] > head:
+            return None
+        first = int(docs[0]["offset"])
+        if retention.max_messages is not None:  # an append's trim may not have run yet
+            first = max(first, head - retention.max_messages + 1)
+        return first
+
+    async def _trim(
+        self, channel: str, epoch: str, retention: Retention, head: int, now: int
+    ) -> None:
+        """Apply retention up to ``head``, which the counter must already cover."""
+        upper = 0
+        if retention.max_messages is not None:  # RET-2
+            upper = head - retention.max_messages
+        if retention.max_age_s is not None:  # RET-3: all below the first young message, RET-4
+            age_only = Retention(max_age_s=retention.max_age_s)
+            young = await self._first(channel, epoch, age_only, head, now)
+            upper = max(upper, head if young is None else young - 1)
+        if upper >= 1:
+            query = {"channel": channel, "epoch": epoch, "offset": {"$lte": upper}}
+            await self._messages.delete_many(query)
+
+    async def _advance_head(self, channel: str, epoch: str, head: int) -> None:
+        await self._channels.update_one({"_id": channel, "epoch": epoch}, {"$max": {"head": head}})
+
+    async def state(self, channel: str) -> ChannelState:
+        doc = await self._channel(channel)
+        epoch = doc["epoch"]
+        head = await self._top(channel, epoch, above=doc["head"])  # OFF-4
+        first = await self._first(channel, epoch, _retention(doc), head, self.clock())
+        return ChannelState(epoch, first, head)
+
+    async def append(self, channel: str, payload: Payload, message_id: str | None) -> AppendResult:
+        doc = await self._channel(channel)
+        epoch: str = doc["epoch"]
+        now = self.clock()
+        owner = None
+        if message_id is None:
+            message_id = f"{self._id_prefix}{next(self._id_counter):x}"
+        else:
+            claimed = await self._claim(channel, epoch, message_id, now)
+            if isinstance(claimed, AppendResult):
+                return claimed
+            owner = claimed
+        message = {
+            "channel": channel,
+            "epoch": epoch,
+            "offset": doc["head"] + 1,
+            "id": message_id,
+            "ts": now,  # MSG-4
+            "data": payload.encoded,  # MSG-2: JSON text survives BSON exactly
+            "size": payload.size,
+        }
+        offset = await self._insert(message)
+        if owner is not None:
+            key = {"channel": channel, "id": message_id, "owner": owner}
+            await self._keys.update_one(key, {"$set": {"offset": offset}})
+        await self._advance_head(channel, epoch, offset)
+        await self._trim(channel, epoch, _retention(doc), offset, now)
+        return AppendResult(channel, offset, epoch, message_id, duplicate=False)
+
+    async def _insert(self, message: dict[str, Any]) -> int:
+        """Insert at ``message["offset"]`` or, when taken, just above the real top (PUB-4)."""
+        while True:
+            try:
+                await self._messages.insert_one(message)
+                return int(message["offset"])
+            except self._dup:
+                message.pop("_id", None)  # the driver added one to the refused document
+                top = await self._top(message["channel"], message["epoch"])
+                message["offset"] = max(message["offset"], top) + 1
+
+    async def _claim(
+        self, channel: str, epoch: str, message_id: str, now: int
+    ) -> AppendResult | str:
+        """Claim ``(channel, message_id)`` for this publish and return the claim's owner
+        token, or the earlier publish of this id as a duplicate (IDM-1, IDM-2)."""
+        owner = secrets.token_hex(8)
+        expires_ms = now + self.idempotency_window_s * 1000
+        claim = {
+            "channel": channel,
+            "id": message_id,
+            "epoch": epoch,
+            "owner": owner,
+            "offset": None,
+            "claimed_at": now,
+            "expires_ms": expires_ms,
+            "expires_at": _utc(expires_ms),  # for the TTL index
+        }
+        deadline = asyncio.get_running_loop().time() + self.claim_wait_s
+        while True:
+            try:
+                await self._keys.insert_one(dict(claim))
+                return owner
+            except self._dup:
+                pass
+            old = await self._keys.find_one({"channel": channel, "id": message_id})
+            if old is None:
+                continue  # expired or released in between: claim again
+            now = self.clock()
+            if old["epoch"] == epoch and old["expires_ms"] > now:
+                if old["offset"] is not None:  # IDM-1, IDM-5: the key outlives the message
+                    return AppendResult(channel, old["offset"], epoch, message_id, duplicate=True)
+                if now - old["claimed_at"] <= self.stale_claim_ms:
+                    if asyncio.get_running_loop().time() >= deadline:
+                        raise Unavailable(
+                            "a publish with the same id is still in progress; retry later"
+                        )
+                    await asyncio.sleep(self.claim_poll_s)  # IDM-2: wait for its offset
+                    continue
+                stored = await self._recover(channel, epoch, message_id, old)
+                if stored is not None:
+                    return stored
+            # Expired, from a lost epoch, or abandoned: take it over unless someone else did.
+            taken = await self._keys.replace_one(
+                {"channel": channel, "id": message_id, "owner": old["owner"]}, dict(claim)
+            )
+            if taken.matched_count == 1:
+                return owner
+
+    async def _recover(
+        self, channel: str, epoch: str, message_id: str, claim: Document
+    ) -> AppendResult | None:
+        """Complete an abandoned claim whose publisher stored its message before dying."""
+        query = {
+            "channel": channel,
+            "epoch": epoch,
+            "id": message_id,
+            "ts": {"$gte": claim["claimed_at"]},
+        }
+        found = await self._messages.find(query, _OFFSET_ONLY).sort("offset", 1).limit(1).to_list(1)
+        if not found:
+            return None
+        offset = int(found[0]["offset"])
+        key = {"channel": channel, "id": message_id, "owner": claim["owner"]}
+        await self._keys.update_one(key, {"$set": {"offset": offset}})
+        return AppendResult(channel, offset, epoch, message_id, duplicate=True)
+
+    async def read(self, channel: str, start: int, limit: int) -> ReadResult:
+        doc = await self._channel(channel)
+        epoch = doc["epoch"]
+        now = self.clock()
+        head = await self._top(channel, epoch, above=doc["head"])
+        docs: list[Document] = []
+        if start <= head and limit > 0:
+            query = {"channel": channel, "epoch": epoch, "offset": {"$gte": start, "$lte": head}}
+            cursor = self._messages.find(query, _MESSAGE_FIELDS).sort("offset", 1).limit(limit)
+            docs = list(await cursor.to_list(limit))
+        # Computed after the messages: retention only removes a prefix, so a start at or above
+        # this ``first`` was still stored when the messages were read (HIS-5).
+        first = await self._first(channel, epoch, _retention(doc), head, now)
+        state = ChannelState(epoch, first, head)
+        if first is None or start < first or not docs or docs[0]["offset"] != start:
+            return ReadResult(state, ())
+        return ReadResult(state, tuple(_message(d) for d in docs))
+
+    async def set_retention(self, channel: str, update: RetentionUpdate) -> Retention:
+        fields: dict[str, int | None] = {}
+        if update.sets_max_messages():  # RET-1: an omitted member keeps its value
+            fields["retention.max_messages"] = update.max_messages
+        if update.sets_max_age():
+            fields["retention.max_age_s"] = update.max_age_s
+        doc = await self._channel(channel)
+        while fields:
+            updated = await self._channels.find_one_and_update(
+                {"_id": channel, "epoch": doc["epoch"]}, {"$set": fields}, return_document=AFTER
+            )
+            if updated is not None:
+                doc = updated
+                break
+            doc = await self._channel(channel)  # the channel was lost in between: start over
+        epoch, retention = doc["epoch"], _retention(doc)
+        head = await self._top(channel, epoch, above=doc["head"])
+        if head > doc["head"]:
+            await self._advance_head(channel, epoch, head)
+        await self._trim(channel, epoch, retention, head, self.clock())  # applies at once
+        return retention
+
+    # --- sessions and cursors ---------------------------------------------------------------
+
+    async def upsert_session(self, session: Session) -> bool:
+        sid = session.session_id
+        update = {"$set": _session_fields(session)}
+        try:  # SES-3: one atomic upsert; BEFORE tells whether it existed
+            old = await self._sessions.find_one_and_update(
+                {"_id": sid}, update, upsert=True, return_document=BEFORE
+            )
+        except self._dup:  # two upserts of a new id raced; the loser now finds the winner's
+            old = await self._sessions.find_one_and_update(
+                {"_id": sid}, update, upsert=True, return_document=BEFORE
+            )
+        if old is not None and self.clock() < old["expires_at"]:
+            return False  # SES-2: cursors are kept
+        if old is not None:  # an expired session counts as absent: a new one has no cursors
+            await self._cursors.delete_many({"_id.session": sid})
+        return True
+
+    async def session_by_token_hash(self, token_hash: str) -> Session | None:
+        doc = await self._sessions.find_one({"token_hash": token_hash})
+        return None if doc is None else _session(doc)
+
+    async def session(self, session_id: str) -> Session | None:
+        doc = await self._sessions.find_one({"_id": session_id})
+        return None if doc is None else _session(doc)
+
+    async def delete_session(self, session_id: str) -> bool:
+        old = await self._sessions.find_one_and_delete({"_id": session_id})
+        await self._cursors.delete_many({"_id.session": session_id})  # SES-16
+        return old is not None and self.clock() < old["expires_at"]  # SES-13
+
+    async def cursor(self, session_id: str, channel: str) -> Cursor | None:
+        doc = await self._cursors.find_one({"_id": {"session": session_id, "channel": channel}})
+        return None if doc is None else Cursor(doc["epoch"], doc["offset"])
+
+    async def advance_cursor(
+        self, session_id: str, channel: str, epoch: str, offset: int
+    ) -> Cursor:
+        key = {"session": session_id, "channel": channel}
+        while True:
+            doc = await self._cursors.find_one_and_update(  # ACK-4: max, atomically
+                {"_id": key, "epoch": epoch}, {"$max": {"offset": offset}}, return_document=AFTER
+            )
+            if doc is not None:
+                return Cursor(epoch, doc["offset"])
+            try:  # ACK-7: absent, or of another epoch: replace
+                doc = await self._cursors.find_one_and_update(
+                    {"_id": key, "epoch": {"$ne": epoch}},
+                    {"$set": {"epoch": epoch, "offset": offset}},
+                    upsert=True,
+                    return_document=AFTER,
+                )
+            except self._dup:
+                continue  # a racing ack created it in this epoch: take the max path again
+            if doc is not None:
+                return Cursor(epoch, doc["offset"])

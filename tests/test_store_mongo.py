@@ -1,0 +1,278 @@
+"""MongoStore specifics, on mongomock and (with Docker) a real MongoDB: indexes, crash
+recovery of the offset counter, idempotency claims, lost epochs; and ``open_store`` URLs.
+
+The store contract itself is in ``test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from reference.core.errors import Unavailable
+from reference.core.model import Payload
+from reference.core.payloads import RetentionUpdate, encode_payload
+from reference.store import MemoryStore, Store, open_store
+from reference.store.mongo import MongoStore
+from reference.store.mongo_collection import Collection, Database
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeClock, StoreFactory
+
+WINDOW_MS = 3600 * 1000
+
+
+def payload(value: object) -> Payload:
+    return encode_payload(value, 1 << 16)
+
+
+def raw(db: Any) -> Any:
+    """The database without the test's task-switching wrapper (mongomock) or as is."""
+    return getattr(db, "inner", db)
+
+
+async def open_mongo(mongo: tuple[StoreFactory, Any]) -> tuple[MongoStore, Any]:
+    make_store, db = mongo
+    store = await make_store()
+    assert isinstance(store, MongoStore)
+    return store, raw(db)
+
+
+def claim(
+    channel: str, epoch: str, *, claimed_at: int, offset: int | None = None
+) -> dict[str, Any]:
+    """An idempotency key document as another (perhaps dead) publisher left it."""
+    expires_ms = claimed_at + WINDOW_MS
+    return {
+        "channel": channel,
+        "id": "k",
+        "epoch": epoch,
+        "owner": "someone-else",
+        "offset": offset,
+        "claimed_at": claimed_at,
+        "expires_ms": expires_ms,
+        "expires_at": datetime.fromtimestamp(expires_ms / 1000, tz=UTC),
+    }
+
+
+# --- indexes and documents ----------------------------------------------------------------
+
+
+async def test_indexes_exist_after_open(mongo: tuple[StoreFactory, Any]) -> None:
+    _, db = await open_mongo(mongo)
+
+    async def indexes(name: str) -> dict[tuple[str, ...], Any]:
+        info = await db[name].index_information()
+        return {tuple(k for k, _ in spec["key"]): spec for spec in info.values()}
+
+    messages = await indexes("messages")
+    assert messages[("channel", "epoch", "offset")].get("unique") is True
+    assert ("channel", "epoch", "id") in messages
+    keys = await indexes("idempotency")
+    assert keys[("channel", "id")].get("unique") is True
+    assert ("expires_at",) in keys
+    sessions = await indexes("sessions")
+    assert sessions[("token_hash",)].get("unique") is True
+    assert ("_id.session",) in await indexes("cursors")
+
+
+async def test_open_is_idempotent(mongo: tuple[StoreFactory, Any]) -> None:
+    store, _ = await open_mongo(mongo)
+    await store.open()  # a second node, or a restart, opens the same database again
+
+
+async def test_documents_hold_json_text_and_token_hashes_only(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock
+) -> None:
+    store, db = await open_mongo(mongo)
+    await store.append("c", payload({"$key": 2**70}), None)
+    doc = await db["messages"].find_one({"channel": "c"})
+    assert doc["data"] == '{"$key":1180591620717411303424}'  # MSG-2: BSON-proof
+    channel = await db["channels"].find_one({"_id": "c"})
+    assert (channel["head"], channel["epoch"]) == (1, (await store.state("c")).epoch)
+
+
+def test_driver_objects_fit_the_protocols() -> None:
+    from mongomock_motor import AsyncMongoMockClient
+    from pymongo import AsyncMongoClient
+
+    mock_db: Any = AsyncMongoMockClient()["x"]
+    assert isinstance(mock_db, Database)
+    assert isinstance(mock_db["c"], Collection)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient("mongodb://localhost:1")
+    assert isinstance(client["x"], Database)
+    assert isinstance(client["x"]["c"], Collection)
+
+
+# --- offsets after a crash ----------------------------------------------------------------
+
+
+async def test_crash_between_insert_and_counter_advance(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock
+) -> None:
+    store, db = await open_mongo(mongo)
+    for i in range(3):
+        await store.append("c", payload(i), None)
+    epoch = (await store.state("c")).epoch
+    # A publisher inserted offset 4 and died before its ``$max`` on the counter.
+    ghost = {"channel": "c", "epoch": epoch, "offset": 4, "id": "ghost", "ts": clock()}
+    await db["messages"].insert_one({**ghost, "data": '"ghost"', "size": 7})
+    assert (await db["channels"].find_one({"_id": "c"}))["head"] == 3
+    state = await store.state("c")
+    assert (state.first, state.head) == (1, 4)  # OFF-4: readers see the real head
+    read = await store.read("c", 1, 10)
+    assert [m.offset for m in read.messages] == [1, 2, 3, 4]
+    assert read.state.head == 4
+    after = await store.append("c", payload("after"), None)
+    assert after.offset == 5  # OFF-2: no offset shared, none skipped
+    assert (await db["channels"].find_one({"_id": "c"}))["head"] == 5
+
+
+async def test_lagging_counter_survives_age_trimming(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock
+) -> None:
+    store, db = await open_mongo(mongo)
+    await store.set_retention("c", RetentionUpdate(max_age_s=10))
+    await store.append("c", payload(1), None)
+    epoch = (await store.state("c")).epoch
+    ghost = {"channel": "c", "epoch": epoch, "offset": 2, "id": "ghost", "ts": clock()}
+    await db["messages"].insert_one({**ghost, "data": "0", "size": 1})
+    clock.advance(60)
+    await store.set_retention("c", RetentionUpdate(max_age_s=10))  # trims everything
+    state = await store.state("c")
+    assert (state.first, state.head) == (None, 2)
+    assert await db["messages"].find_one({"channel": "c"}) is None
+    assert (await store.append("c", payload(3), None)).offset == 3  # OFF-3: 2 not reused
+
+
+async def test_lost_channel_document_gives_new_epoch(mongo: tuple[StoreFactory, Any]) -> None:
+    store, db = await open_mongo(mongo)
+    for i in range(3):
+        await store.append("c", payload(i), None)
+    old = await store.state("c")
+    await db["channels"].delete_one({"_id": "c"})  # history lost (EPO-3)
+    new = await store.state("c")
+    assert new.epoch != old.epoch
+    assert (new.first, new.head) == (None, 0)
+    assert (await store.append("c", payload("new"), None)).offset == 1
+    assert [m.data for m in (await store.read("c", 1, 10)).messages] == ["new"]
+
+
+# --- idempotency claims -------------------------------------------------------------------
+
+
+async def test_stale_pending_claim_is_taken_over(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock
+) -> None:
+    store, db = await open_mongo(mongo)
+    epoch = (await store.state("c")).epoch
+    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=clock() - 11_000))
+    result = await store.append("c", payload("mine"), "k")
+    assert (result.offset, result.duplicate) == (1, False)
+    key = await db["idempotency"].find_one({"channel": "c", "id": "k"})
+    assert (key["offset"], key["owner"] != "someone-else") == (1, True)
+    assert (await store.append("c", payload("again"), "k")).duplicate is True
+
+
+async def test_stale_claim_with_stored_message_is_completed(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock
+) -> None:
+    store, db = await open_mongo(mongo)
+    epoch = (await store.state("c")).epoch
+    died_at = clock() - 11_000
+    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=died_at))
+    # The dead publisher had stored its message, but neither recorded it nor moved the counter.
+    stored = {"channel": "c", "epoch": epoch, "offset": 1, "id": "k", "ts": died_at}
+    await db["messages"].insert_one({**stored, "data": '"theirs"', "size": 8})
+    result = await store.append("c", payload("retry"), "k")
+    assert (result.offset, result.duplicate) == (1, True)  # IDM-1: stored once
+    assert [m.data for m in (await store.read("c", 1, 10)).messages] == ["theirs"]
+
+
+async def test_pending_claim_is_awaited(mongo: tuple[StoreFactory, Any], clock: FakeClock) -> None:
+    store, db = await open_mongo(mongo)
+    epoch = (await store.state("c")).epoch
+    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=clock()))
+    waiting = asyncio.create_task(store.append("c", payload("second"), "k"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await db["idempotency"].update_one({"channel": "c", "id": "k"}, {"$set": {"offset": 7}})
+    result = await waiting
+    assert (result.offset, result.duplicate) == (7, True)  # IDM-2
+
+
+async def test_pending_claim_that_never_completes(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock
+) -> None:
+    store, db = await open_mongo(mongo)
+    store.claim_wait_s = 0.05
+    epoch = (await store.state("c")).epoch
+    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=clock()))
+    with pytest.raises(Unavailable):
+        await store.append("c", payload("x"), "k")
+    assert (await store.state("c")).head == 0
+
+
+async def test_key_from_a_lost_epoch_is_ignored(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock
+) -> None:
+    store, db = await open_mongo(mongo)
+    await db["idempotency"].insert_one(claim("c", "old-epoch", claimed_at=clock(), offset=5))
+    result = await store.append("c", payload("x"), "k")
+    assert (result.offset, result.duplicate) == (1, False)
+
+
+# --- open_store ---------------------------------------------------------------------------
+
+
+async def test_open_store_memory() -> None:
+    store = open_store("memory", idempotency_window_s=60)
+    assert isinstance(store, MemoryStore)
+    assert store.idempotency_window_s == 60
+    assert (store.durable, store.shared) == (False, False)
+
+
+@pytest.mark.parametrize(
+    ("url", "database"),
+    [
+        ("mongodb://localhost:1/chat", "chat"),
+        ("mongodb://user:pw@h1:1,h2:2/other?replicaSet=rs0&connect=false", "other"),
+        ("mongodb://localhost:1", "replay"),
+        ("mongodb://localhost:1/", "replay"),
+        ("mongodb://localhost:1/?tls=false", "replay"),
+    ],
+)
+async def test_open_store_mongodb(url: str, database: str, clock: FakeClock) -> None:
+    store = open_store(url, clock=clock, idempotency_window_s=60)  # constructed, not connected
+    try:
+        assert isinstance(store, MongoStore)
+        assert store.database_name == database
+        assert (store.durable, store.shared) == (True, True)
+        assert (store.clock, store.idempotency_window_s) == (clock, 60)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("url", ["redis://localhost", "postgres://u:secret@h/db", "", "memroy"])
+def test_open_store_rejects_other_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="expected one of") as info:
+        open_store(url)
+    message = str(info.value)
+    assert "memory" in message
+    assert "mongodb://" in message
+    assert "secret" not in message  # a URL's credentials are never echoed
+
+
+def test_open_store_without_pymongo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pymongo", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'socketio-replay\[mongodb\]'"):
+        open_store("mongodb://localhost:1/x")
+
+
+def test_store_is_reexported() -> None:
+    assert issubclass(MemoryStore, Store)
+    assert issubclass(MongoStore, Store)
