@@ -13,6 +13,7 @@ from reference.core.positions import (
     advance_cursor,
     check_ack,
     history_limit,
+    resolve_auto_subscription,
     resolve_history,
     resolve_subscribe,
 )
@@ -156,3 +157,16 @@ def test_cursor_advances_to_the_max_within_an_epoch() -> None:  # ACK-4, ACK-7
     assert advance_cursor(Cursor("e1", 5), "e1", 3) == Cursor("e1", 5)
     assert advance_cursor(Cursor("e1", 5), "e1", 9) == Cursor("e1", 9)
     assert advance_cursor(Cursor("e0", 50), "e1", 3) == Cursor("e1", 3)
+
+
+def test_auto_subscription_prefers_a_current_cursor() -> None:  # AUT-1, AUT-6
+    def auto(entry: int | str, cursor: Cursor | None) -> int:
+        return resolve_auto_subscription(
+            entry, allow_truncation=False, state=TRIMMED, cursor=cursor
+        ).offset
+
+    assert auto("beginning", None) == 5
+    assert auto("beginning", Cursor("e1", 8)) == 9
+    assert auto("latest", Cursor("e1", 8)) == 9
+    assert auto("beginning", Cursor("stale", 8)) == 5
+    assert auto(6, None) == 6

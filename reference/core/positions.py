@@ -87,6 +87,25 @@ def resolve_subscribe(
     return _check_integer(start, state, allow_truncation=allow_truncation)
 
 
+def resolve_auto_subscription(
+    entry_start: int | str,
+    *,
+    allow_truncation: bool,
+    state: ChannelState,
+    cursor: Cursor | None,
+) -> Start:
+    """Resolve an auto-subscription at connect: the cursor + 1 when the session has one in
+    the current epoch, else the entry's own ``from`` (AUT-1, AUT-6)."""
+    has_cursor = cursor is not None and cursor.epoch == state.epoch
+    return resolve_subscribe(
+        None if has_cursor else entry_start,
+        epoch=None,
+        allow_truncation=allow_truncation,
+        state=state,
+        cursor=cursor,
+    )
+
+
 def resolve_history(start: int | str | None, state: ChannelState) -> int:
     """Resolve a history read's ``from`` to the first offset to return (HIS-4, HIS-6, HIS-7)."""
     if start is None or start == "beginning":

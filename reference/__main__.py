@@ -1,0 +1,5 @@
+"""``python -m reference``: the same as ``replay-reference``."""
+
+from reference.cli import main
+
+main()

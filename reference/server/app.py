@@ -1,0 +1,67 @@
+"""Assemble a node: store, bus, aiohttp application and python-socketio server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import socketio
+from aiohttp import web
+
+from reference.core.model import Limits
+from reference.server.bus import Bus
+from reference.server.http_api import API_KEY, NODE_KEY, add_routes, errors_middleware
+from reference.server.node import ReplayNode
+from reference.server.socket_api import SocketApi
+from reference.store.base import Store
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Tunables of one node; the defaults are what ``replay-reference`` serves."""
+
+    api_key: str
+    limits: Limits = field(default_factory=Limits)
+    cors_allowed_origins: str | list[str] = "*"
+    ping_interval_s: float = 25.0
+    ping_timeout_s: float = 20.0
+
+
+def transport_buffer_bytes(limits: Limits) -> int:
+    """Engine.IO's packet limit: comfortably above TRN-4's bound, so oversized data gets a
+    typed ``payload_too_large`` instead of a closed connection."""
+    return 4 * limits.max_payload_bytes + 64 * 1024
+
+
+def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> web.Application:
+    """An aiohttp application serving the HTTP API and Socket.IO on one port.
+
+    The store is opened on startup and closed on cleanup.
+    """
+    node = ReplayNode(store, limits=options.limits, bus=bus)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        async_handlers=False,  # one socket's events in order (EVT-2); see socket_api
+        cors_allowed_origins=options.cors_allowed_origins,
+        max_http_buffer_size=transport_buffer_bytes(options.limits),
+        ping_interval=options.ping_interval_s,
+        ping_timeout=options.ping_timeout_s,
+        json=json,
+    )
+    SocketApi(node, sio)
+    app = web.Application(
+        middlewares=[errors_middleware],
+        client_max_size=transport_buffer_bytes(options.limits),
+    )
+    app[NODE_KEY] = node
+    app[API_KEY] = options.api_key
+    add_routes(app)
+    sio.attach(app)
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        await node.start()
+        yield
+        await node.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,164 @@
+"""A subscription's delivery task: the loop described in ``reference.core.subscription``.
+
+The loop reads the store at its cursor ``next``, lets the core decide, and emits; it holds no
+messages between turns. Its only outputs are ``replay:messages`` and, when the server ends it,
+one ``replay:unsubscribed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from reference.core.batching import messages_event
+from reference.core.errors import Unavailable
+from reference.core.model import JsonValue, Limits
+from reference.core.positions import Start
+from reference.core.subscription import (
+    UNSUBSCRIBED_REASONS,
+    CaughtUp,
+    Deliver,
+    End,
+    State,
+    Trigger,
+    advance,
+    decide,
+)
+from reference.server.notifier import Notifier
+from reference.store.base import Store
+
+log = logging.getLogger(__name__)
+
+STORE_RETRY_S = 0.5  # how long a subscription waits before reading again after a store outage
+
+
+class Outlet(Protocol):
+    """Where a subscription's events go: one socket."""
+
+    async def emit(self, event: str, payload: dict[str, JsonValue]) -> None: ...
+
+    def backlogged(self) -> bool:
+        """True while the socket's send queue is at or above its high-water mark (FLW-2)."""
+        ...
+
+    async def drained(self) -> None:
+        """Return once the send queue is below its high-water mark, or the socket is gone."""
+        ...
+
+
+class Subscription:
+    """One channel delivered to one socket from a resolved start (spec §6.1, §10)."""
+
+    def __init__(
+        self,
+        *,
+        channel: str,
+        start: Start,
+        store: Store,
+        notifier: Notifier,
+        outlet: Outlet,
+        limits: Limits,
+        max_batch_bytes: int,
+        may_deliver: Callable[[str], bool],
+        on_end: Callable[[Subscription], Awaitable[None]],
+    ) -> None:
+        self.channel = channel
+        self.epoch = start.state.epoch
+        self.next = start.offset
+        self.state = State.STARTING
+        self._store = store
+        self._notifier = notifier
+        self._outlet = outlet
+        self._limits = limits
+        self._max_batch_bytes = max_batch_bytes
+        self._may_deliver = may_deliver
+        self._on_end = on_end
+        self._task: asyncio.Task[None] | None = None
+
+    def _move(self, trigger: Trigger) -> None:
+        self.state = advance(self.state, trigger)
+
+    def launch(self) -> None:
+        """Start delivering. Call after the ok reply or ``replay:subscribed`` is queued (SUB-13,
+        AUT-2): the task's first emit then lands behind it in the socket's send queue."""
+        self._move(Trigger.ANNOUNCED)
+        self._task = asyncio.create_task(self._run(), name=f"subscription:{self.channel}")
+
+    async def stop(self, trigger: Trigger) -> None:
+        """End the subscription from outside its task (unsubscribe, disconnect, revocation).
+
+        Returns only once the task has finished, so nothing of this subscription is emitted
+        after the caller's next step (UNS-3, SES-15). A server-decided ``trigger`` is announced
+        with ``replay:unsubscribed``.
+        """
+        if self.state is State.ENDED:
+            return
+        self._move(trigger)
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._announce_end(trigger)
+
+    async def _announce_end(self, trigger: Trigger) -> None:
+        reason = UNSUBSCRIBED_REASONS.get(trigger)
+        if reason is not None:
+            payload: dict[str, JsonValue] = {"channel": self.channel, "reason": reason}
+            await self._outlet.emit("replay:unsubscribed", payload)
+        await self._on_end(self)
+
+    async def _end_from_inside(self, trigger: Trigger) -> None:
+        self._move(trigger)
+        await self._announce_end(trigger)
+
+    async def _run(self) -> None:
+        try:
+            await self._deliver_forever()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("subscription to %s failed", self.channel)
+            if self.state is not State.ENDED:
+                # Never continue past a failure with a possibly skipped offset (SIG-1).
+                await self._end_from_inside(Trigger.FAILED)
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            seen = self._notifier.version(self.channel)
+            try:
+                read = await self._store.read(self.channel, self.next, self._limits.max_batch)
+            except Unavailable:
+                log.warning("store unavailable; subscription to %s retries", self.channel)
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
+            decision = decide(
+                self.next,
+                self.epoch,
+                read,
+                max_count=self._limits.max_batch,
+                max_bytes=self._max_batch_bytes,
+            )
+            if isinstance(decision, End):
+                await self._end_from_inside(decision.trigger)
+                return
+            if isinstance(decision, CaughtUp):
+                self._move(Trigger.CAUGHT_UP)
+                await self._notifier.wait(self.channel, seen)
+                self._move(Trigger.HEAD_MOVED)
+                continue
+            assert isinstance(decision, Deliver)
+            if not self._may_deliver(self.channel):  # ACC-5: grants changed under us
+                await self._end_from_inside(Trigger.REVOKED)
+                return
+            if self._outlet.backlogged():
+                self._move(Trigger.BACKLOGGED)
+                await self._outlet.drained()
+                self._move(Trigger.DRAINED)
+                continue  # read again: retention may have moved while we waited
+            await self._outlet.emit(
+                "replay:messages", messages_event(self.channel, self.epoch, decision.batch)
+            )
+            self.next = decision.next_offset

@@ -1,0 +1,145 @@
+"""The backend HTTP API (spec §4) on aiohttp."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from reference.core import payloads
+from reference.core.errors import (
+    BadRequest,
+    InternalError,
+    NotFound,
+    PayloadTooLarge,
+    ReplayError,
+    Unauthorized,
+)
+from reference.core.tokens import api_key_matches
+from reference.server.node import ReplayNode
+from reference.server.socket_api import history
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/replay/v1"
+NODE_KEY = web.AppKey("replay_node", ReplayNode)
+API_KEY = web.AppKey("replay_api_key", str)
+
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def error_response(error: ReplayError) -> web.Response:
+    """The status and body of API-4."""
+    return web.json_response({"error": error.to_wire()}, status=error.http_status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: RouteHandler) -> web.StreamResponse:
+    """Turn every failure into the JSON error body of API-4; never an HTML page."""
+    try:
+        return await handler(request)
+    except ReplayError as exc:
+        return error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(PayloadTooLarge("request body too large"))  # API-7
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        if not request.path.startswith(PREFIX + "/"):
+            raise  # not ours: Socket.IO's own paths answer as they like
+        return error_response(NotFound(f"no route {request.method} {request.path}"))  # API-6
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("HTTP handler failed")
+        return error_response(InternalError("internal server error"))
+
+
+def _authorize(request: web.Request) -> None:
+    """API-2: the backend's bearer key on every route but info."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not api_key_matches(key.strip(), request.app[API_KEY]):
+        raise Unauthorized("missing or wrong API key")
+
+
+async def _json_body(request: web.Request) -> object:
+    raw = await request.read()
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON") from None  # API-1
+
+
+def _channel(request: web.Request) -> str:
+    return payloads.check_channel(request.match_info["channel"])  # API-5, CHN-1
+
+
+async def info(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].info())  # INF-1
+
+
+async def register_session(request: web.Request) -> web.Response:
+    _authorize(request)
+    node = request.app[NODE_KEY]
+    body = payloads.parse_session(await _json_body(request), node.limits.max_ttl_s)
+    created, token, session = await node.register(body)
+    return web.json_response(
+        {"session_id": session.session_id, "token": token, "expires_at": session.expires_at},
+        status=201 if created else 200,  # SES-1, SES-2
+    )
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    _authorize(request)
+    await request.app[NODE_KEY].revoke(request.match_info["session_id"])
+    return web.Response(status=204)  # SES-13
+
+
+async def publish(request: web.Request) -> web.Response:
+    _authorize(request)
+    node = request.app[NODE_KEY]
+    body = await _json_body(request)
+    result = await node.publish(
+        payloads.parse_http_publish(_channel(request), body, node.limits.max_payload_bytes)
+    )
+    return web.json_response(result.to_wire(), status=200 if result.duplicate else 201)
+
+
+async def read_history(request: web.Request) -> web.Response:
+    _authorize(request)
+    channel = _channel(request)
+    start, limit = payloads.parse_http_history_query(request.query)
+    return web.json_response(await history(request.app[NODE_KEY], channel, start, limit))
+
+
+async def set_retention(request: web.Request) -> web.Response:
+    _authorize(request)
+    channel = _channel(request)
+    update = payloads.parse_retention(await _json_body(request))
+    retention = await request.app[NODE_KEY].store.set_retention(channel, update)
+    return web.json_response(
+        {
+            "channel": channel,
+            "max_messages": retention.max_messages,
+            "max_age_s": retention.max_age_s,
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the routes of §4 on ``app``."""
+    # `.+` rather than the default `[^/]+`: aiohttp matches on the decoded path, where a
+    # channel's encoded `%2F` is already a `/` (API-5).
+    channel = PREFIX + "/channels/{channel:.+}"
+    app.router.add_get(PREFIX + "/info", info)
+    app.router.add_post(PREFIX + "/sessions", register_session)
+    app.router.add_delete(PREFIX + "/sessions/{session_id}", delete_session)
+    app.router.add_post(channel + "/messages", publish)
+    app.router.add_get(channel + "/messages", read_history)
+    app.router.add_put(channel + "/retention", set_retention)

@@ -1,0 +1,191 @@
+"""One server node: the operations both APIs share, and the node's view of its own sockets.
+
+The HTTP routes (``http_api``) and the Socket.IO handlers (``socket_api``) call into a
+``ReplayNode``; it talks to the store, then tells every node (through the bus) what changed so
+each can act on its own sockets: wake subscriptions, re-check grants, disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from reference import __version__
+from reference.core import grants
+from reference.core.errors import NotFound
+from reference.core.model import Action, AppendResult, Grant, JsonValue, Limits, Session
+from reference.core.payloads import PublishRequest, SessionRequest
+from reference.core.subscription import Trigger
+from reference.core.tokens import hash_token, new_token
+from reference.server.bus import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
+from reference.server.delivery import Subscription
+from reference.server.notifier import Notifier
+from reference.store.base import Store
+
+log = logging.getLogger(__name__)
+
+IMPLEMENTATION_NAME = "socketio-replay-reference"
+OPTIONAL_FEATURES = ("client-publish", "idempotency", "history", "cursors", "retention")
+
+
+@dataclass
+class Connection:
+    """What the node knows of one connected socket."""
+
+    sid: str
+    session_id: str
+    grants: tuple[Grant, ...]
+    expires_at: int
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    # Serialises adding and removing subscriptions between the socket's own events and the
+    # auto-subscription task, so one channel never gets two subscriptions (SUB-3, AUT-5).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def may(self, channel: str, action: Action) -> bool:
+        return grants.allows(self.grants, channel, action)
+
+
+# Called by the node to drop a socket (revocation, expiry); provided by the Socket.IO layer.
+Disconnector = Callable[[str], Awaitable[None]]
+
+
+class ReplayNode:
+    """The shared operations of one node over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        limits: Limits | None = None,
+        bus: Bus | None = None,
+        max_batch_bytes: int = 1024 * 1024,
+    ) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        self.bus = bus or LocalBus()
+        self.notifier = Notifier()
+        self.max_batch_bytes = max_batch_bytes
+        self.connections: dict[str, Connection] = {}
+        self._by_session: defaultdict[str, set[str]] = defaultdict(set)
+        self._disconnect: Disconnector | None = None
+        self.bus.attach(self._on_bus_event)
+
+    def set_disconnector(self, disconnect: Disconnector) -> None:
+        self._disconnect = disconnect
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        for connection in list(self.connections.values()):
+            await self.end_subscriptions(connection, Trigger.DISCONNECTED)
+        await self.bus.stop()
+        await self.store.close()
+
+    def info(self) -> dict[str, JsonValue]:
+        """The body of ``GET /replay/v1/info`` (INF-1 to INF-4)."""
+        features = ["sessions", *OPTIONAL_FEATURES]
+        if self.store.shared:
+            features.append("cluster")
+        return {
+            "protocol": "replay/1",
+            "implementation": {"name": IMPLEMENTATION_NAME, "version": __version__},
+            "namespace": "/",
+            "durable": self.store.durable,
+            "features": features,
+            "limits": self.limits.to_wire(),
+        }
+
+    # --- operations -------------------------------------------------------------------------
+
+    async def publish(self, request: PublishRequest) -> AppendResult:
+        """Append a message and wake its subscribers on every node (PUB-1, PUB-3)."""
+        result = await self.store.append(request.channel, request.payload, request.id)
+        if not result.duplicate:
+            await self.bus.publish(HeadMoved(request.channel))
+        return result
+
+    async def register(self, request: SessionRequest) -> tuple[bool, str, Session]:
+        """Create or update a session (SES-1 to SES-5); returns (created, token, session)."""
+        token = new_token()
+        ttl_s = request.ttl_s if request.ttl_s is not None else self.limits.default_ttl_s
+        session = Session(
+            session_id=request.session_id or new_token(),
+            client_id=request.client_id,
+            grants=request.grants,
+            subscribe=request.subscribe,
+            token_hash=hash_token(token),
+            expires_at=self.store.clock() + ttl_s * 1000,
+        )
+        created = await self.store.upsert_session(session)
+        if not created:
+            await self.bus.publish(SessionChanged(session.session_id))  # ACC-6
+        return created, token, session
+
+    async def revoke(self, session_id: str) -> None:
+        """Delete a session and disconnect its sockets on every node (SES-13 to SES-15)."""
+        if not await self.store.delete_session(session_id):
+            raise NotFound(f"no session {session_id!r}")
+        await self.bus.publish(SessionDeleted(session_id))
+
+    # --- this node's sockets ----------------------------------------------------------------
+
+    def add_connection(self, connection: Connection) -> None:
+        self.connections[connection.sid] = connection
+        self._by_session[connection.session_id].add(connection.sid)
+
+    async def remove_connection(self, sid: str) -> None:
+        """Forget a socket that disconnected, ending its subscriptions silently (CON-5)."""
+        connection = self.connections.pop(sid, None)
+        if connection is None:
+            return
+        sids = self._by_session.get(connection.session_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._by_session[connection.session_id]
+        await self.end_subscriptions(connection, Trigger.DISCONNECTED)
+
+    async def end_subscriptions(self, connection: Connection, trigger: Trigger) -> None:
+        for subscription in list(connection.subscriptions.values()):
+            await subscription.stop(trigger)
+
+    def sockets_of(self, session_id: str) -> list[Connection]:
+        return [self.connections[sid] for sid in self._by_session.get(session_id, ())]
+
+    async def _on_bus_event(self, event: BusEvent) -> None:
+        if isinstance(event, HeadMoved):
+            self.notifier.head_moved(event.channel)
+        elif isinstance(event, SessionChanged):
+            await self._refresh_session(event.session_id)
+        elif isinstance(event, SessionDeleted):
+            await self._drop_session(event.session_id)
+
+    async def _refresh_session(self, session_id: str) -> None:
+        """Apply re-registered grants to this node's sockets of the session (ACC-6, ACC-7)."""
+        connections = self.sockets_of(session_id)
+        if not connections:
+            return
+        session = await self.store.session(session_id)
+        if session is None:
+            await self._drop_session(session_id)
+            return
+        for connection in connections:
+            connection.grants = session.grants
+            connection.expires_at = session.expires_at
+            for channel, subscription in list(connection.subscriptions.items()):
+                if not connection.may(channel, Action.SUBSCRIBE):
+                    await subscription.stop(Trigger.REVOKED)
+
+    async def _drop_session(self, session_id: str) -> None:
+        """Stop deliveries first, then disconnect (SES-15): nothing may follow the delete."""
+        for connection in self.sockets_of(session_id):
+            await self.end_subscriptions(connection, Trigger.DISCONNECTED)
+            if self._disconnect is not None:
+                await self._disconnect(connection.sid)

@@ -1,0 +1,326 @@
+"""The Socket.IO side: connect authentication, the five client events, auto-subscriptions.
+
+Handlers run with ``async_handlers=False``, so python-socketio awaits each one before reading
+the socket's next packet: one socket's events are processed strictly in order (EVT-2), and a
+handler's ack is queued before any task it started can emit (SUB-13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import socketio
+
+from reference.core import grants, payloads, positions
+from reference.core.errors import (
+    AlreadySubscribed,
+    BadRequest,
+    InternalError,
+    NotSubscribed,
+    RateLimited,
+    ReplayError,
+    Unauthorized,
+)
+from reference.core.model import Action, JsonValue
+from reference.core.positions import Start
+from reference.core.subscription import Trigger
+from reference.core.tokens import hash_token
+from reference.server.delivery import Subscription
+from reference.server.node import Connection, ReplayNode
+
+log = logging.getLogger(__name__)
+
+SEND_QUEUE_HIGH_WATER = 8  # packets (each at most one batch) queued per socket (FLW-2)
+DRAIN_POLL_S = 0.5
+
+Reply = dict[str, JsonValue]
+Handler = Callable[[Connection, Sequence[object]], Awaitable[Reply]]
+
+
+class SocketOutlet:
+    """A subscription's view of its socket: emit, and the send-queue backlog (FLW-2)."""
+
+    def __init__(self, sio: socketio.AsyncServer, sid: str) -> None:
+        self._sio = sio
+        self._sid = sid
+
+    async def emit(self, event: str, payload: dict[str, JsonValue]) -> None:
+        await self._sio.emit(event, payload, to=self._sid)
+
+    def _queue(self) -> asyncio.Queue[Any] | None:
+        # python-socketio has no public send-queue API; Engine.IO's per-socket queue is the
+        # only place a backlog is visible. If its shape ever changes we stop throttling
+        # (and tests/test_flow_control.py fails) rather than crash.
+        eio_sid = self._sio.manager.eio_sid_from_sid(self._sid, "/")
+        socket = self._sio.eio.sockets.get(eio_sid) if eio_sid else None
+        queue = getattr(socket, "queue", None)
+        return queue if isinstance(queue, asyncio.Queue) else None
+
+    def backlogged(self) -> bool:
+        queue = self._queue()
+        return queue is not None and queue.qsize() >= SEND_QUEUE_HIGH_WATER
+
+    async def drained(self) -> None:
+        while self.backlogged():
+            queue = self._queue()
+            if queue is None:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.join(), DRAIN_POLL_S)
+
+
+class SocketApi:
+    """Binds a ``ReplayNode`` to a python-socketio server."""
+
+    def __init__(self, node: ReplayNode, sio: socketio.AsyncServer) -> None:
+        self.node = node
+        self.sio = sio
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        node.set_disconnector(self._disconnect)
+        sio.on("connect", self.on_connect)
+        sio.on("disconnect", self.on_disconnect)
+        events: Mapping[str, Handler] = {
+            "replay:subscribe": self._subscribe,
+            "replay:unsubscribe": self._unsubscribe,
+            "replay:ack": self._ack,
+            "replay:publish": self._publish,
+            "replay:history": self._history,
+        }
+        for event, handler in events.items():
+            sio.on(event, self._replying(handler))
+        sio.on("*", self.on_unknown_event)
+
+    # --- connection lifecycle ---------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: object, auth: object = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")  # CON-2
+        try:
+            session = await self.node.store.session_by_token_hash(hash_token(token))
+        except ReplayError as exc:
+            log.warning("connect refused: %s", exc)
+            raise socketio.exceptions.ConnectionRefusedError(exc.code) from None  # CON-3
+        if session is None or not session.is_live(self.node.store.clock()):
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")  # CON-2, SES-10
+        connection = Connection(sid, session.session_id, session.grants, session.expires_at)
+        self.node.add_connection(connection)
+        self._schedule_expiry(connection)
+        if session.subscribe:
+            self._spawn(self._auto_subscribe(connection))
+
+    async def on_disconnect(self, sid: str, reason: object = None) -> None:
+        timer = self._expiry.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        await self.node.remove_connection(sid)
+
+    async def _disconnect(self, sid: str) -> None:
+        await self.sio.disconnect(sid)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _schedule_expiry(self, connection: Connection) -> None:
+        """Disconnect the socket when its session expires (SES-11)."""
+        old = self._expiry.pop(connection.sid, None)
+        if old is not None:
+            old.cancel()
+        delay_s = max(0.0, (connection.expires_at - self.node.store.clock()) / 1000)
+        self._expiry[connection.sid] = asyncio.get_running_loop().call_later(
+            delay_s, self._expire, connection.sid
+        )
+
+    def _expire(self, sid: str) -> None:
+        connection = self.node.connections.get(sid)
+        if connection is None:
+            return
+        if connection.expires_at > self.node.store.clock():  # re-registered since: re-arm
+            self._schedule_expiry(connection)
+            return
+        log.info("session %s expired; disconnecting %s", connection.session_id, sid)
+        self._spawn(self.node.end_subscriptions(connection, Trigger.DISCONNECTED))
+        self._spawn(self._disconnect(sid))
+
+    async def _auto_subscribe(self, connection: Connection) -> None:
+        """Start the session's auto-subscriptions once the socket is connected (AUT-1 to AUT-6)."""
+        # python-socketio marks the socket connected right after the connect handler returns
+        # and the CONNECT packet is queued; events sent before that would be lost (AUT-3).
+        while not self.sio.manager.is_connected(connection.sid, "/"):
+            if connection.sid not in self.node.connections:
+                return
+            await asyncio.sleep(0)
+        session = await self.node.store.session(connection.session_id)
+        if session is None:
+            return
+        outlet = SocketOutlet(self.sio, connection.sid)
+        for entry in session.subscribe:
+            async with connection.lock:
+                try:
+                    start = await self._start_subscription(
+                        connection,
+                        entry.channel,
+                        entry.start,
+                        None,
+                        entry.allow_truncation,
+                        auto=True,
+                    )
+                except ReplayError as exc:  # AUT-4: report, keep the connection
+                    await outlet.emit(
+                        "replay:unsubscribed",
+                        {"channel": entry.channel, "reason": exc.code, "message": exc.message},
+                    )
+                    continue
+                await outlet.emit("replay:subscribed", start.to_wire(entry.channel))  # AUT-2
+                connection.subscriptions[entry.channel].launch()
+
+    # --- client events ----------------------------------------------------------------------
+
+    def _replying(self, handler: Handler) -> Callable[..., Awaitable[Reply]]:
+        async def reply(sid: str, *args: object) -> Reply:
+            try:
+                connection = self.node.connections.get(sid)
+                if connection is None:
+                    raise Unauthorized("the socket is not authenticated")
+                return {"ok": True, **await handler(connection, args)}
+            except ReplayError as exc:
+                return {"ok": False, "error": exc.to_wire()}
+            except Exception:  # ROB-6: report, never drop the socket
+                log.exception("handler failed")
+                return {"ok": False, "error": InternalError("internal server error").to_wire()}
+
+        return reply
+
+    async def on_unknown_event(self, event: str, sid: str, *args: object) -> Reply | None:
+        if event.startswith("replay:"):  # EVT-4
+            return {"ok": False, "error": BadRequest(f"unknown event {event[:60]!r}").to_wire()}
+        return None
+
+    async def _current_grants(self, connection: Connection) -> None:
+        """Re-read the session so that every operation sees the current grants (ACC-7)."""
+        session = await self.node.store.session(connection.session_id)
+        if session is None or not session.is_live(self.node.store.clock()):
+            raise Unauthorized("the session has ended")
+        connection.grants = session.grants
+
+    async def _start_subscription(
+        self,
+        connection: Connection,
+        channel: str,
+        start: int | str | None,
+        epoch: str | None,
+        allow_truncation: bool,
+        *,
+        auto: bool = False,
+    ) -> Start:
+        """Checks of SUB-1 after the payload shape, then resolution; registers, not launches.
+
+        ``auto`` resolves an auto-subscription entry, whose cursor wins over its ``from``.
+        """
+        grants.require(connection.grants, channel, Action.SUBSCRIBE)  # SUB-2
+        if channel in connection.subscriptions:
+            raise AlreadySubscribed(f"already subscribed to {channel!r}")  # SUB-3
+        if len(connection.subscriptions) >= self.node.limits.max_subscriptions:
+            raise RateLimited("too many subscriptions on this socket")  # SUB-15
+        state = await self.node.store.state(channel)
+        cursor = None
+        if start is None or auto:
+            cursor = await self.node.store.cursor(connection.session_id, channel)
+        if auto:
+            assert start is not None
+            resolved = positions.resolve_auto_subscription(
+                start, allow_truncation=allow_truncation, state=state, cursor=cursor
+            )
+        else:
+            resolved = positions.resolve_subscribe(
+                start, epoch=epoch, allow_truncation=allow_truncation, state=state, cursor=cursor
+            )
+        connection.subscriptions[channel] = Subscription(
+            channel=channel,
+            start=resolved,
+            store=self.node.store,
+            notifier=self.node.notifier,
+            outlet=SocketOutlet(self.sio, connection.sid),
+            limits=self.node.limits,
+            max_batch_bytes=self.node.max_batch_bytes,
+            may_deliver=lambda name: connection.may(name, Action.SUBSCRIBE),
+            on_end=lambda sub: self._forget(connection, sub),
+        )
+        return resolved
+
+    async def _forget(self, connection: Connection, subscription: Subscription) -> None:
+        if connection.subscriptions.get(subscription.channel) is subscription:
+            del connection.subscriptions[subscription.channel]
+
+    async def _subscribe(self, connection: Connection, args: Sequence[object]) -> Reply:
+        request = payloads.parse_subscribe(args)
+        await self._current_grants(connection)
+        async with connection.lock:  # the auto-subscription task may be registering too
+            start = await self._start_subscription(
+                connection, request.channel, request.start, request.epoch, request.allow_truncation
+            )
+            # The reply is queued when this handler returns, before the task below first runs.
+            connection.subscriptions[request.channel].launch()
+        return start.to_wire(request.channel)
+
+    async def _unsubscribe(self, connection: Connection, args: Sequence[object]) -> Reply:
+        request = payloads.parse_unsubscribe(args)  # UNS-5: no grant needed
+        async with connection.lock:
+            subscription = connection.subscriptions.get(request.channel)
+            if subscription is None:
+                raise NotSubscribed(f"not subscribed to {request.channel!r}")  # UNS-2
+            await subscription.stop(Trigger.UNSUBSCRIBED)  # returns once nothing more is emitted
+        return {}
+
+    async def _ack(self, connection: Connection, args: Sequence[object]) -> Reply:
+        request = payloads.parse_ack(args)
+        await self._current_grants(connection)
+        grants.require(connection.grants, request.channel, Action.SUBSCRIBE)  # ACK-1
+        state = await self.node.store.state(request.channel)
+        positions.check_ack(request.offset, request.epoch, state)  # ACK-2, ACK-3
+        cursor = await self.node.store.advance_cursor(
+            connection.session_id, request.channel, state.epoch, request.offset
+        )
+        return {"cursor": cursor.offset}
+
+    async def _publish(self, connection: Connection, args: Sequence[object]) -> Reply:
+        request = payloads.parse_publish(args, self.node.limits.max_payload_bytes)
+        await self._current_grants(connection)
+        grants.require(connection.grants, request.channel, Action.PUBLISH)  # PUB-5
+        result = await self.node.publish(request)
+        return result.to_wire()
+
+    async def _history(self, connection: Connection, args: Sequence[object]) -> Reply:
+        request = payloads.parse_history(args)
+        await self._current_grants(connection)
+        grants.require(connection.grants, request.channel, Action.HISTORY)  # HIS-3
+        return await history(self.node, request.channel, request.start, request.limit)
+
+
+async def history(
+    node: ReplayNode, channel: str, start: int | str | None, limit: int | None
+) -> Reply:
+    """A history read, shared by ``replay:history`` and the HTTP route (HIS-1, HIS-4 to HIS-7)."""
+    state = await node.store.state(channel)
+    first = positions.resolve_history(start, state)
+    count = positions.history_limit(limit, node.limits.max_history_limit)
+    read = await node.store.read(channel, first, count)
+    if read.state.epoch != state.epoch or read.state.lowest > first:
+        # The channel moved between the two reads (retention, or a lost epoch): resolve again
+        # against the newer state rather than answer with a mix of the two (HIS-5).
+        first = positions.resolve_history(start, read.state)
+        read = await node.store.read(channel, first, count)
+    return {
+        "channel": channel,
+        "epoch": read.state.epoch,
+        "first": read.state.first,
+        "head": read.state.head,
+        "messages": [message.wire for message in read.messages],
+    }

@@ -1,0 +1,316 @@
+"""End to end: a real python-socketio client against a served reference node."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from harness import ALL_ACTIONS, Client, ConnectRefused, serve
+
+from conformance.faults import FaultProxy
+from reference.store.memory import MemoryStore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def grant(channels: str, *actions: str) -> dict[str, Any]:
+    return {"channels": channels, "actions": list(actions or ALL_ACTIONS)}
+
+
+async def test_late_join_from_offset_1_over_10000_messages() -> None:  # HND-1, ORD-1, ORD-2
+    async with serve() as served:
+        for n in range(10_000):
+            await served.publish("big", n)
+        client = await served.client()
+        reply = await client.call("replay:subscribe", {"channel": "big", "from": 1})
+        assert reply["ok"] and reply["from"] == 1 and reply["head"] == 10_000
+        await client.wait_for_offset("big", 10_000, timeout=30)
+        assert client.offsets("big") == list(range(1, 10_001))
+        assert [m["data"] for m in client.messages["big"]] == list(range(10_000))
+        batches = [e for e in client.events if e[0] == "replay:messages"]
+        assert all(len(b[1]["messages"]) <= 500 for b in batches)  # DLV-2
+        assert client.events[0][0] == "reply:replay:subscribe"  # SUB-13
+
+
+async def test_resume_after_an_abrupt_transport_drop() -> None:  # RES-1
+    async with serve() as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        async with FaultProxy("127.0.0.1", port) as proxy:
+            token = (await served.register())["token"]
+            client = Client()
+            await client.connect(proxy.url, token)
+            reply = await client.call("replay:subscribe", {"channel": "c", "from": "beginning"})
+            epoch = reply["epoch"]
+            for n in range(20):
+                await served.publish("c", n)
+            await client.wait_for_offset("c", 20)
+            await proxy.cut()  # RST: no close frame, no Socket.IO DISCONNECT
+            await asyncio.wait_for(client.disconnected.wait(), 5)
+            for n in range(20, 35):
+                await served.publish("c", n)
+            last = client.offsets("c")[-1]
+            again = await served.client(token=token)
+            reply = await again.call(
+                "replay:subscribe", {"channel": "c", "from": last + 1, "epoch": epoch}
+            )
+            assert reply["ok"] and reply["from"] == last + 1
+            await again.wait_for_offset("c", 35)
+            assert again.offsets("c") == list(range(last + 1, 36))
+
+
+async def test_publishes_racing_a_subscribe_form_one_gapless_stream() -> None:  # HND-2
+    async with serve() as served:
+        for n in range(50):
+            await served.publish("race", n)
+        client = await served.client()
+
+        async def publisher() -> None:
+            for n in range(50, 250):
+                await served.publish("race", n)
+
+        racing = asyncio.create_task(publisher())
+        await asyncio.sleep(0.005)
+        reply = await client.call("replay:subscribe", {"channel": "race", "from": 1})
+        await racing
+        await client.wait_for_offset("race", 250, timeout=10)
+        assert reply["from"] == 1
+        assert client.offsets("race") == list(range(1, 251))
+
+
+async def test_live_only_subscription_starts_exactly_after_the_reply_head() -> None:  # HND-3
+    async with serve() as served:
+        for n in range(5):
+            await served.publish("c", n)
+        client = await served.client()
+        reply = await client.call("replay:subscribe", {"channel": "c", "from": "latest"})
+        assert reply["from"] == 6
+        await served.publish("c", "after")
+        await client.wait_for_offset("c", 6)
+        assert client.offsets("c") == [6]
+
+
+async def test_forbidden_channel() -> None:  # SUB-2, PUB-5, HIS-3, ACK-1, ACC-5
+    async with serve() as served:
+        client = await served.client(grants=[grant("room:*", "subscribe")])
+        for event, payload in [
+            ("replay:subscribe", {"channel": "secret"}),
+            ("replay:publish", {"channel": "room:1", "data": 1}),
+            ("replay:history", {"channel": "room:1"}),
+            ("replay:ack", {"channel": "secret", "offset": 1}),
+        ]:
+            reply = await client.call(event, payload)
+            assert reply == {"ok": False, "error": reply["error"]}
+            assert reply["error"]["code"] == "forbidden", event
+        await served.publish("secret", "x")
+        assert (await client.call("replay:subscribe", {"channel": "room:1"}))["ok"]
+        await asyncio.sleep(0.1)
+        assert "secret" not in client.messages
+        status, body = await served.call("GET", "/replay/v1/channels/room%3A1/messages")
+        assert status == 200 and body["head"] == 0  # the forbidden publish stored nothing
+
+
+async def test_revocation_disconnects_within_one_second() -> None:  # SES-14, SES-15
+    async with serve() as served:
+        session = await served.register()
+        client = await served.client(token=session["token"])
+        await client.call("replay:subscribe", {"channel": "c"})
+        started = asyncio.get_running_loop().time()
+        status, _ = await served.call("DELETE", f"/replay/v1/sessions/{session['session_id']}")
+        assert status == 204
+        await asyncio.wait_for(client.disconnected.wait(), 1.0)
+        assert asyncio.get_running_loop().time() - started < 1.0
+        await served.publish("c", "after revocation")
+        await asyncio.sleep(0.1)
+        assert client.messages["c"] == []
+        refused = Client()
+        with pytest.raises(ConnectRefused, match=r"^unauthorized$"):
+            await refused.connect(served.url, session["token"])
+
+
+async def test_expired_token_is_refused_and_live_sockets_are_dropped() -> None:  # SES-10, SES-11
+    clock = FakeClock()
+    async with serve(MemoryStore(clock=clock)) as served:
+        session = await served.register(ttl_s=60)
+        assert session["expires_at"] == clock.now + 60_000  # SES-5
+        client = await served.client(token=session["token"])
+        clock.now += 61_000
+        # The socket's expiry timer runs on the real loop clock; an operation checks at once.
+        reply = await client.call("replay:subscribe", {"channel": "c"})
+        assert reply["error"]["code"] == "unauthorized"
+        with pytest.raises(ConnectRefused, match=r"^unauthorized$"):
+            await Client().connect(served.url, session["token"])
+
+
+async def test_expiry_timer_disconnects_the_socket() -> None:  # SES-11
+    async with serve() as served:
+        session = await served.register(ttl_s=1)
+        client = await served.client(token=session["token"])
+        await asyncio.wait_for(client.disconnected.wait(), 3)
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        ("replay:subscribe", {"channel": 5}),
+        ("replay:subscribe", {"channel": "c", "from": -1}),
+        ("replay:subscribe", {"channel": "c", "extra": True}),
+        ("replay:unsubscribe", {}),
+        ("replay:unsubscribe", {"channel": ["c"]}),
+        ("replay:ack", {"channel": "c"}),
+        ("replay:ack", {"channel": "c", "offset": "1"}),
+        ("replay:publish", {"channel": "c"}),
+        ("replay:publish", {"channel": "c", "data": 1, "id": ""}),
+        ("replay:publish", {"channel": "c", "data": 1, "id": "x" * 129}),
+        ("replay:publish", {"channel": "c c", "data": 1}),
+        ("replay:publish", {"channel": "c", "data": 1, "unknown": 1}),
+        ("replay:history", {"channel": "c", "limit": 0}),
+        ("replay:history", {"channel": "c", "from": "latest"}),
+        ("replay:history", "c"),
+        ("replay:publish", None),
+    ],
+)
+async def test_malformed_payloads_get_bad_request_and_store_nothing(
+    event: str, payload: Any
+) -> None:  # ROB-1, ROB-2, ROB-4, EVT-3
+    async with serve() as served:
+        client = await served.client()
+        reply = await client.call(event, payload)
+        assert reply["ok"] is False and reply["error"]["code"] == "bad_request", reply
+        status, body = await served.call("GET", "/replay/v1/channels/c/messages")
+        assert status == 200 and body["head"] == 0
+        assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]  # still usable
+
+
+async def test_oversized_data_gets_payload_too_large_and_the_socket_survives() -> None:
+    async with serve() as served:  # ROB-3, TRN-4
+        client = await served.client()
+        reply = await client.call("replay:publish", {"channel": "c", "data": "x" * 131_072})
+        assert reply["error"]["code"] == "payload_too_large"
+        reply = await client.call("replay:publish", {"channel": "c", "data": "x" * 65_534})
+        assert reply["ok"] and reply["offset"] == 1  # exactly max_payload_bytes encoded
+
+
+async def test_idempotent_publish() -> None:  # IDM-1, IDM-4
+    async with serve() as served:
+        client = await served.client()
+        first = await client.call("replay:publish", {"channel": "c", "data": 1, "id": "k"})
+        again = await served.publish("c", 2, message_id="k")
+        assert first["duplicate"] is False and again["duplicate"] is True
+        assert again["offset"] == first["offset"] == 1
+        status, body = await served.call("GET", "/replay/v1/channels/c/messages")
+        assert status == 200
+        assert [m["data"] for m in body["messages"]] == [1]
+
+
+async def test_auto_subscriptions_announce_before_messages() -> None:  # AUT-1, AUT-2, AUT-4
+    async with serve() as served:
+        for n in range(3):
+            await served.publish("a", n)
+        session = await served.register(
+            grants=[grant("a", "subscribe")],
+            subscribe=[{"channel": "a", "from": "beginning"}, {"channel": "b"}],
+        )
+        client = await served.client(token=session["token"])
+        await client.wait_for_offset("a", 3)
+        await client.wait_until(lambda: any(e[0] == "replay:unsubscribed" for e in client.events))
+        names = [name for name, _ in client.events]
+        assert names.index("replay:subscribed") < names.index("replay:messages")
+        subscribed = next(data for name, data in client.events if name == "replay:subscribed")
+        assert subscribed["from"] == 1 and subscribed["head"] == 3
+        unsubscribed = next(d for n, d in client.events if n == "replay:unsubscribed")
+        assert unsubscribed["channel"] == "b" and unsubscribed["reason"] == "forbidden"
+        again = await client.call("replay:subscribe", {"channel": "a"})
+        assert again["error"]["code"] == "already_subscribed"  # AUT-5
+
+
+async def test_cursor_resume_redelivers_only_unacknowledged() -> None:  # CUR-1, CUR-2
+    async with serve() as served:
+        for n in range(10):
+            await served.publish("c", n)
+        session = await served.register(subscribe=[{"channel": "c", "from": "beginning"}])
+        client = await served.client(token=session["token"])
+        await client.wait_for_offset("c", 10)
+        assert (await client.call("replay:ack", {"channel": "c", "offset": 6}))["cursor"] == 6
+        assert (await client.call("replay:ack", {"channel": "c", "offset": 2}))["cursor"] == 6
+        await client.close()
+        again = await served.register(
+            session_id=session["session_id"], subscribe=[{"channel": "c"}]
+        )
+        resumed = await served.client(token=again["token"])
+        await resumed.wait_for_offset("c", 10)
+        assert resumed.offsets("c") == [7, 8, 9, 10]
+
+
+async def test_narrowed_grants_end_subscriptions_with_revoked() -> None:  # ACC-6, SES-4
+    async with serve() as served:
+        session = await served.register(grants=[grant("*", "subscribe")])
+        client = await served.client(token=session["token"])
+        await client.call("replay:subscribe", {"channel": "keep"})
+        await client.call("replay:subscribe", {"channel": "drop"})
+        await served.register(session_id=session["session_id"], grants=[grant("keep", "subscribe")])
+        await client.wait_until(
+            lambda: any(e[0] == "replay:unsubscribed" for e in client.events), 1
+        )
+        assert ("replay:unsubscribed", {"channel": "drop", "reason": "revoked"}) in client.events
+        await served.publish("drop", 1)
+        await served.publish("keep", 1)
+        await client.wait_for_offset("keep", 1)
+        assert client.messages["drop"] == []
+        with pytest.raises(
+            ConnectRefused, match=r"^unauthorized$"
+        ):  # SES-4: the old token is replaced
+            await Client().connect(served.url, session["token"])
+
+
+async def test_retention_overtaking_a_paused_subscriber_ends_it_truncated() -> None:  # SIG-2
+    async with serve() as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        async with FaultProxy("127.0.0.1", port) as proxy:
+            token = (await served.register())["token"]
+            client = Client()
+            await client.connect(proxy.url, token)
+            await served.call("PUT", "/replay/v1/channels/c/retention", {"max_messages": 50})
+            await client.call("replay:subscribe", {"channel": "c", "from": "beginning"})
+            proxy.stall()  # the subscriber stops reading; its queue fills, delivery pauses
+            payload = "x" * 60_000
+            for n in range(400):
+                await served.publish("c", {"n": n, "pad": payload})
+            proxy.heal()
+            await client.wait_until(
+                lambda: any(e[0] == "replay:unsubscribed" for e in client.events), 10
+            )
+            offsets = client.offsets("c")
+            assert offsets == list(range(1, len(offsets) + 1))  # never a gap (SIG-1)
+            assert ("replay:unsubscribed", {"channel": "c", "reason": "truncated"}) in client.events
+
+
+async def test_unsubscribe_stops_deliveries_before_its_reply() -> None:  # UNS-3
+    async with serve() as served:
+        client = await served.client()
+        await client.call("replay:subscribe", {"channel": "c"})
+        async def publish_many() -> None:
+            for n in range(200):
+                await served.publish("c", n)
+
+        publishing = asyncio.create_task(publish_many())
+        await asyncio.sleep(0.01)
+        await client.call("replay:unsubscribe", {"channel": "c"})
+        position = len(client.events)
+        await publishing
+        await asyncio.sleep(0.1)
+        assert all(name != "replay:messages" for name, _ in client.events[position:])
+
+
+async def test_events_of_one_socket_are_processed_in_order() -> None:  # EVT-2
+    async with serve() as served:
+        client = await served.client()
+        subscribe = asyncio.create_task(client.call("replay:subscribe", {"channel": "c"}))
+        unsubscribe = asyncio.create_task(client.call("replay:unsubscribe", {"channel": "c"}))
+        assert (await subscribe)["ok"] and (await unsubscribe)["ok"]
