@@ -13,7 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from reference.core.batching import messages_event
 from reference.core.errors import Unavailable
 from reference.core.model import JsonValue, Limits
 from reference.core.positions import Start
@@ -28,6 +27,7 @@ from reference.core.subscription import (
     decide,
 )
 from reference.server.notifier import Notifier
+from reference.server.wire import BatchEncoder
 from reference.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ class Outlet(Protocol):
     """Where a subscription's events go: one socket."""
 
     async def emit(self, event: str, payload: dict[str, JsonValue]) -> None: ...
+
+    async def send_packet(self, packet: str) -> None:
+        """Send an already encoded Socket.IO packet (see ``reference.server.wire``)."""
+        ...
 
     def backlogged(self) -> bool:
         """True while the socket's send queue is at or above its high-water mark (FLW-2)."""
@@ -62,6 +66,7 @@ class Subscription:
         outlet: Outlet,
         limits: Limits,
         max_batch_bytes: int,
+        encoder: BatchEncoder,
         may_deliver: Callable[[str], bool],
         on_end: Callable[[Subscription], Awaitable[None]],
     ) -> None:
@@ -74,6 +79,7 @@ class Subscription:
         self._outlet = outlet
         self._limits = limits
         self._max_batch_bytes = max_batch_bytes
+        self._encoder = encoder
         self._may_deliver = may_deliver
         self._on_end = on_end
         self._task: asyncio.Task[None] | None = None
@@ -158,7 +164,7 @@ class Subscription:
                 await self._outlet.drained()
                 self._move(Trigger.DRAINED)
                 continue  # read again: retention may have moved while we waited
-            await self._outlet.emit(
-                "replay:messages", messages_event(self.channel, self.epoch, decision.batch)
+            await self._outlet.send_packet(
+                self._encoder.messages_packet(self.channel, self.epoch, decision.batch)
             )
             self.next = decision.next_offset

@@ -23,6 +23,7 @@ from reference.core.tokens import hash_token, new_token
 from reference.server.bus import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
 from reference.server.delivery import Subscription
 from reference.server.notifier import Notifier
+from reference.server.wire import BatchEncoder
 from reference.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class ReplayNode:
         self.bus = bus or LocalBus()
         self.notifier = Notifier()
         self.max_batch_bytes = max_batch_bytes
+        self.encoder = BatchEncoder()
         self.connections: dict[str, Connection] = {}
         self._by_session: defaultdict[str, set[str]] = defaultdict(set)
         self._disconnect: Disconnector | None = None

@@ -51,10 +51,16 @@ class SocketOutlet:
     async def emit(self, event: str, payload: dict[str, JsonValue]) -> None:
         await self._sio.emit(event, payload, to=self._sid)
 
+    async def send_packet(self, packet: str) -> None:
+        # Straight to Engine.IO: the packet is already a Socket.IO EVENT for this namespace.
+        eio_sid = self._sio.manager.eio_sid_from_sid(self._sid, "/")
+        if eio_sid is not None:
+            await self._sio.eio.send(eio_sid, packet)
+
     def _queue(self) -> asyncio.Queue[Any] | None:
         # python-socketio has no public send-queue API; Engine.IO's per-socket queue is the
         # only place a backlog is visible. If its shape ever changes we stop throttling
-        # (and tests/test_flow_control.py fails) rather than crash.
+        # (and the flow-control test fails) rather than crash.
         eio_sid = self._sio.manager.eio_sid_from_sid(self._sid, "/")
         socket = self._sio.eio.sockets.get(eio_sid) if eio_sid else None
         queue = getattr(socket, "queue", None)
@@ -250,6 +256,7 @@ class SocketApi:
             outlet=SocketOutlet(self.sio, connection.sid),
             limits=self.node.limits,
             max_batch_bytes=self.node.max_batch_bytes,
+            encoder=self.node.encoder,
             may_deliver=lambda name: connection.may(name, Action.SUBSCRIBE),
             on_end=lambda sub: self._forget(connection, sub),
         )

@@ -1,0 +1,52 @@
+"""Encoding ``replay:messages`` packets once per batch, shared by every subscriber.
+
+Profiling the live fan-out benchmark showed two thirds of the server's time in
+python-socketio's per-emit work: scanning the payload for binary attachments and JSON-encoding
+it, once per subscriber, although every subscriber at the live edge sends the very same batch.
+Messages at an offset never change within an epoch (OFF-3), so a batch is named by its channel,
+epoch and first and last offsets; its Socket.IO packet is encoded once (with orjson, about 10x
+faster than the standard library here) and the same string goes to every socket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import orjson
+
+from reference.core.batching import messages_event
+from reference.core.model import JsonValue, Message
+
+# Socket.IO v5 packet type EVENT on the default namespace, without an ack id: `2[...]`.
+_EVENT_PREFIX = "2"
+
+
+def encode_event(event: str, payload: JsonValue) -> str:
+    """A Socket.IO EVENT packet for the namespace ``/`` carrying one JSON argument."""
+    try:
+        body = orjson.dumps([event, payload]).decode("utf-8")
+    except orjson.JSONEncodeError:  # integers beyond 64 bits, which JSON allows
+        body = json.dumps([event, payload], separators=(",", ":"), ensure_ascii=False)
+    return _EVENT_PREFIX + body
+
+
+class BatchEncoder:
+    """A small LRU of encoded ``replay:messages`` packets, keyed by what identifies a batch."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._capacity = capacity
+        self._packets: OrderedDict[tuple[str, str, int, int], str] = OrderedDict()
+
+    def messages_packet(self, channel: str, epoch: str, batch: Sequence[Message]) -> str:
+        key = (channel, epoch, batch[0].offset, batch[-1].offset)
+        packet = self._packets.get(key)
+        if packet is not None:
+            self._packets.move_to_end(key)
+            return packet
+        packet = encode_event("replay:messages", messages_event(channel, epoch, batch))
+        self._packets[key] = packet
+        if len(self._packets) > self._capacity:
+            self._packets.popitem(last=False)
+        return packet
