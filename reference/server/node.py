@@ -20,7 +20,7 @@ from reference.core.model import Action, AppendResult, Grant, JsonValue, Limits,
 from reference.core.payloads import PublishRequest, SessionRequest
 from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token, new_token
-from reference.server.bus import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
+from reference.bus.base import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
 from reference.server.delivery import Subscription
 from reference.server.notifier import Notifier
 from reference.server.wire import BatchEncoder
