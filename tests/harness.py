@@ -20,7 +20,7 @@ from aiohttp import web
 
 from reference.core.model import Limits
 from reference.server.app import ServerOptions, build_app
-from reference.server.bus import Bus
+from reference.bus.base import Bus
 from reference.store.base import Store
 from reference.store.memory import MemoryStore
 
