@@ -115,3 +115,26 @@ async def test_server_ids_unique_across_instances(clock: FakeClock) -> None:
     a = await one.append("c", payload(1), None)
     b = await two.append("c", payload(1), None)
     assert a.id != b.id
+
+
+async def test_expired_sessions_are_forgotten() -> None:
+    """A long-running embedded server must not keep every session it ever registered."""
+    from reference.core.model import Session
+
+    now = [1_000_000]
+    store = MemoryStore(clock=lambda: now[0])
+
+    def session(session_id: str, expires_at: int) -> Session:
+        return Session(session_id, "c", (), (), f"hash-{session_id}-{expires_at}", expires_at)
+
+    await store.upsert_session(session("old", 1_000_500))
+    await store.upsert_session(session("renewed", 1_000_500))
+    await store.upsert_session(session("renewed", 1_005_000))  # re-registered: stays
+    await store.advance_cursor("old", "c", "e", 3)
+    now[0] = 1_001_000
+    await store.upsert_session(session("new", 1_009_000))
+    assert await store.session("old") is None
+    assert await store.cursor("old", "c") is None
+    assert await store.session_by_token_hash("hash-old-1000500") is None
+    assert (await store.session("renewed")) is not None
+    assert len(store._sessions) == 2

@@ -10,6 +10,7 @@ read-modify-write runs to completion before another task can observe the store.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import secrets
 from collections import deque
@@ -109,6 +110,9 @@ class MemoryStore(Store):
         self._sessions: dict[str, Session] = {}
         self._by_token_hash: dict[str, str] = {}
         self._cursors: dict[str, dict[str, Cursor]] = {}
+        # (expires_at, session_id) of every registration, so expired sessions can be dropped
+        # instead of accumulating for the life of the process.
+        self._expiries: list[tuple[int, str]] = []
         # MSG-3: a random per-store prefix and a counter make ids unique without uuid4's cost.
         self._id_prefix = secrets.token_hex(6) + "-"
         self._id_counter = itertools.count(1)
@@ -175,7 +179,22 @@ class MemoryStore(Store):
 
     # --- sessions and cursors ---------------------------------------------------------------
 
+    def _forget_expired_sessions(self) -> None:
+        """Drop sessions past their expiry. Invisible on the wire: an expired session already
+        counts as absent everywhere (SES-1, SES-10, SES-13)."""
+        now = self.clock()
+        while self._expiries and self._expiries[0][0] <= now:
+            expires_at, session_id = heapq.heappop(self._expiries)
+            session = self._sessions.get(session_id)
+            if session is not None and session.expires_at == expires_at:
+                self._sessions.pop(session_id)
+                self._cursors.pop(session_id, None)
+                if self._by_token_hash.get(session.token_hash) == session_id:
+                    del self._by_token_hash[session.token_hash]
+
     async def upsert_session(self, session: Session) -> bool:
+        self._forget_expired_sessions()
+        heapq.heappush(self._expiries, (session.expires_at, session.session_id))
         old = self._sessions.get(session.session_id)
         if old is not None and self._by_token_hash.get(old.token_hash) == old.session_id:
             del self._by_token_hash[old.token_hash]  # SES-4: the old token stops working
