@@ -1,0 +1,375 @@
+"""The trusted backend's side of a target: the HTTP API of spec §4, over aiohttp.
+
+Every response is logged and checked against its schema (API-4 for error bodies); a violation
+is recorded in the case's event log and fails the case when it ends. Typed helpers
+(``register``, ``publish``, ...) expect success and fail the case otherwise; ``request`` and
+the ``*_raw`` helpers return the raw ``(status, body)`` for cases that test errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import yarl
+
+from conformance import schemas
+from conformance.findings import EventLog, Indeterminate, fail, summarize
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "API",
+    "ERROR_STATUS",
+    "Backend",
+    "HttpResponse",
+    "Session",
+    "channel_segment",
+    "messages_path",
+    "retention_path",
+    "session_path",
+]
+
+API: Final = "/replay/v1"
+REQUEST_TIMEOUT_S: Final = 15.0
+
+# The HTTP status of each error code (spec §4.1 table).
+ERROR_STATUS: Final[Mapping[str, int]] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "already_subscribed": 409,
+    "not_subscribed": 409,
+    "epoch_mismatch": 409,
+    "history_truncated": 410,
+    "offset_out_of_range": 416,
+    "payload_too_large": 413,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "internal": 500,
+}
+
+# (method, path pattern) -> {status: (schema of the body, clause that defines it)}
+_SUCCESS_SCHEMAS: Final[list[tuple[str, re.Pattern[str], dict[int, tuple[str, str]]]]] = [
+    ("GET", re.compile(r"^/replay/v1/info$"), {200: ("http-info-response", "INF-1")}),
+    (
+        "POST",
+        re.compile(r"^/replay/v1/sessions$"),
+        {201: ("http-session-response", "SES-1"), 200: ("http-session-response", "SES-2")},
+    ),
+    (
+        "POST",
+        re.compile(r"^/replay/v1/channels/[^/?]+/messages$"),
+        {201: ("http-publish-response", "PUB-1"), 200: ("http-publish-response", "IDM-1")},
+    ),
+    (
+        "GET",
+        re.compile(r"^/replay/v1/channels/[^/?]+/messages$"),
+        {200: ("http-history-response", "HIS-1")},
+    ),
+    (
+        "PUT",
+        re.compile(r"^/replay/v1/channels/[^/?]+/retention$"),
+        {200: ("http-retention-response", "RET-1")},
+    ),
+]
+
+
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET
+
+
+class HttpResponse(NamedTuple):
+    """An HTTP answer: the status and the body (parsed JSON, None when empty, else text)."""
+
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class Session:
+    """A registered session, as the registration answered it."""
+
+    session_id: str
+    token: str
+    expires_at: int
+    status: int  # 201: created, 200: an existing session was re-registered
+    client_id: str
+    grants: list[dict[str, Any]]
+    subscribe: list[dict[str, Any]] | None = None
+
+
+def channel_segment(channel: str) -> str:
+    """Percent-encode a channel as one path segment (``/`` -> ``%2F``; API-5)."""
+    return quote(channel, safe=":@")
+
+
+def messages_path(channel: str) -> str:
+    """``/replay/v1/channels/<channel>/messages``."""
+    return f"{API}/channels/{channel_segment(channel)}/messages"
+
+
+def retention_path(channel: str) -> str:
+    """``/replay/v1/channels/<channel>/retention``."""
+    return f"{API}/channels/{channel_segment(channel)}/retention"
+
+
+def session_path(session_id: str | None = None) -> str:
+    """``/replay/v1/sessions`` or ``/replay/v1/sessions/<id>``."""
+    return f"{API}/sessions" + ("" if session_id is None else f"/{quote(session_id, safe='')}")
+
+
+class Backend:
+    """The backend API of one node, logging to one case's event log."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        log: EventLog,
+        actor: str = "backend",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.log = log
+        self.actor = actor
+        self._http = http
+
+    # --- raw ---------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = UNSET,
+        raw: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: bool = True,
+        channel: str | None = None,
+        timeout: float = REQUEST_TIMEOUT_S,
+    ) -> HttpResponse:
+        """Send one request (``path`` already percent-encoded) and check the answer.
+
+        ``body`` is sent as JSON, ``raw`` as given; ``auth=False`` omits the API key (a
+        ``headers`` entry for ``Authorization`` overrides it). Raises :class:`Indeterminate`
+        when no answer arrives (connection refused or reset, timeout).
+        """
+        sent: dict[str, str] = {"Authorization": f"Bearer {self.api_key}"} if auth else {}
+        data: bytes | None = raw
+        if body is not UNSET:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
+        name = f"{method} {path}"
+        op = self.log.invoke(self.actor, name, channel=channel, payload=_shown(body, raw))
+        url = yarl.URL(self.base_url + path, encoded=True)
+        try:
+            async with self._http.request(
+                method, url, data=data, headers=sent, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                content = await response.read()
+                content_type = response.headers.get("Content-Type", "")
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.log.record(
+                self.actor, "reply", name, channel=channel, op=op, outcome="indeterminate"
+            )
+            raise Indeterminate(f"{name}: no answer from {self.base_url}: {exc!r}") from exc
+        parsed = self._parse(name, status, content, content_type, channel)
+        outcome = "ok" if status < 400 else "failed"
+        shown = {"status": status, "body": parsed}
+        self.log.record(
+            self.actor, "reply", name, channel=channel, op=op, outcome=outcome, payload=shown
+        )
+        self._check(method, path, status, parsed, channel)
+        return HttpResponse(status, parsed)
+
+    def _parse(
+        self, name: str, status: int, content: bytes, content_type: str, channel: str | None
+    ) -> Any:
+        if not content:
+            return None
+        try:
+            parsed = json.loads(content.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            text = content.decode("utf-8", errors="replace")
+            self.log.violation(
+                "API-1",
+                f"a JSON body in the HTTP {status} answer to {name}",
+                f"{content_type or 'no Content-Type'}: {text[:120]!r}",
+                channel=channel,
+                actor=self.actor,
+            )
+            return text
+        if not content_type.lower().startswith("application/json"):
+            self.log.violation(
+                "API-1",
+                f"Content-Type: application/json on the answer to {name}",
+                f"Content-Type: {content_type or '(none)'}",
+                channel=channel,
+                actor=self.actor,
+            )
+        return parsed
+
+    def _check(self, method: str, path: str, status: int, body: Any, channel: str | None) -> None:
+        """Validate a response body against the schema of its route and status."""
+        name = f"{method} {path}"
+        problems: list[str] = []
+        clause = "API-4"
+        if status >= 400:
+            problems = schemas.validate("http-error", body)
+            code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+            if not problems and isinstance(code, str) and ERROR_STATUS.get(code) != status:
+                problems = [f"code {code!r} comes with HTTP {ERROR_STATUS.get(code)}, not {status}"]
+        elif method == "DELETE" and path.startswith(f"{API}/sessions/") and status == 204:
+            clause = "SES-13"
+            problems = [] if body is None else [f"a 204 has an empty body, got {body!r}"]
+        else:
+            for route_method, pattern, by_status in _SUCCESS_SCHEMAS:
+                if route_method == method and pattern.match(path) and status in by_status:
+                    schema, clause = by_status[status]
+                    problems = schemas.validate(schema, body)
+        if problems:
+            self.log.violation(
+                clause,
+                f"a valid body for HTTP {status} on {name}",
+                "; ".join(problems),
+                channel=channel,
+                actor=self.actor,
+            )
+
+    async def register_raw(self, body: object) -> HttpResponse:
+        """``POST /replay/v1/sessions`` with ``body`` as given."""
+        return await self.request("POST", session_path(), body=body)
+
+    async def publish_raw(self, channel: str, body: object) -> HttpResponse:
+        """``POST /replay/v1/channels/<channel>/messages`` with ``body`` as given."""
+        return await self.request("POST", messages_path(channel), body=body, channel=channel)
+
+    async def delete_session(self, session_id: str) -> HttpResponse:
+        """``DELETE /replay/v1/sessions/<id>``: 204 for a live session, 404 otherwise."""
+        return await self.request("DELETE", session_path(session_id))
+
+    # --- typed helpers: expect success --------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        """``GET /replay/v1/info`` without the API key (INF-1)."""
+        response = await self.request("GET", f"{API}/info", auth=False)
+        if response.status != 200 or not isinstance(response.body, dict):
+            fail("INF-1", "HTTP 200 with the info object", _answer(response))
+        return response.body
+
+    async def register(
+        self,
+        client_id: str | None = None,
+        grants: Sequence[Mapping[str, Any]] = (),
+        subscribe: Sequence[Mapping[str, Any]] | None = None,
+        session_id: str | None = None,
+        ttl_s: int | None = None,
+    ) -> Session:
+        """Register (or re-register) a session; fails the case (SES-1) unless 200/201."""
+        body: dict[str, Any] = {
+            "client_id": client_id or f"client-{secrets.token_hex(4)}",
+            "grants": [dict(g) for g in grants],
+        }
+        if subscribe is not None:
+            body["subscribe"] = [dict(s) for s in subscribe]
+        if session_id is not None:
+            body["session_id"] = session_id
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        status, answer = await self.register_raw(body)
+        if status not in (200, 201) or not isinstance(answer, dict):
+            fail("SES-1", "HTTP 201 (or 200) with a token", _answer(HttpResponse(status, answer)))
+        return Session(
+            session_id=str(answer.get("session_id")),
+            token=str(answer.get("token")),
+            expires_at=int(answer.get("expires_at") or 0),
+            status=status,
+            client_id=body["client_id"],
+            grants=body["grants"],
+            subscribe=body.get("subscribe"),
+        )
+
+    async def publish(self, channel: str, data: object, id: str | None = None) -> dict[str, Any]:
+        """Publish one message; returns the answer body. Fails the case (PUB-1) unless 2xx."""
+        body: dict[str, Any] = {"data": data} if id is None else {"data": data, "id": id}
+        status, answer = await self.publish_raw(channel, body)
+        if status not in (200, 201) or not isinstance(answer, dict):
+            fail(
+                "PUB-1",
+                "HTTP 201 with the stored message's offset",
+                _answer(HttpResponse(status, answer)),
+                channel=channel,
+            )
+        return answer
+
+    async def publish_many(
+        self, channel: str, count: int, data: Sequence[object] | None = None
+    ) -> list[int]:
+        """Publish ``count`` messages one after the other (``{"n": i}`` by default); offsets."""
+        payloads = list(data) if data is not None else [{"n": n} for n in range(count)]
+        return [int((await self.publish(channel, item))["offset"]) for item in payloads[:count]]
+
+    async def publish_concurrently(self, channel: str, count: int, start: int = 0) -> list[int]:
+        """Publish ``{"n": start}`` .. ``{"n": start+count-1}`` all at once; their offsets."""
+        answers = await asyncio.gather(
+            *(self.publish(channel, {"n": n}) for n in range(start, start + count))
+        )
+        return [int(a["offset"]) for a in answers]
+
+    async def history(
+        self, channel: str, from_: int | str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """``GET …/messages`` (feature ``history``); fails the case (HIS-1) unless 200."""
+        query = {k: v for k, v in (("from", from_), ("limit", limit)) if v is not None}
+        path = messages_path(channel) + (f"?{urlencode(query)}" if query else "")
+        response = await self.request("GET", path, channel=channel)
+        if response.status != 200 or not isinstance(response.body, dict):
+            fail("HIS-1", "HTTP 200 with messages", _answer(response), channel=channel)
+        return response.body
+
+    async def set_retention(
+        self,
+        channel: str,
+        max_messages: int | _Unset | None = UNSET,
+        max_age_s: int | _Unset | None = UNSET,
+    ) -> dict[str, Any]:
+        """``PUT …/retention`` (feature ``retention``); ``None`` removes a limit. Expects 200."""
+        body = {
+            k: v
+            for k, v in (("max_messages", max_messages), ("max_age_s", max_age_s))
+            if v is not UNSET
+        }
+        response = await self.request("PUT", retention_path(channel), body=body, channel=channel)
+        if response.status != 200 or not isinstance(response.body, dict):
+            fail(
+                "RET-1", "HTTP 200 with the retention in force", _answer(response), channel=channel
+            )
+        return response.body
+
+
+def _answer(response: HttpResponse) -> str:
+    return f"HTTP {response.status} {summarize(response.body)}"
+
+
+def _shown(body: object, raw: bytes | None) -> object:
+    if body is not UNSET:
+        return body
+    if raw is not None:
+        return {"raw": raw[:120].decode("utf-8", errors="replace"), "bytes": len(raw)}
+    return None
