@@ -13,6 +13,8 @@ import sys
 from aiohttp import web
 
 from reference import __version__, logs
+from reference.bus import open_bus
+from reference.core.errors import Unavailable
 from reference.core.model import Limits
 from reference.server.app import ServerOptions, build_app
 from reference.store import open_store
@@ -33,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--store",
         default="memory",
-        help="'memory' (embedded, not durable) or a mongodb:// URL (default: %(default)s)",
+        help="'memory' (embedded, not durable), or a mongodb:// or redis:// URL shared by "
+        "every node of a cluster (default: %(default)s)",
     )
     parser.add_argument(
         "--api-key",
@@ -52,7 +55,8 @@ async def serve(args: argparse.Namespace) -> None:
     api_key = args.api_key or secrets.token_urlsafe(24)
     limits = Limits()
     store = open_store(args.store, idempotency_window_s=limits.idempotency_window_s)
-    app = build_app(store, ServerOptions(api_key=api_key, limits=limits))
+    bus = open_bus(args.store, store)  # a shared store: hear the other nodes through it
+    app = build_app(store, ServerOptions(api_key=api_key, limits=limits), bus=bus)
     # Handlers go in before the "listening" line, so a signal sent as soon as a supervisor
     # reads it still shuts down gracefully.
     stop = asyncio.Event()
@@ -84,6 +88,6 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:  # a bad --store URL, say
         print(f"replay-reference: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except OSError as exc:  # the port is taken, say
+    except (OSError, Unavailable) as exc:  # the port is taken, the store is down, say
         print(f"replay-reference: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -2,8 +2,10 @@
 
 ``store`` / ``make_store`` run a test on each kind: ``memory``, ``mongomock`` (MongoStore on
 mongomock-motor, with a task switch before every database call so that concurrent appends
-really interleave) and ``mongodb`` (MongoStore on a real MongoDB in a testcontainers
-container, started once per session; skipped when no Docker engine answers).
+really interleave), ``mongodb`` (MongoStore on a real MongoDB in a testcontainers
+container, started once per session; skipped when no Docker engine answers) and ``redis``
+(RedisStore on a real ``redis-server`` started once per session, see ``redis_server.py``; its
+database is flushed before and after each test).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from redis_server import RedisServer, running_redis
 
 from reference.store import MemoryStore, Store
 from reference.store.base import wall_clock_ms
 from reference.store.mongo import MongoStore
 
-STORE_KINDS = ("memory", "mongomock", "mongodb")
+STORE_KINDS = ("memory", "mongomock", "mongodb", "redis")
 MONGO_KINDS = ("mongomock", "mongodb")
 NO_DOCKER = "no Docker engine running: real-MongoDB store tests need Docker (testcontainers)"
 MONGO_IMAGE = "mongo:7.0"
@@ -140,6 +143,31 @@ def mongodb_url(docker_running: bool) -> Iterator[str]:
         yield container.get_connection_url()
 
 
+# --- real Redis ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A ``redis-server`` without persistence, shared by the session (db 0 for stores)."""
+    with running_redis(tmp_path_factory.mktemp("redis"), aof=False) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def _redis_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The URL of the session's Redis database, empty now and flushed again afterwards."""
+    from redis.asyncio import Redis
+
+    server: RedisServer = request.getfixturevalue("redis_server")
+    admin = Redis.from_url(server.url())
+    try:
+        await admin.flushdb()
+        yield server.url()
+        await admin.flushdb()
+    finally:
+        await admin.aclose()
+
+
 # --- stores ---------------------------------------------------------------------------------
 
 StoreFactory = Callable[..., Awaitable[Store]]
@@ -172,15 +200,21 @@ async def _factory(
 ) -> AsyncIterator[tuple[StoreFactory, Any]]:
     opened: list[Store] = []
     async with contextlib.AsyncExitStack() as stack:
-        db = (
-            None
-            if kind == "memory"
-            else await stack.enter_async_context(_mongo_database(kind, request))
-        )
+        db: Any = None
+        if kind in MONGO_KINDS:
+            db = await stack.enter_async_context(_mongo_database(kind, request))
+        elif kind == "redis":
+            db = await stack.enter_async_context(_redis_url(request))
 
         async def make_store(**kwargs: Any) -> Store:
             kwargs.setdefault("clock", clock)
-            store: Store = MemoryStore(**kwargs) if db is None else MongoStore(db, **kwargs)
+            store: Store
+            if kind == "redis":
+                from reference.store.redis import RedisStore
+
+                store = RedisStore.from_url(db, **kwargs)
+            else:
+                store = MemoryStore(**kwargs) if db is None else MongoStore(db, **kwargs)
             await store.open()
             opened.append(store)
             return store

@@ -257,7 +257,7 @@ async def test_open_store_mongodb(url: str, database: str, clock: FakeClock) -> 
         await store.close()
 
 
-@pytest.mark.parametrize("url", ["redis://localhost", "postgres://u:secret@h/db", "", "memroy"])
+@pytest.mark.parametrize("url", ["memcached://localhost", "postgres://u:secret@h/db", "", "memroy"])
 def test_open_store_rejects_other_urls(url: str) -> None:
     with pytest.raises(ValueError, match="expected one of") as info:
         open_store(url)

@@ -1,7 +1,9 @@
 """How a node hears what other nodes did: head moves and session changes (``BusEvent``s).
 
 A node alone uses ``LocalBus``; nodes sharing a store use a bus over that store, chosen by
-``open_bus`` from the same URL as the store.
+``open_bus`` from the same URL as the store: Redis pub/sub for ``RedisStore``
+(``reference.bus.redis``), a collection for ``MongoStore`` (``reference.bus.mongo``). Both are
+imported only when used, like the stores' drivers.
 """
 
 from __future__ import annotations
@@ -21,8 +23,25 @@ __all__ = [
 
 
 def open_bus(url: str, store: Store) -> Bus:
-    """The bus that matches a store URL (see ``reference.store.open_store``)."""
+    """The bus for ``store``, opened from ``url`` by ``reference.store.open_store``.
+
+    A store no other process shares needs only ``LocalBus``; a shared one gets the bus over
+    the same server, through the store's own client. Raise ``ValueError`` for a shared store
+    of a kind no bus exists for.
+    """
     if not store.shared:
         return LocalBus()
-    # Shared stores get their cross-node bus here (Redis pub/sub, MongoDB change streams).
-    raise ValueError(f"no cross-node bus for store {url.partition('://')[0]!r} yet")
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("redis", "rediss"):
+        from reference.bus.redis import RedisBus
+        from reference.store.redis import RedisStore
+
+        if isinstance(store, RedisStore):
+            return RedisBus(store.client)
+    elif scheme in ("mongodb", "mongodb+srv"):
+        from reference.bus.mongo import MongoBus
+        from reference.store.mongo import MongoStore
+
+        if isinstance(store, MongoStore):
+            return MongoBus(store.database)
+    raise ValueError(f"no cross-node bus for a {type(store).__name__} from a {scheme!r} URL")

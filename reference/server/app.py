@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import socketio
 from aiohttp import web
 
-from reference.core.model import Limits
 from reference.bus.base import Bus
+from reference.core.model import Limits
 from reference.server.http_api import API_KEY, NODE_KEY, add_routes, errors_middleware
 from reference.server.node import ReplayNode
 from reference.server.socket_api import SocketApi

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from reference import __version__
+from reference.bus.base import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
+from reference.bus.remote import RemoteBus
 from reference.core import grants
 from reference.core.errors import NotFound
 from reference.core.model import Action, AppendResult, Grant, JsonValue, Limits, Session
 from reference.core.payloads import PublishRequest, SessionRequest
 from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token, new_token
-from reference.bus.base import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
 from reference.server.delivery import Subscription
 from reference.server.notifier import Notifier
 from reference.server.wire import BatchEncoder
@@ -74,6 +75,8 @@ class ReplayNode:
         self._by_session: defaultdict[str, set[str]] = defaultdict(set)
         self._disconnect: Disconnector | None = None
         self.bus.attach(self._on_bus_event)
+        if isinstance(self.bus, RemoteBus):  # a bus that can lose events says so
+            self.bus.on_missed(self.resync)
 
     def set_disconnector(self, disconnect: Disconnector) -> None:
         self._disconnect = disconnect
@@ -168,6 +171,17 @@ class ReplayNode:
             await self._refresh_session(event.session_id)
         elif isinstance(event, SessionDeleted):
             await self._drop_session(event.session_id)
+
+    async def resync(self) -> None:
+        """Catch up on bus events this node may have missed (its bus connection dropped).
+
+        Every local subscription is woken to re-read the store (CLU-2) and every local session
+        re-read, which applies changed grants and drops deleted sessions (CLU-4).
+        """
+        for channel in {ch for c in self.connections.values() for ch in c.subscriptions}:
+            self.notifier.head_moved(channel)
+        for session_id in list(self._by_session):
+            await self._refresh_session(session_id)
 
     async def _refresh_session(self, session_id: str) -> None:
         """Apply re-registered grants to this node's sockets of the session (ACC-6, ACC-7)."""

@@ -1,7 +1,8 @@
 """Replay stores and ``open_store``, which picks one from a URL.
 
 ``memory`` is the embedded default and needs nothing; the MongoDB store needs the optional
-``mongodb`` extra (PyMongo), imported only when a ``mongodb://`` URL is used.
+``mongodb`` extra (PyMongo), imported only when a ``mongodb://`` URL is used, and the Redis
+store the optional ``redis`` extra (redis-py), imported only for a ``redis://`` URL.
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ from reference.store.memory import MemoryStore
 
 if TYPE_CHECKING:
     from reference.store.mongo import MongoStore
+    from reference.store.redis import RedisStore
 
 __all__ = ["MemoryStore", "Store", "open_store"]
 
-ACCEPTED_FORMS = ("memory", "mongodb://HOST[:PORT][/DB][?OPTIONS]", "mongodb+srv://HOST[/DB]")
+ACCEPTED_FORMS = (
+    "memory",
+    "mongodb://HOST[:PORT][/DB][?OPTIONS]",
+    "mongodb+srv://HOST[/DB]",
+    "redis://HOST[:PORT][/DB]",
+    "rediss://HOST[:PORT][/DB]",
+)
 DEFAULT_MONGO_DB = "replay"
 
 
@@ -33,8 +41,8 @@ def open_store(
         return MemoryStore(clock=clock, idempotency_window_s=idempotency_window_s)
     if scheme in ("mongodb", "mongodb+srv"):
         return _open_mongo(url, clock=clock, idempotency_window_s=idempotency_window_s)
-    # New backends go here, e.g. "redis" / "rediss" -> reference.store.redis.RedisStore,
-    # and into ACCEPTED_FORMS.
+    if scheme in ("redis", "rediss"):
+        return _open_redis(url, clock=clock, idempotency_window_s=idempotency_window_s)
     # Only the scheme is echoed: the rest of a URL may hold a password.
     shown = f"scheme {scheme!r}" if "://" in url else "no scheme"
     raise ValueError(
@@ -55,3 +63,16 @@ def _open_mongo(url: str, *, clock: Clock, idempotency_window_s: int) -> MongoSt
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
     db = client.get_default_database(default=DEFAULT_MONGO_DB)  # the database in the URL path
     return MongoStore(db, client=client, clock=clock, idempotency_window_s=idempotency_window_s)
+
+
+def _open_redis(url: str, *, clock: Clock, idempotency_window_s: int) -> RedisStore:
+    try:
+        import redis.asyncio  # noqa: F401 - only to fail early, with a helpful message
+    except ImportError as exc:
+        raise ImportError(
+            "the Redis store needs redis-py: pip install 'socketio-replay[redis]'"
+        ) from exc
+    from reference.store.redis import RedisStore
+
+    # The client connects lazily, on the store's first command (``open()``).
+    return RedisStore.from_url(url, clock=clock, idempotency_window_s=idempotency_window_s)

@@ -160,6 +160,11 @@ class MongoStore(Store):
     def database_name(self) -> str:
         return self._db.name
 
+    @property
+    def database(self) -> Database:
+        """The database, for a bus over the same deployment (``reference.bus.mongo``)."""
+        return self._db
+
     async def open(self) -> None:
         m = self._messages
         await m.create_index(
