@@ -48,3 +48,19 @@ async def test_many_waiters_all_wake() -> None:
     await asyncio.sleep(0)
     notifier.head_moved("c")
     await asyncio.wait_for(asyncio.gather(*waiters), 1)
+
+
+async def test_moves_nobody_waits_for_leave_no_entry() -> None:
+    notifier = Notifier()
+    for n in range(1000):
+        notifier.head_moved(f"channel-{n}")
+    assert len(notifier) == 0
+
+
+async def test_a_move_between_sampling_and_waiting_is_never_missed() -> None:
+    """The race every subscription runs: sample, read (nothing new), publish, wait."""
+    notifier = Notifier()
+    notifier.head_moved("other")
+    seen = notifier.version("c")  # no entry for "c" yet
+    notifier.head_moved("c")  # the publish lands while the subscription reads the store
+    await asyncio.wait_for(notifier.wait("c", seen), 1)
