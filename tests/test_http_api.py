@@ -63,6 +63,7 @@ async def test_errors_are_json_with_the_spec_status() -> None:  # API-1, API-4, 
             ("POST", "/sessions", "NaN", 400, "bad_request"),
             ("POST", "/sessions", '{"client_id": "u"}', 400, "bad_request"),
             ("POST", "/channels/a%20b/messages", '{"data": 1}', 400, "bad_request"),
+            ("POST", "/channels/room%0A/messages", '{"data": 1}', 400, "bad_request"),
             (
                 "POST",
                 "/channels/c/messages",

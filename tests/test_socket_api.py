@@ -314,3 +314,16 @@ async def test_events_of_one_socket_are_processed_in_order() -> None:  # EVT-2
         subscribe = asyncio.create_task(client.call("replay:subscribe", {"channel": "c"}))
         unsubscribe = asyncio.create_task(client.call("replay:unsubscribe", {"channel": "c"}))
         assert (await subscribe)["ok"] and (await unsubscribe)["ok"]
+
+
+async def test_a_payload_nested_too_deeply_to_decode_gets_bad_request() -> None:  # ROB-1, EVT-1
+    async with serve() as served:
+        client = await served.client()
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ack_id = client.sio._generate_ack_id("/", lambda *args: reply.set_result(args[0]))
+        nested = "[" * 5000 + "]" * 5000
+        # Written by hand: python-socketio's own encoder cannot produce this either.
+        await client.sio.eio.send(f'2{ack_id}["replay:subscribe",{{"channel":{nested}}}]')
+        answer = await asyncio.wait_for(reply, 5)
+        assert answer["error"]["code"] == "bad_request"
+        assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import socketio
@@ -13,6 +12,7 @@ from reference.core.model import Limits
 from reference.server.http_api import API_KEY, NODE_KEY, add_routes, errors_middleware
 from reference.server.node import ReplayNode
 from reference.server.socket_api import SocketApi
+from reference.server.wire import SocketJson
 from reference.store.base import Store
 
 
@@ -46,7 +46,7 @@ def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> w
         max_http_buffer_size=transport_buffer_bytes(options.limits),
         ping_interval=options.ping_interval_s,
         ping_timeout=options.ping_timeout_s,
-        json=json,
+        json=SocketJson,
     )
     SocketApi(node, sio)
     app = web.Application(

@@ -134,9 +134,10 @@ async def set_retention(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Register the routes of §4 on ``app``."""
-    # `.+` rather than the default `[^/]+`: aiohttp matches on the decoded path, where a
-    # channel's encoded `%2F` is already a `/` (API-5).
-    channel = PREFIX + "/channels/{channel:.+}"
+    # Any characters rather than the default `[^/]+`: aiohttp matches on the decoded path,
+    # where a channel's `%2F` is already a `/` (API-5), and a `%0A` a newline that `.` would
+    # not match; CHN-1 then rejects what is not a channel name with `bad_request`.
+    channel = PREFIX + r"/channels/{channel:[\s\S]+}"
     app.router.add_get(PREFIX + "/info", info)
     app.router.add_post(PREFIX + "/sessions", register_session)
     app.router.add_delete(PREFIX + "/sessions/{session_id}", delete_session)

@@ -31,6 +31,7 @@ from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token
 from reference.server.delivery import Subscription
 from reference.server.node import Connection, ReplayNode
+from reference.server.wire import UNDECODABLE_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,8 @@ class SocketApi:
         return reply
 
     async def on_unknown_event(self, event: str, sid: str, *args: object) -> Reply | None:
+        if event == UNDECODABLE_EVENT:  # ROB-1: valid JSON, but nested too deep to decode
+            return {"ok": False, "error": BadRequest("payload nested too deeply").to_wire()}
         if event.startswith("replay:"):  # EVT-4
             return {"ok": False, "error": BadRequest(f"unknown event {event[:60]!r}").to_wire()}
         return None

@@ -50,3 +50,28 @@ class BatchEncoder:
         if len(self._packets) > self._capacity:
             self._packets.popitem(last=False)
         return packet
+
+
+# The event a packet too deeply nested to decode is dispatched as (see ``SocketJson``).
+UNDECODABLE_EVENT = "replay:undecodable"
+
+
+class SocketJson:
+    """The JSON module python-socketio decodes packets with.
+
+    Valid JSON nested deeper than Python's recursion limit makes ``json.loads`` raise
+    RecursionError, and python-socketio then drops the packet silently: a client event would
+    get no reply at all (EVT-1). Decoding it instead as an event named ``UNDECODABLE_EVENT``
+    keeps the packet's ack id, so the server answers ``bad_request`` (ROB-1).
+    """
+
+    @staticmethod
+    def dumps(obj: object, **kwargs: object) -> str:
+        return json.dumps(obj, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def loads(text: str | bytes, **kwargs: object) -> object:
+        try:
+            return json.loads(text, **kwargs)  # type: ignore[arg-type]
+        except RecursionError:
+            return [UNDECODABLE_EVENT]
