@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis import exceptions as rx
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -72,6 +72,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 KEY_PREFIX = "replay"
+POOL_CONNECTIONS = 64  # per node; each in-flight command holds one
+POOL_WAIT_S = 5.0  # then a request fails `unavailable`
 _TRANSIENT = (rx.ConnectionError, rx.TimeoutError)  # BusyLoadingError (LOADING) included
 _TRANSIENT_REPLIES = (rx.OutOfMemoryError, rx.ReadOnlyError, rx.ClusterDownError, rx.TryAgainError)
 
@@ -182,13 +184,18 @@ class RedisStore(Store):
         Timeouts bound how long a request can hang on an unresponsive Redis; the URL's query
         string may override them. redis-py's own retries are off (see the module docstring).
         """
-        client = Redis.from_url(
+        # A blocking pool: a burst of concurrent requests waits for a connection instead of
+        # failing with MaxConnectionsError (which would surface as a spurious `unavailable`).
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=POOL_WAIT_S,
             decode_responses=True,
             socket_timeout=5.0,
             socket_connect_timeout=5.0,
             retry=Retry(NoBackoff(), 0),
         )
+        client = Redis(connection_pool=pool)
         return cls(client, clock=clock, idempotency_window_s=idempotency_window_s)
 
     @property
