@@ -55,7 +55,7 @@ __all__ = [
     "launch",
 ]
 
-DEFAULT_COMMAND: Final = "{python} -m reference --host 127.0.0.1 --port {port} --api-key {api_key}"
+DEFAULT_COMMAND: Final = "{python} -m reference --host 127.0.0.1 --port {port} --api-key={api_key}"
 READY_TIMEOUT_S: Final = 30.0
 STOP_GRACE_S: Final = 5.0
 INFO_PATH: Final = "/replay/v1/info"
@@ -315,7 +315,9 @@ def launch(spec: LaunchSpec, driver: Driver, default_timeout: float) -> Target:
             )
         nodes: list[Node] = [UrlNode(url.rstrip("/")) for url in spec.urls]
         return Target(nodes, spec.api_key, driver, default_timeout)
-    api_key = spec.api_key or secrets.token_urlsafe(24)
+    # Hex, not base64url: a generated key must never start with "-", which a command line
+    # would read as an option.
+    api_key = spec.api_key or secrets.token_hex(24)
     if spec.mode == "image":
         assert spec.image is not None
         nodes = [ImageNode(spec.image, api_key=api_key, port=spec.image_port)]

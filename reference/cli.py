@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    api_key = args.api_key or secrets.token_urlsafe(24)
+    api_key = args.api_key or secrets.token_hex(24)  # hex: never starts with "-"
     limits = Limits()
     store = open_store(args.store, idempotency_window_s=limits.idempotency_window_s)
     bus = open_bus(args.store, store)  # a shared store: hear the other nodes through it
