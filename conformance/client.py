@@ -151,8 +151,9 @@ class ReplayClient:
         # A factory, not a shared session: engine.io closes its session when the connection
         # ends (and in __del__), so each connection gets its own. No cookie jar, so that a
         # cookie (a sticky-session cookie, say) never leaks from one client to another.
+        self._http_sessions: list[aiohttp.ClientSession] = []
         self._sio = _SocketIO(
-            reconnection=False, handle_sigint=False, http_session=_new_http_session
+            reconnection=False, handle_sigint=False, http_session=self._new_http_session
         )
         self._sio.on("connect", self._on_connect)
         self._sio.on("connect_error", self._on_connect_error)
@@ -182,6 +183,8 @@ class ReplayClient:
         """Connect with ``auth`` as the CONNECT payload (``None``: no payload at all)."""
         if self.connected:
             raise SuiteError(f"{self.name} is already connected")
+        await self._close_http_sessions(keep_current=False)  # the previous connection's
+        self._sio.eio.http = None
         self._sio.omit_auth = auth is None
         self._connect_error = None
         self._connect_op = self.log.invoke(self.name, "connect", channel=None, payload=auth)
@@ -202,6 +205,20 @@ class ReplayClient:
             await self._sio.disconnect()  # release the transport of a half-open attempt
             raise ConnectFailed(f"{self.name} could not connect to {self.url}: {exc}") from exc
 
+    def _new_http_session(self) -> aiohttp.ClientSession:
+        # engine.io leaves a factory-made session open when a connection dies (it treats it
+        # as the caller's), so the client keeps them and closes those of ended connections.
+        session = _new_http_session()
+        self._http_sessions.append(session)
+        return session
+
+    async def _close_http_sessions(self, keep_current: bool) -> None:
+        current = self._sio.eio.http if keep_current else None
+        for session in self._http_sessions:
+            if session is not current and not session.closed:
+                await session.close()
+        self._http_sessions = [s for s in self._http_sessions if not s.closed]
+
     def _last_connect_error(self) -> tuple[object, ...]:
         # A method, not an attribute read, because the handler sets it behind mypy's back.
         return self._connect_error or ()
@@ -217,6 +234,8 @@ class ReplayClient:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self._sio.disconnect()
+        with contextlib.suppress(Exception):
+            await self._close_http_sessions(keep_current=False)
         self.connected = False
 
     @property
