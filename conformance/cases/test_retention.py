@@ -1,0 +1,284 @@
+"""Retention (spec §4.7, feature ``retention``) and what it does to subscriptions (§6.1, §10.6)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from conformance.case import case, grant
+from conformance.client import ReplayClient
+from conformance.faults.proxy import Direction
+from conformance.findings import expect, expect_error, expect_offsets, expect_ok, ranges
+from conformance.target import Target
+
+# RET-3 with max_age_s = 1: a message must be gone once 1 + 1 s have passed since its ts.
+AGE_S: Final = 1
+AGE_WAIT_S: Final = 2.2
+# SIG-2: large messages fill the socket's buffers quickly; enough of them to overflow what a
+# server and two kernels buffer for one stalled socket (the reference absorbs about 5 MiB).
+STALL_MESSAGES: Final = 400
+STALL_MESSAGE_BYTES: Final = 50 * 1024
+
+
+async def _start(client: ReplayClient, channel: str, clause: str) -> dict[str, Any]:
+    """Subscribe from ``beginning`` and return the reply (its ``from`` is ``first``)."""
+    return expect_ok(await client.subscribe(channel, from_="beginning"), clause=clause)
+
+
+async def _retained(target: Target, channel: str, clause: str) -> tuple[dict[str, Any], list[int]]:
+    """What ``channel`` retains, seen by a fresh subscription from ``beginning``: its reply
+    and the offsets it delivers up to ``head`` (consecutive, by ORD-2)."""
+    client = await target.client(grants=[grant(channel, "subscribe")])
+    reply = await _start(client, channel, clause)
+    head = reply.get("head")
+    if isinstance(head, int) and reply.get("from") != head + 1:
+        await client.wait_for_offset(channel, head, clause=clause)
+    return reply, [o for o in client.offsets(channel) if isinstance(head, int) and o <= head]
+
+
+@case("RET-1")
+async def test_retention_update_answers_the_settings_in_force(target: Target) -> None:
+    channel = target.channel()
+    steps: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"max_messages": 5}, {"max_messages": 5}),
+        ({"max_age_s": 60}, {"max_messages": 5, "max_age_s": 60}),  # omitted: kept
+        ({"max_messages": None}, {"max_messages": None, "max_age_s": 60}),  # null: removed
+        ({"max_messages": 7, "max_age_s": None}, {"max_messages": 7, "max_age_s": None}),
+        ({"max_age_s": 30}, {"max_messages": 7, "max_age_s": 30}),
+    ]
+    for request, in_force in steps:
+        answer = await target.backend.set_retention(channel, **request)
+        got = {key: answer.get(key) for key in in_force}
+        expect(
+            answer.get("channel") == channel and got == in_force,
+            clause="RET-1",
+            expected=f"channel {channel!r} with {in_force} after {request}",
+            received=answer,
+        )
+
+
+@case("RET-2", "OFF-4", "SUB-7")
+async def test_max_messages_keeps_the_newest(target: Target) -> None:
+    channel = target.channel()
+    limit = 3
+    await target.backend.set_retention(channel, max_messages=limit)
+    client = await target.client(grants=[grant(channel)])
+    for head in range(1, 8):
+        await target.backend.publish(channel, {"n": head})
+        first = max(1, head - limit + 1)
+        reply = await _start(client, channel, "RET-2")
+        expect(
+            (reply.get("from"), reply.get("head")) == (first, head),
+            clause="RET-2",
+            expected=f"first {first} (the {limit} newest retained), head {head}",
+            received=reply,
+            channel=channel,
+        )
+        await client.wait_for_offset(channel, head, clause="RET-2")
+        expect_ok(await client.unsubscribe(channel), clause="RET-2")
+        if "history" in target.features:
+            page = expect_ok(await client.history(channel), clause="RET-2")
+            offsets = [m.get("offset") for m in page["messages"]]
+            expect(
+                page.get("first") == first and offsets == list(range(first, head + 1)),
+                clause="RET-2",
+                expected=f"first {first}, messages {first}..{head}",
+                received=page,
+            )
+    # A lower limit applies from the next append on.
+    await target.backend.set_retention(channel, max_messages=1)
+    await target.backend.publish(channel, {"n": 8})
+    reply, offsets = await _retained(target, channel, "RET-2")
+    expect(offsets == [8], clause="RET-2", expected="only offset 8", received=reply)
+
+
+@case("RET-3")
+async def test_max_age_removes_old_messages(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.set_retention(channel, max_age_s=AGE_S)
+    old = await target.backend.publish(channel, {"age": "old"})
+    # The server stamped `old` before it answered: after this wait, more than A + 1 seconds
+    # have passed since its ts on the server's clock too.
+    await asyncio.sleep(AGE_WAIT_S)
+    client = await target.client(grants=[grant(channel)])
+    reply, offsets = await _retained(target, channel, "RET-3")
+    expect(
+        old["offset"] not in offsets and reply.get("from") == old["offset"] + 1,
+        clause="RET-3",
+        expected=f"offset {old['offset']} no longer delivered (first moved past it)",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
+    if "history" in target.features:
+        page = expect_ok(await client.history(channel), clause="RET-3")
+        expect(
+            page["messages"] == [] and page.get("first") is None and page.get("head") == 1,
+            clause="RET-3",
+            expected="no messages returned, first null, head 1",
+            received=page,
+        )
+    fresh = await target.backend.publish(channel, {"age": "fresh"})
+    reply, offsets = await _retained(target, channel, "RET-3")
+    expect(
+        offsets == [fresh["offset"]],
+        clause="RET-3",
+        expected=f"only the fresh message {fresh['offset']} retained",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
+    if "history" in target.features:
+        page = expect_ok(await client.history(channel), clause="RET-3")
+        got = [m.get("offset") for m in page["messages"]]
+        expect(
+            got == [fresh["offset"]] and page.get("first") == fresh["offset"],
+            clause="RET-3",
+            expected=f"first {fresh['offset']} and only that message",
+            received=page,
+        )
+
+
+@case("RET-4")
+async def test_retention_removes_only_a_prefix(target: Target) -> None:
+    channel = target.channel()
+    epoch = (await target.backend.publish(channel, {"n": 1}))["epoch"]
+    await target.backend.publish_many(channel, 5, [{"n": n} for n in range(2, 7)])
+    reader = await target.client(grants=[grant(channel, "subscribe")])
+    await _start(reader, channel, "RET-4")
+    await reader.wait_for_offset(channel, 6, clause="RET-4")
+    before = {m["offset"]: m for m in reader.messages(channel)}
+    await target.backend.set_retention(channel, max_messages=3)
+    after_publish = await target.backend.publish(channel, {"n": 7})
+    expect(
+        after_publish.get("epoch") == epoch and after_publish.get("offset") == 7,
+        clause="RET-4",
+        expected=f"offset 7 in the same epoch {epoch!r}",
+        received=after_publish,
+    )
+    reply, offsets = await _retained(target, channel, "RET-4")
+    expect(
+        reply.get("epoch") == epoch and offsets == [5, 6, 7],
+        clause="RET-4",
+        expected=f"epoch {epoch!r} unchanged, offsets 5..7 (a prefix removed)",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
+    later = await target.client(grants=[grant(channel, "subscribe")])
+    await _start(later, channel, "RET-4")
+    await later.wait_for_offset(channel, 7, clause="RET-4")
+    for message in later.messages(channel):
+        old = before.get(message["offset"])
+        if old is not None:
+            expect(
+                message == old,
+                clause="RET-4",
+                expected=f"offset {message['offset']} unchanged: {old}",
+                received=message,
+                channel=channel,
+            )
+
+
+@case("RET-5")
+async def test_retention_applies_to_one_channel_even_before_messages(target: Target) -> None:
+    channel = target.channel()
+    untouched = [target.channel("other"), f"{channel}x", channel.upper()]
+    answer = await target.backend.set_retention(channel, max_messages=2)
+    expect(
+        answer.get("max_messages") == 2, clause="RET-5", expected="max_messages 2", received=answer
+    )
+    for name in [channel, *untouched]:
+        await target.backend.publish_many(name, 5)
+    reply, offsets = await _retained(target, channel, "RET-5")
+    expect(
+        offsets == [4, 5],
+        clause="RET-5",
+        expected="offsets 4..5: retention set before the first message applies",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
+    for name in untouched:
+        reply, offsets = await _retained(target, name, "RET-5")
+        expect(
+            offsets == [1, 2, 3, 4, 5],
+            clause="RET-5",
+            expected=f"{name}: offsets 1..5, no retention of another channel applied",
+            received=f"{reply}, delivered [{ranges(offsets)}]",
+            channel=name,
+        )
+
+
+@case("SUB-6", "SUB-11", "SUB-1", feature="retention")
+async def test_starting_below_first(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.set_retention(channel, max_messages=3)
+    epoch = (await target.backend.publish(channel, {"n": 0}))["epoch"]
+    await target.backend.publish_many(channel, 7)  # offsets 1..8 assigned, 6..8 retained
+    client = await target.client(grants=[grant(channel, "subscribe")])
+    for from_ in (1, 5):
+        reply = await client.subscribe(channel, from_=from_, epoch=epoch)
+        expect_error(reply, "history_truncated", clause="SUB-6", channel=channel)
+        reply = await client.subscribe(channel, from_=from_, allow_truncation=False)
+        expect_error(reply, "history_truncated", clause="SUB-6", channel=channel)
+    expect_error(await client.unsubscribe(channel), "not_subscribed", clause="SUB-6")
+    reply = await client.subscribe(channel, from_=2, epoch=epoch, allow_truncation=True)
+    reply = expect_ok(reply, clause="SUB-11")
+    expect(
+        reply.get("from") == 6 and reply.get("truncated") == {"requested": 2, "first_available": 6},
+        clause="SUB-11",
+        expected='from 6 with "truncated": {"requested": 2, "first_available": 6}',
+        received=reply,
+    )
+    await client.wait_for_offset(channel, 8, clause="SUB-11")
+    expect_offsets(client.offsets(channel), [6, 7, 8], clause="SUB-11", channel=channel)
+    # Above head + 1 fails first (SUB-1's order), even with allow_truncation.
+    other = await target.client(grants=[grant(channel, "subscribe")])
+    reply = await other.subscribe(channel, from_=10, allow_truncation=True)
+    expect_error(reply, "offset_out_of_range", clause="SUB-1", channel=channel)
+
+
+@case("SIG-2", "SIG-1", timeout=60)
+async def test_a_stalled_subscriber_overtaken_by_retention_ends_truncated(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.set_retention(channel, max_messages=3)
+    proxy = await target.proxy()
+    slow = await target.client(grants=[grant(channel, "subscribe")], proxy=proxy)
+    expect_ok(await slow.subscribe(channel, from_="beginning"), clause="SIG-2")
+    data = "x" * min(STALL_MESSAGE_BYTES, target.limits["max_payload_bytes"] - 16)
+    # The subscriber stops reading (a black hole towards it) while the channel moves on far
+    # past what retention keeps; it is healed long before any ping timeout.
+    proxy.stall(Direction.DOWN)
+    for _ in range(STALL_MESSAGES):
+        await target.backend.publish(channel, data)
+    proxy.heal()
+    stream = slow.stream(channel)
+    await slow.wait_until(
+        lambda: bool(stream.unsubscribed) or STALL_MESSAGES in slow.offsets(channel),
+        "replay:unsubscribed, or every message",
+        timeout=20,
+        clause="SIG-2",
+        channel=channel,
+        received=lambda: f"offsets [{ranges(slow.offsets(channel))}] and no replay:unsubscribed",
+    )
+    delivered = slow.offsets(channel)
+    if not stream.unsubscribed:
+        # Everything reached the socket before retention removed it: nothing to report.
+        expect_offsets(delivered, range(1, STALL_MESSAGES + 1), clause="SIG-1", channel=channel)
+        return
+    ended = stream.unsubscribed[0]
+    expect(
+        ended.get("reason") == "truncated",
+        clause="SIG-2",
+        expected='replay:unsubscribed with reason "truncated"',
+        received=ended,
+        channel=channel,
+    )
+    last = delivered[-1] if delivered else 0
+    expect_offsets(delivered, range(1, last + 1), clause="SIG-1", channel=channel)
+    reply, _ = await _retained(target, channel, "SIG-2")
+    first = reply.get("from")
+    expect(
+        isinstance(first, int) and first > last + 1,
+        clause="SIG-2",
+        expected=f"the subscription's next offset {last + 1} removed by retention (first above it)",
+        received=reply,
+        channel=channel,
+    )
