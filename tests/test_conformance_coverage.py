@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-import pytest
-
 import conformance.cases
 from conformance import clauses
 from conformance.case import CASES
@@ -36,9 +34,6 @@ def test_the_first_cases_are_found() -> None:
         assert clause_id in citing, clause_id
 
 
-# TODO(conformance): remove this xfail once the case writers have a case for every testable
-# MUST clause ("cases are being written").
-@pytest.mark.xfail(strict=False, reason="cases are being written")
 def test_every_testable_must_clause_has_a_case() -> None:
     citing = covered()
     uncovered = [c for c in clauses.load() if c.id not in citing]
