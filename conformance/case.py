@@ -35,7 +35,7 @@ from conformance.findings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine
+    from collections.abc import Awaitable, Callable, Coroutine, Iterator
 
 __all__ = [
     "CASES",
@@ -43,11 +43,13 @@ __all__ = [
     "CaseContext",
     "CaseHost",
     "CaseSpec",
+    "activated",
     "case",
     "current",
     "current_or_none",
     "grant",
     "run_case",
+    "scenario",
     "spec_of",
     "unclaimed",
 ]
@@ -126,6 +128,18 @@ class CaseContext:
 _current: contextvars.ContextVar[CaseContext | None] = contextvars.ContextVar(
     "replay_case", default=None
 )
+
+
+@contextlib.contextmanager
+def activated(context: CaseContext) -> Iterator[None]:
+    """Make ``context`` the running case inside a coroutine (for code that drives the suite's
+    loop itself, such as the Hypothesis scenarios, instead of going through ``@case``)."""
+    tokens = (_current.set(context), active_log.set(context.log))
+    try:
+        yield
+    finally:
+        _current.reset(tokens[0])
+        active_log.reset(tokens[1])
 
 
 def current() -> CaseContext:
@@ -254,6 +268,40 @@ def case(
             if reason is not None:
                 pytest.skip(reason)
             host.run_case(spec, lambda: fn(*args, **kwargs))
+
+        run.__replay_case__ = spec  # type: ignore[attr-defined]
+        marked: Callable[..., None] = pytest.mark.clause(*spec.clauses)(run)
+        for needed in spec.features:
+            marked = pytest.mark.feature(needed)(marked)
+        CASES[spec.name] = spec
+        return marked
+
+    return decorate
+
+
+def scenario(
+    *clause_ids: str, feature: str | None = None
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Declare a synchronous conformance test that drives the suite's loop itself (the
+    Hypothesis state machines): it cites clauses and is graded like a ``@case``, but runs its
+    own :class:`CaseContext` per example (see :func:`activated`)."""
+    features = list(_check_clauses(clause_ids))
+    if feature is not None:
+        features.insert(0, feature)
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        spec = CaseSpec(
+            name=f"{fn.__module__}.{fn.__qualname__}",
+            clauses=tuple(dict.fromkeys(clause_ids)),
+            features=tuple(dict.fromkeys(features)),
+        )
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> None:
+            reason = unclaimed(spec, kwargs["target"])
+            if reason is not None:
+                pytest.skip(reason)
+            fn(*args, **kwargs)
 
         run.__replay_case__ = spec  # type: ignore[attr-defined]
         marked: Callable[..., None] = pytest.mark.clause(*spec.clauses)(run)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import hypothesis
 import pytest
 
 from conformance import clauses, schemas
@@ -45,6 +46,7 @@ from conformance.report import (
     terminal_lines,
     write_report,
 )
+from conformance.scenarios.profiles import DEFAULT_PROFILE
 from conformance.target import DEFAULT_COMMAND, INFO_PATH, LaunchSpec, Target, launch
 
 if TYPE_CHECKING:
@@ -345,6 +347,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     except SuiteError as exc:
         _shutdown(state)
         pytest.exit(str(exc), returncode=PREFLIGHT_EXIT)
+    if not session.config.getoption("hypothesis_profile", None):
+        hypothesis.settings.load_profile(DEFAULT_PROFILE)  # the scenarios' CI size
     # Skip what the target does not claim now, so that pytest reports the case's location.
     for item in session.items:
         spec = state.cases.get(item.nodeid)

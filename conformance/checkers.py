@@ -1,0 +1,267 @@
+"""Whole-history checkers: name what went wrong the way published analyses of queues do.
+
+Each checker reads a :class:`~conformance.history.History` and reports :class:`Anomaly`s:
+
+==================  ==========================================================  =======
+anomaly             meaning                                                     clause
+==================  ==========================================================  =======
+lost                an acknowledged publish never delivered to a subscription   HND-2
+                    that was still open at the end and whose range covers it
+duplicate           one subscription delivered an offset twice                  ORD-3
+reorder             one subscription delivered an offset below an earlier one   ORD-2
+gap                 one subscription skipped offsets (or did not start at from) ORD-2
+divergence          two observers saw different id/data at one offset, or a     CNS-1
+                    publish's reply named an offset that holds something else
+phantom             a delivered message that nobody published                   MSG-2
+duplicated-publish  one publish (or one idempotency id) stored at two offsets   PUB-4
+leak                a delivery the socket's grants did not allow, or one after  ACC-5
+                    its session was deleted (1 s grace, SES-15)
+unsignalled-loss    a subscribe answered from a later offset than asked,        SIG-1
+                    without saying ``truncated``
+==================  ==========================================================  =======
+
+An indeterminate publish (its reply lost to a cut) may be stored or not, but at most once:
+``duplicated-publish`` covers it. Checks are conservative: they only report what the spec
+rules out whatever the timing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from conformance.history import History, Span, canonical, grants_allow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = ["ANOMALY_CLAUSES", "Anomaly", "check", "check_log"]
+
+ANOMALY_CLAUSES = {
+    "lost": "HND-2",
+    "duplicate": "ORD-3",
+    "reorder": "ORD-2",
+    "gap": "ORD-2",
+    "divergence": "CNS-1",
+    "phantom": "MSG-2",
+    "duplicated-publish": "PUB-4",
+    "leak": "ACC-5",
+    "unsignalled-loss": "SIG-1",
+}
+REVOCATION_GRACE_S = 1.0  # SES-15, ACC-6: "within 1 second"
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One thing the history shows went wrong, with the log entries that show it."""
+
+    kind: str
+    detail: str
+    seqs: tuple[int, ...] = ()
+
+    @property
+    def clause(self) -> str:
+        return ANOMALY_CLAUSES[self.kind]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.clause}): {self.detail}"
+
+
+def _spans(history: History) -> Iterable[Span]:
+    return (span for span in history.spans if isinstance(span.start, int))
+
+
+def check_order(history: History) -> list[Anomaly]:
+    """duplicate, reorder, gap: within each subscription, offsets run from, from+1, ..."""
+    found: list[Anomaly] = []
+    for span in _spans(history):
+        expected = span.start
+        seen: set[object] = set()
+        for delivery in span.deliveries:
+            where = f"{span.actor} on {span.channel} (from {span.start})"
+            offset = delivery.offset
+            if offset in seen:
+                found.append(
+                    Anomaly("duplicate", f"{where}: offset {offset} again", (delivery.seq,))
+                )
+                break
+            if not isinstance(offset, int) or not isinstance(expected, int):
+                break
+            if offset < expected:
+                after = f"after {expected - 1}" if seen else f"first, below its from {span.start}"
+                found.append(Anomaly("reorder", f"{where}: {offset} {after}", (delivery.seq,)))
+                break
+            if offset > expected:
+                found.append(
+                    Anomaly("gap", f"{where}: {offset} where {expected} was due", (delivery.seq,))
+                )
+                break
+            seen.add(offset)
+            expected = offset + 1
+    return found
+
+
+def check_lost(history: History) -> list[Anomaly]:
+    """lost: every acknowledged publish reaches the subscriptions still open at the end."""
+    found: list[Anomaly] = []
+    for span in _spans(history):
+        if not span.live:
+            continue
+        delivered = {d.offset for d in span.deliveries}
+        for publish in history.publishes:
+            covered = (
+                publish.outcome == "ok"
+                and publish.channel == span.channel
+                and publish.epoch == span.epoch
+                and isinstance(publish.offset, int)
+                and isinstance(span.start, int)
+                and publish.offset >= span.start
+            )
+            if covered and publish.offset not in delivered:
+                found.append(
+                    Anomaly(
+                        "lost",
+                        f"{publish.actor}'s publish at {span.channel}#{publish.offset} was "
+                        f"acknowledged but never reached {span.actor} (subscribed from "
+                        f"{span.start}, still open)",
+                        (publish.seq, span.opened_seq),
+                    )
+                )
+    return found
+
+
+def check_consistency(history: History) -> list[Anomaly]:
+    """divergence and phantom: one content per offset, and only published content."""
+    found: list[Anomaly] = []
+    at_offset: dict[tuple[str, object, object], tuple[object, str, int]] = {}
+    for publish in history.publishes:
+        if publish.outcome == "ok" and not publish.duplicate:
+            stored: tuple[str, object, object] = (publish.channel, publish.epoch, publish.offset)
+            at_offset.setdefault(stored, (publish.stored_id, canonical(publish.data), publish.seq))
+    published: defaultdict[str, set[str]] = defaultdict(set)
+    for publish in history.publishes:
+        published[publish.channel].add(canonical(publish.data))
+    reported: set[tuple[str, object, object]] = set()
+    for delivery in history.deliveries:
+        key: tuple[str, object, object] = (delivery.channel, delivery.epoch, delivery.offset)
+        content = canonical(delivery.data)
+        if content not in published[delivery.channel] and key not in reported:
+            reported.add(key)
+            found.append(
+                Anomaly(
+                    "phantom",
+                    f"{delivery.actor} got {delivery.channel}#{delivery.offset} = {content[:80]}, "
+                    "which nobody published",
+                    (delivery.seq,),
+                )
+            )
+            continue
+        first = at_offset.setdefault(key, (delivery.id, content, delivery.seq))
+        if (first[0], first[1]) != (delivery.id, content) and key not in reported:
+            reported.add(key)
+            found.append(
+                Anomaly(
+                    "divergence",
+                    f"{delivery.channel}#{delivery.offset}: {delivery.actor} got id "
+                    f"{delivery.id!r} {content[:60]}, earlier seen as id {first[0]!r} "
+                    f"{first[1][:60]}",
+                    (first[2], delivery.seq),
+                )
+            )
+    return found
+
+
+def check_stored_once(history: History) -> list[Anomaly]:
+    """duplicated-publish: a publish's data, or a publisher's id, at one offset only."""
+    found: list[Anomaly] = []
+    offsets_of: defaultdict[tuple[str, object, str], dict[object, int]] = defaultdict(dict)
+    for delivery in history.deliveries:
+        for key in (
+            (delivery.channel, delivery.epoch, "data:" + canonical(delivery.data)),
+            (delivery.channel, delivery.epoch, "id:" + str(delivery.id)),
+        ):
+            offsets_of[key].setdefault(delivery.offset, delivery.seq)
+    requested_ids = {(p.channel, p.requested_id) for p in history.publishes if p.requested_id}
+    data_counts: defaultdict[tuple[str, str], int] = defaultdict(int)
+    for publish in history.publishes:
+        data_counts[(publish.channel, canonical(publish.data))] += 1
+    for (channel, _epoch, what), offsets in offsets_of.items():
+        if len(offsets) < 2:
+            continue
+        kind, _, value = what.partition(":")
+        if kind == "id" and (channel, value) not in requested_ids:
+            continue  # server-assigned ids are only unique per offset anyway (MSG-3)
+        if kind == "data" and data_counts[(channel, value)] > 1:
+            continue  # the same data was published more than once on purpose
+        found.append(
+            Anomaly(
+                "duplicated-publish",
+                f"{channel}: one publish ({kind} {value[:60]}) stored at offsets "
+                f"{sorted(o for o in offsets if isinstance(o, int))}",
+                tuple(offsets.values()),
+            )
+        )
+    return found
+
+
+def check_access(history: History) -> list[Anomaly]:
+    """leak: deliveries the socket's session grants did not allow, or after its deletion."""
+    found: list[Anomaly] = []
+    for delivery in history.deliveries:
+        session = history.session_at(delivery.actor, delivery.seq)
+        if session is None:
+            continue  # a connection the history cannot attribute (token from elsewhere)
+        window = history.grants_between(session, delivery.t - REVOCATION_GRACE_S, delivery.t)
+        if not any(
+            grants is not None and grants_allow(grants, delivery.channel, "subscribe")
+            for grants in window
+        ):
+            found.append(
+                Anomaly(
+                    "leak",
+                    f"{delivery.actor} got {delivery.channel}#{delivery.offset} although its "
+                    f"session {session} had no subscribe grant for it (or was deleted more "
+                    f"than {REVOCATION_GRACE_S:g} s before)",
+                    (delivery.seq,),
+                )
+            )
+    return found
+
+
+def check_signalled(history: History) -> list[Anomaly]:
+    """unsignalled-loss: a subscription that starts later than asked must say ``truncated``."""
+    found: list[Anomaly] = []
+    for span in history.spans:
+        asked = span.requested
+        if isinstance(asked, int) and span.start != asked and span.truncated is None:
+            found.append(
+                Anomaly(
+                    "unsignalled-loss",
+                    f"{span.actor} subscribed to {span.channel} from {asked} and was answered "
+                    f"from {span.start} without 'truncated'",
+                    (span.opened_seq,),
+                )
+            )
+    return found
+
+
+CHECKERS: tuple[Callable[[History], list[Anomaly]], ...] = (
+    check_order,
+    check_lost,
+    check_consistency,
+    check_stored_once,
+    check_access,
+    check_signalled,
+)
+
+
+def check(history: History) -> list[Anomaly]:
+    """Every anomaly of ``history``, ordered by where the log first shows it."""
+    found = [anomaly for checker in CHECKERS for anomaly in checker(history)]
+    return sorted(found, key=lambda a: min(a.seqs, default=0))
+
+
+def check_log(entries: Iterable[object]) -> list[Anomaly]:
+    """Check a case's log entries (``EventLog.entries``)."""
+    return check(History.from_log(list(entries)))  # type: ignore[arg-type]

@@ -1,0 +1,2 @@
+"""Hypothesis scenarios: random interleavings of clients, faults and publishes, judged from the
+recorded history (``conformance.checkers``). See ``machine.py``."""

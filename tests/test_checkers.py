@@ -1,0 +1,268 @@
+"""The whole-history checkers name each anomaly on a hand-built log (conformance.checkers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.checkers import Anomaly, check_log
+from conformance.findings import EventLog
+
+CH = "room:a"
+ALL = [{"channels": "*", "actions": ["subscribe", "publish", "history"]}]
+
+
+class Story:
+    """Writes a log the way the suite's backend and clients do."""
+
+    def __init__(self) -> None:
+        self.log = EventLog()
+
+    def register(self, session: str, token: str, grants: list[dict[str, Any]] = ALL) -> None:
+        op = self.log.invoke(
+            "backend",
+            "POST /replay/v1/sessions",
+            channel=None,
+            payload={"client_id": "c", "grants": grants},
+        )
+        self.log.record(
+            "backend",
+            "reply",
+            "POST /replay/v1/sessions",
+            op=op,
+            outcome="ok",
+            payload={"status": 201, "body": {"session_id": session, "token": token}},
+        )
+
+    def delete(self, session: str) -> None:
+        name = f"DELETE /replay/v1/sessions/{session}"
+        op = self.log.invoke("backend", name, channel=None, payload=None)
+        self.log.record(
+            "backend", "reply", name, op=op, outcome="ok", payload={"status": 204, "body": None}
+        )
+
+    def connect(self, actor: str, token: str) -> None:
+        op = self.log.invoke(actor, "connect", channel=None, payload={"token": token})
+        self.log.record(actor, "connect", "connect", op=op, outcome="ok")
+
+    def publish(
+        self,
+        data: object,
+        offset: int | None,
+        *,
+        outcome: str = "ok",
+        message_id: str | None = None,
+        duplicate: bool = False,
+    ) -> None:
+        name = "POST /replay/v1/channels/room:a/messages"
+        body: dict[str, Any] = {"data": data} | ({"id": message_id} if message_id else {})
+        op = self.log.invoke("backend", name, channel=CH, payload=body)
+        reply = {
+            "channel": CH,
+            "offset": offset,
+            "epoch": "E",
+            "id": message_id or f"s{offset}",
+            "duplicate": duplicate,
+        }
+        self.log.record(
+            "backend",
+            "reply",
+            name,
+            channel=CH,
+            op=op,
+            outcome=outcome,
+            payload={"status": 201, "body": reply} if outcome == "ok" else None,
+        )
+
+    def subscribe(self, actor: str, start: int, asked: object = None, **extra: Any) -> None:
+        request = {"channel": CH} | ({"from": asked} if asked is not None else {})
+        op = self.log.invoke(actor, "replay:subscribe", channel=CH, payload=request)
+        self.log.record(
+            actor,
+            "reply",
+            "replay:subscribe",
+            channel=CH,
+            op=op,
+            outcome="ok",
+            payload={"ok": True, "channel": CH, "epoch": "E", "from": start, "head": start - 1}
+            | extra,
+        )
+
+    def unsubscribe(self, actor: str) -> None:
+        op = self.log.invoke(actor, "replay:unsubscribe", channel=CH, payload={"channel": CH})
+        self.log.record(
+            actor,
+            "reply",
+            "replay:unsubscribe",
+            channel=CH,
+            op=op,
+            outcome="ok",
+            payload={"ok": True},
+        )
+
+    def deliver(
+        self, actor: str, *messages: tuple[int, object], ids: dict[int, str] | None = None
+    ) -> None:
+        batch = [
+            {"offset": o, "id": (ids or {}).get(o, f"s{o}"), "ts": 0, "data": d}
+            for o, d in messages
+        ]
+        self.log.record(
+            actor,
+            "event",
+            "replay:messages",
+            channel=CH,
+            payload={"channel": CH, "epoch": "E", "messages": batch},
+        )
+
+    def anomalies(self) -> list[Anomaly]:
+        return check_log(self.log.entries)
+
+
+@pytest.fixture
+def story() -> Story:
+    story = Story()
+    story.register("s1", "t1")
+    story.connect("c1", "t1")
+    return story
+
+
+def kinds(story: Story) -> list[str]:
+    return [a.kind for a in story.anomalies()]
+
+
+def test_a_clean_history_has_no_anomaly(story: Story) -> None:
+    story.publish("a", 1)
+    story.subscribe("c1", 1, asked=1)
+    story.publish("b", 2)
+    story.deliver("c1", (1, "a"), (2, "b"))
+    assert story.anomalies() == []
+
+
+def test_lost(story: Story) -> None:
+    story.subscribe("c1", 1)
+    story.publish("a", 1)
+    story.publish("b", 2)
+    story.deliver("c1", (1, "a"))
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("lost", "HND-2")
+    assert "room:a#2" in anomaly.detail
+
+
+def test_not_lost_once_the_subscription_ended(story: Story) -> None:
+    story.subscribe("c1", 1)
+    story.publish("a", 1)
+    story.unsubscribe("c1")
+    assert story.anomalies() == []
+
+
+@pytest.mark.parametrize(
+    ("offsets", "kind"),
+    [([1, 1], "duplicate"), ([1, 3], "gap"), ([2], "gap"), ([1, 2, 1], "duplicate")],
+)
+def test_order_anomalies(story: Story, offsets: list[int], kind: str) -> None:
+    for n in (1, 2, 3):
+        story.publish(f"d{n}", n)
+    story.subscribe("c1", 1)
+    story.deliver("c1", *((o, f"d{o}") for o in offsets))
+    assert kind in kinds(story)
+
+
+def test_reorder(story: Story) -> None:
+    for n in (1, 2, 3):
+        story.publish(f"d{n}", n)
+    story.subscribe("c1", 2, asked=2)
+    story.deliver("c1", (2, "d2"), (3, "d3"))
+    story.unsubscribe("c1")
+    story.subscribe("c1", 3, asked=3)
+    story.deliver("c1", (1, "d1"))
+    assert "reorder" in kinds(story)
+
+
+def test_divergence_between_observers_and_with_the_publish_reply(story: Story) -> None:
+    story.register("s2", "t2")
+    story.connect("c2", "t2")
+    story.publish("a", 1)
+    story.publish("b", 2)
+    story.subscribe("c1", 1)
+    story.subscribe("c2", 1)
+    story.deliver("c1", (1, "a"), (2, "b"))
+    story.deliver("c2", (1, "b"), (2, "b"))
+    found = kinds(story)
+    assert found.count("divergence") == 1
+
+
+def test_phantom(story: Story) -> None:
+    story.subscribe("c1", 1)
+    story.deliver("c1", (1, "never published"))
+    assert kinds(story) == ["phantom"]
+
+
+def test_an_indeterminate_publish_may_appear_once_not_twice(story: Story) -> None:
+    story.subscribe("c1", 1)
+    story.publish("x", None, outcome="indeterminate")
+    story.deliver("c1", (1, "x"))
+    assert story.anomalies() == []
+    story.deliver("c1", (2, "x"))
+    assert "duplicated-publish" in kinds(story)
+
+
+def test_an_idempotency_id_stored_twice(story: Story) -> None:
+    story.subscribe("c1", 1)
+    story.publish("x", 1, message_id="k")
+    story.publish("y", 2, message_id="k")  # the server failed to recognise the duplicate
+    story.deliver("c1", (1, "x"), (2, "y"), ids={1: "k", 2: "k"})
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("duplicated-publish", "PUB-4")
+
+
+def test_leak_outside_grants(story: Story) -> None:
+    story.register("s2", "t2", grants=[{"channels": "room:b*", "actions": ["subscribe"]}])
+    story.connect("c2", "t2")
+    story.publish("a", 1)
+    story.subscribe("c2", 1)
+    story.deliver("c2", (1, "a"))
+    assert kinds(story) == ["leak"]
+
+
+def test_leak_after_deletion_only_after_the_grace(
+    story: Story, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    story.publish("a", 1)
+    story.publish("b", 2)
+    story.subscribe("c1", 1)
+    story.deliver("c1", (1, "a"))
+    story.delete("s1")
+    story.deliver("c1", (2, "b"))  # within the grace: allowed
+    assert story.anomalies() == []
+    clock = [story.log.entries[-1].t + 1.5]
+    monkeypatch.setattr("conformance.findings.time.monotonic", lambda: clock[0] + story.log._t0)
+    story.publish("c", 3)
+    story.deliver("c1", (3, "c"))
+    assert kinds(story) == ["leak"]
+
+
+def test_unsignalled_loss(story: Story) -> None:
+    story.publish("a", 1)
+    story.subscribe("c1", 2, asked=1)
+    story.deliver("c1")
+    assert kinds(story) == ["unsignalled-loss"]
+    story.subscribe("c1", 2, asked=1, truncated={"requested": 1, "first_available": 2})
+    assert kinds(story) == ["unsignalled-loss"]  # the signalled one is fine
+
+
+def test_deliveries_before_the_reply_belong_to_the_subscription(story: Story) -> None:
+    story.publish("a", 1)
+    op = story.log.invoke("c1", "replay:subscribe", channel=CH, payload={"channel": CH, "from": 1})
+    story.deliver("c1", (1, "a"))
+    story.log.record(
+        "c1",
+        "reply",
+        "replay:subscribe",
+        channel=CH,
+        op=op,
+        outcome="ok",
+        payload={"ok": True, "channel": CH, "epoch": "E", "from": 1, "head": 1},
+    )
+    assert story.anomalies() == []
