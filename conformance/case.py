@@ -29,6 +29,7 @@ from conformance import clauses
 from conformance.findings import (
     CaseTimeout,
     ConformanceFailure,
+    ConnectionLost,
     EventLog,
     SuiteError,
     active_log,
@@ -176,6 +177,15 @@ async def run_case(
             raised = CaseTimeout(
                 f"the case did not finish within {timeout:g} s", context.log.tail(limit=15)
             )
+    except ConnectionLost as lost:
+        # The case did not expect a disconnect, so the target dropped a socket instead of
+        # answering an event on it: no reply is an EVT-1 failure, not an error of the suite.
+        raised = ConformanceFailure(
+            "EVT-1",
+            "a reply to every event, the socket staying connected",
+            str(lost),
+            context.log.tail(limit=15),
+        )
     except Exception as exc:
         raised = exc
     finally:

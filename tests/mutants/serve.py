@@ -1,0 +1,22 @@
+"""Run the reference server with one mutant applied.
+
+python tests/mutants/serve.py NAME [replay-reference options...]
+python tests/mutants/serve.py --list
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mutants import MUTANTS
+
+from reference.cli import main
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--list"]:
+        for known in MUTANTS.values():
+            print(f"{known.name}: {known.bug}")
+        raise SystemExit(0)
+    name, *options = sys.argv[1:]
+    MUTANTS[name].apply()
+    main(options)

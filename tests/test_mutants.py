@@ -1,0 +1,154 @@
+"""The mutant gate: the conformance suite must catch every deliberately broken server.
+
+Each mutant of ``tests/mutants/mutants.py`` is served with ``--target-cmd`` and judged by the
+whole suite with the ``ci`` Hypothesis profile, stopping at the first failure (``-x``); the
+first failure must name one of the clauses or anomalies the mutant is expected to break. The
+unmutated reference must pass the same run. Runs go two at a time (the machine has 2 cores and
+each run is mostly waiting on sockets). The kill matrix is printed and written to
+``reports/kill-matrix.md``; the README shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "mutants"))
+from mutants import MUTANTS
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVE = Path(__file__).parent / "mutants" / "serve.py"
+REFERENCE = "reference (unmutated)"
+RUN_TIMEOUT_S = 900
+PARALLEL = 2
+ANOMALY = re.compile(r"\b([a-z]+(?:-[a-z]+)*) \(([A-Z]{3}-\d+)\)")
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Verdict:
+    """What one run of the suite against one server said."""
+
+    name: str
+    exit_code: int
+    seconds: float
+    clause: str | None = None  # the clause the first failure names
+    anomaly: str | None = None  # the checker's anomaly, when a scenario caught it
+    case: str | None = None
+    detail: str = ""
+
+    def caught_by(self) -> set[str]:
+        return {found for found in (self.clause, self.anomaly) if found}
+
+
+def command(name: str) -> str:
+    serve = f"{{python}} {SERVE}" + (f" {name}" if name != REFERENCE else "")
+    if name == REFERENCE:
+        serve = "{python} -m reference"
+    return f"{serve} --host 127.0.0.1 --port {{port}} --api-key={{api_key}}"
+
+
+async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Verdict:
+    report = reports / name.split(" ")[0]
+    argv = [
+        sys.executable, "-m", "pytest", "conformance", "-x", "-q", "-p", "no:cacheprovider",
+        "--hypothesis-profile=ci", "-o", f"timeout={RUN_TIMEOUT_S}",
+        f"--replay-report={report}", f"--target-cmd={command(name)}",
+    ]  # fmt: skip
+    async with slots:
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
+        except TimeoutError:
+            process.send_signal(signal.SIGINT)  # pytest then stops its target cleanly
+            output, _ = await process.communicate()
+        seconds = time.monotonic() - started
+    verdict = Verdict(name, process.returncode or 0, seconds)
+    document = report.with_suffix(".json")
+    if document.is_file():
+        failures = json.loads(document.read_text())["failures"]
+        if failures:
+            first = failures[0]
+            verdict.case = first.get("case", "").split("::")[-1]
+            verdict.clause = first.get("clause")
+            verdict.detail = str(first.get("received", ""))[:160]
+            found = ANOMALY.search(verdict.detail)
+            verdict.anomaly = found.group(1) if found else None
+    if verdict.exit_code not in (0, 1):
+        verdict.detail = output.decode(errors="replace")[-600:]
+    return verdict
+
+
+def matrix(verdicts: list[Verdict]) -> str:
+    lines = [
+        "| mutant | the bug | caught by | first failing case | time |",
+        "|---|---|---|---|---|",
+    ]
+    for verdict in verdicts:
+        if verdict.name == REFERENCE:
+            outcome = "passes" if verdict.exit_code == 0 else f"FAILS ({verdict.clause})"
+            lines.append(f"| {REFERENCE} | none | {outcome} | | {verdict.seconds:.0f} s |")
+            continue
+        found = verdict.clause or "?"
+        if verdict.anomaly:
+            found = f"{verdict.anomaly} ({found})"
+        bug = MUTANTS[verdict.name].bug
+        lines.append(
+            f"| `{verdict.name}` | {bug} | {found} | `{verdict.case}` | {verdict.seconds:.0f} s |"
+        )
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Verdict]:
+    reports = tmp_path_factory.mktemp("mutant-reports")
+    names = [REFERENCE, *MUTANTS]
+
+    async def all_runs() -> list[Verdict]:
+        slots = asyncio.Semaphore(PARALLEL)
+        return list(await asyncio.gather(*(judge(name, reports, slots) for name in names)))
+
+    found = asyncio.run(all_runs())
+    table = matrix(found)
+    (ROOT / "reports").mkdir(exist_ok=True)
+    (ROOT / "reports" / "kill-matrix.md").write_text(table + "\n")
+    print("\n" + table, file=sys.__stdout__, flush=True)
+    return {verdict.name: verdict for verdict in found}
+
+
+def test_the_reference_passes(verdicts: dict[str, Verdict]) -> None:
+    verdict = verdicts[REFERENCE]
+    assert verdict.exit_code == 0, (verdict.clause, verdict.case, verdict.detail)
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_the_suite_catches(verdicts: dict[str, Verdict], name: str) -> None:
+    verdict = verdicts[name]
+    expected = MUTANTS[name].caught_by
+    assert verdict.exit_code == 1, f"{name} survived the suite: {verdict.detail}"
+    assert verdict.caught_by() & expected, (
+        f"{name} was caught by {verdict.caught_by() or 'an unexpected error'} in {verdict.case}, "
+        f"not by one of {sorted(expected)}: {verdict.detail}"
+    )
+
+
+def test_mutants_stay_out_of_the_shipped_packages() -> None:
+    shipped = [
+        *ROOT.joinpath("reference").rglob("*.py"),
+        *ROOT.joinpath("conformance").rglob("*.py"),
+    ]
+    assert not [path for path in shipped if "mutant" in path.read_text().lower()]
+    assert os.path.relpath(SERVE, ROOT).startswith("tests")
