@@ -431,23 +431,26 @@ def _shutdown(state: _State) -> None:
     state.driver = None
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    state = terminalreporter.config.stash[_STATE]
-    if not state.verdicts:
+def _print_summary(config: pytest.Config) -> None:
+    """The clause summary, after everything pytest prints (h2spec: the verdict comes last)."""
+    state = config.stash[_STATE]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if not state.verdicts or reporter is None:
         return
-    terminalreporter.write_sep("=", "replay/1 conformance: clauses")
+    reporter.write_sep("=", "replay/1 conformance: clauses")
     target = state.target
     if target is not None:
         impl = target.info.get("implementation", {})
-        terminalreporter.write_line(
+        reporter.write_line(
             f"target: {impl.get('name', '?')} {impl.get('version', '')} at {target.describe()}"
         )
     for line in terminal_lines(state.verdicts):
-        terminalreporter.write_line(line)
+        reporter.write_line(line)
     if state.written:
-        terminalreporter.write_line(f"report: {state.written[0]} and {state.written[1]}")
+        reporter.write_line(f"report: {state.written[0]} and {state.written[1]}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _STATE in config.stash:
+        _print_summary(config)
         _shutdown(config.stash[_STATE])
