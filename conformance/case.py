@@ -239,6 +239,26 @@ def unclaimed(spec: CaseSpec, host: CaseHost) -> str | None:
     return None
 
 
+def _features(clause_ids: tuple[str, ...], feature: str | None) -> list[str]:
+    """The features a declaration needs: ``feature`` first, then its clauses' (validated)."""
+    features = list(_check_clauses(clause_ids))
+    if feature is not None:
+        if feature not in FEATURES:
+            raise SuiteError(f"@case names unknown feature {feature!r}; known: {sorted(FEATURES)}")
+        features.insert(0, feature)
+    return features
+
+
+def _register(spec: CaseSpec, run: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test function with its clauses and features and record it in ``CASES``."""
+    run.__replay_case__ = spec  # type: ignore[attr-defined]
+    marked: Callable[..., None] = pytest.mark.clause(*spec.clauses)(run)
+    for needed in spec.features:
+        marked = pytest.mark.feature(needed)(marked)
+    CASES[spec.name] = spec
+    return marked
+
+
 def case(
     *clause_ids: str,
     feature: str | None = None,
@@ -252,11 +272,7 @@ def case(
     seconds before the case is cancelled (default ``--replay-timeout``). Unknown clause IDs
     raise at import time.
     """
-    features = list(_check_clauses(clause_ids))
-    if feature is not None:
-        if feature not in FEATURES:
-            raise SuiteError(f"@case names unknown feature {feature!r}; known: {sorted(FEATURES)}")
-        features.insert(0, feature)
+    features = _features(clause_ids, feature)
 
     def decorate(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
         if not inspect.iscoroutinefunction(fn):
@@ -279,12 +295,7 @@ def case(
                 pytest.skip(reason)
             host.run_case(spec, lambda: fn(*args, **kwargs))
 
-        run.__replay_case__ = spec  # type: ignore[attr-defined]
-        marked: Callable[..., None] = pytest.mark.clause(*spec.clauses)(run)
-        for needed in spec.features:
-            marked = pytest.mark.feature(needed)(marked)
-        CASES[spec.name] = spec
-        return marked
+        return _register(spec, run)
 
     return decorate
 
@@ -295,9 +306,7 @@ def scenario(
     """Declare a synchronous conformance test that drives the suite's loop itself (the
     Hypothesis state machines): it cites clauses and is graded like a ``@case``, but runs its
     own :class:`CaseContext` per example (see :func:`activated`)."""
-    features = list(_check_clauses(clause_ids))
-    if feature is not None:
-        features.insert(0, feature)
+    features = _features(clause_ids, feature)
 
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         spec = CaseSpec(
@@ -313,12 +322,7 @@ def scenario(
                 pytest.skip(reason)
             fn(*args, **kwargs)
 
-        run.__replay_case__ = spec  # type: ignore[attr-defined]
-        marked: Callable[..., None] = pytest.mark.clause(*spec.clauses)(run)
-        for needed in spec.features:
-            marked = pytest.mark.feature(needed)(marked)
-        CASES[spec.name] = spec
-        return marked
+        return _register(spec, run)
 
     return decorate
 
