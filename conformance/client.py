@@ -8,9 +8,10 @@ dispatches each incoming packet in its own task, in arrival order, so recording 
 ``await`` keeps the log in the order the packets arrived (SUB-13 depends on it).
 
 While recording, the client checks what needs no case-specific knowledge: every payload
-against its schema, and every subscription's stream (first offset = ``from``, then +1, one
-epoch, at most ``max_batch`` per event, nothing outside a subscription). A problem is recorded
-as a violation and fails the case when it ends.
+against its schema, and (through its :class:`~conformance.streams.StreamBook`) every
+subscription's stream (first offset = ``from``, then +1, one epoch, at most ``max_batch`` per
+event, nothing outside a subscription). A problem is recorded as a violation and fails the
+case when it ends.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import contextlib
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -36,6 +37,7 @@ from conformance.findings import (
     fail,
     ranges,
 )
+from conformance.streams import Stream, StreamBook, Subscription
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,47 +56,6 @@ _EVENT_SCHEMAS: Final = {
     "replay:unsubscribed": ("unsubscribed-event", "UNS-6"),
 }
 _MESSAGE_PROBLEM = re.compile(r"^messages/\d+")
-
-
-@dataclass(eq=False)
-class Subscription:
-    """One subscription as the client saw it: its start, its messages, how it ended."""
-
-    channel: str
-    epoch: object
-    from_: object  # the resolved ``from`` (an int, unless the target sent garbage)
-    head: object
-    origin: str  # "reply" (replay:subscribe) or "auto" (replay:subscribed)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    ended: str | None = None  # "unsubscribe", "unsubscribed:<reason>", "disconnect", ...
-    broken: bool = False  # an order violation was recorded; later ones would only echo it
-
-    @property
-    def offsets(self) -> list[int]:
-        """Offsets delivered by this subscription, in arrival order."""
-        return [m["offset"] for m in self.messages if isinstance(m.get("offset"), int)]
-
-
-@dataclass(eq=False)
-class Stream:
-    """Everything one client received about one channel."""
-
-    channel: str
-    subscriptions: list[Subscription] = field(default_factory=list)
-    received: list[dict[str, Any]] = field(default_factory=list)  # all messages, arrival order
-    unsubscribed: list[dict[str, Any]] = field(default_factory=list)  # replay:unsubscribed
-    early: list[tuple[object, list[dict[str, Any]]]] = field(default_factory=list)
-
-    @property
-    def current(self) -> Subscription | None:
-        """The live subscription, if any."""
-        last = self.subscriptions[-1] if self.subscriptions else None
-        return last if last is not None and last.ended is None else None
-
-    @property
-    def offsets(self) -> list[int]:
-        """Offsets of every message received on the channel, in arrival order."""
-        return [m["offset"] for m in self.received if isinstance(m.get("offset"), int)]
 
 
 @dataclass(eq=False)
@@ -137,9 +98,9 @@ class ReplayClient:
         self.name = name
         self.log = log
         self.session = session
-        self.max_batch = max_batch
         self.timeout = timeout
-        self.streams: dict[str, Stream] = {}
+        self._book = StreamBook(self._violation, max_batch)
+        self.streams: dict[str, Stream] = self._book.streams
         self.events: list[tuple[str, Any]] = []  # every server event, in arrival order
         self.disconnects: list[str] = []  # reasons, in order
         self.connected = False
@@ -165,6 +126,15 @@ class ReplayClient:
 
     def __repr__(self) -> str:
         return f"<ReplayClient {self.name} {self.url} connected={self.connected}>"
+
+    @property
+    def max_batch(self) -> int | None:
+        """The target's ``limits.max_batch``: no ``replay:messages`` may carry more (DLV-2)."""
+        return self._book.max_batch
+
+    @max_batch.setter
+    def max_batch(self, value: int | None) -> None:
+        self._book.max_batch = value
 
     # --- connection --------------------------------------------------------------------------
 
@@ -340,9 +310,7 @@ class ReplayClient:
 
     def stream(self, channel: str) -> Stream:
         """The :class:`Stream` of ``channel`` (empty if nothing arrived yet)."""
-        if channel not in self.streams:
-            self.streams[channel] = Stream(channel)
-        return self.streams[channel]
+        return self._book.stream(channel)
 
     def subscription(self, channel: str) -> Subscription | None:
         """The live subscription to ``channel``, as far as the client knows."""
@@ -491,7 +459,7 @@ class ReplayClient:
                 )
         if ok and isinstance(reply, dict) and pending.channel is not None:
             if pending.event == "replay:subscribe":
-                self._open(pending.channel, reply, "reply")
+                self._book.open(pending.channel, reply, "reply")
             elif pending.event == "replay:unsubscribe":
                 self._end(pending.channel, "unsubscribe")
         if not pending.future.done():
@@ -520,9 +488,7 @@ class ReplayClient:
         self.log.record(self.name, "disconnect", "disconnect", payload=str(reason))
         self.connected = False
         self.disconnects.append(str(reason))
-        for stream in self.streams.values():
-            if stream.current is not None:
-                stream.current.ended = "disconnect"
+        self._book.end_all("disconnect")
         for pending in list(self._pending.values()):
             self._drop(pending, "indeterminate")
             if not pending.future.done():
@@ -541,28 +507,19 @@ class ReplayClient:
         if not isinstance(messages, list):
             return
         channel: str = payload["channel"]
-        stream = self.stream(channel)
-        batch = [m for m in messages if isinstance(m, dict)]
-        stream.received.extend(batch)
-        subscription = stream.current
-        if subscription is not None:
-            self._deliver(subscription, payload.get("epoch"), batch)
-        elif self._subscribing[channel] > 0:
-            self._violation(
-                "SUB-13",
-                f"the reply to replay:subscribe {channel} before its first replay:messages",
-                "replay:messages first",
-                channel,
-            )
-            stream.early.append((payload.get("epoch"), batch))
-        else:
-            self._stray(stream, batch)
+        self._book.receive(
+            channel,
+            payload.get("epoch"),
+            messages,
+            subscribing=self._subscribing[channel] > 0,
+            connected=self.connected,
+        )
         self._notify()
 
     def _on_subscribed(self, *args: object) -> None:
         payload = self._event("replay:subscribed", args)
         if isinstance(payload, dict) and isinstance(payload.get("channel"), str):
-            self._open(payload["channel"], payload, "auto")
+            self._book.open(payload["channel"], payload, "auto")
         self._notify()
 
     def _on_unsubscribed(self, *args: object) -> None:
@@ -602,85 +559,9 @@ class ReplayClient:
     def _violation(self, clause: str, expected: str, received: str, channel: str | None) -> None:
         self.log.violation(clause, expected, received, channel=channel, actor=self.name)
 
-    # --- stream bookkeeping ----------------------------------------------------------------------
-
-    def _open(self, channel: str, start: dict[str, Any], origin: str) -> None:
-        stream = self.stream(channel)
-        if stream.current is not None:
-            stream.current.ended = "replaced"
-        subscription = Subscription(
-            channel, start.get("epoch"), start.get("from"), start.get("head"), origin
-        )
-        stream.subscriptions.append(subscription)
-        first, head = subscription.from_, subscription.head
-        if isinstance(first, int) and isinstance(head, int) and first > head + 1:
-            self._violation("SUB-12", "from <= head + 1", f"from {first}, head {head}", channel)
-        early, stream.early = stream.early, []
-        for epoch, batch in early:
-            self._deliver(subscription, epoch, batch)
-
     def _end(self, channel: str, why: str) -> None:
-        current = self.stream(channel).current
-        if current is not None:
-            current.ended = why
-
-    def _deliver(self, sub: Subscription, epoch: object, batch: list[dict[str, Any]]) -> None:
-        """Append a batch to a subscription, checking DLV-1, DLV-2 and ORD-1..3."""
-        channel = sub.channel
-        if epoch != sub.epoch:
-            self._violation(
-                "DLV-1",
-                f"replay:messages in the subscription's epoch {sub.epoch!r}",
-                f"epoch {epoch!r}",
-                channel,
-            )
-        if self.max_batch is not None and len(batch) > self.max_batch:
-            self._violation(
-                "DLV-2",
-                f"at most max_batch={self.max_batch} messages per event",
-                f"{len(batch)}",
-                channel,
-            )
-        for message in batch:
-            offset = message.get("offset")
-            if not sub.broken and isinstance(sub.from_, int):
-                delivered = sub.offsets
-                expected = delivered[-1] + 1 if delivered else sub.from_
-                if offset != expected:
-                    clause = (
-                        "ORD-1" if not delivered else "ORD-3" if offset in delivered else "ORD-2"
-                    )
-                    self._violation(
-                        clause,
-                        f"offset {expected} next (subscription from {sub.from_}, "
-                        f"delivered [{ranges(delivered)}])",
-                        f"offset {offset}",
-                        channel,
-                    )
-                    sub.broken = True
-            sub.messages.append(message)
-
-    def _stray(self, stream: Stream, batch: list[dict[str, Any]]) -> None:
-        last = stream.subscriptions[-1] if stream.subscriptions else None
-        offsets = ranges(m["offset"] for m in batch if isinstance(m.get("offset"), int))
-        received = f"replay:messages [{offsets}]"
-        if last is not None and last.ended == "unsubscribe":
-            self._violation(
-                "UNS-3", "no replay:messages after the unsubscribe reply", received, stream.channel
-            )
-        elif last is not None and (last.ended or "").startswith("unsubscribed:"):
-            self._violation(
-                "UNS-6", "no replay:messages after replay:unsubscribed", received, stream.channel
-            )
-        elif not self.connected:
-            pass  # in flight when this connection ended: the server had not seen the end yet
-        else:
-            self._violation(
-                "CON-4",
-                "replay:messages only for channels the socket subscribes",
-                received,
-                stream.channel,
-            )
+        """End the live subscription to ``channel`` (see :mod:`conformance.streams`)."""
+        self._book.end(channel, why)
 
 
 def _compact(**fields: object) -> dict[str, Any]:

@@ -18,9 +18,9 @@ import aiohttp
 import socketio
 from aiohttp import web
 
+from reference.bus.base import Bus
 from reference.core.model import Limits
 from reference.server.app import ServerOptions, build_app
-from reference.bus.base import Bus
 from reference.store.base import Store
 from reference.store.memory import MemoryStore
 

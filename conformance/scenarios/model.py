@@ -1,0 +1,124 @@
+"""The scenarios' model: what the steps are drawn from, their bounds, and the handles kept.
+
+Plain data and pure functions, no machine instance: the constants the rules draw from (channel
+labels, grant sets, starts, ...), the timeouts and sizes, the clauses a scenario can show
+broken, and the handles (:class:`SessionHandle`, :class:`ClientHandle`) the machine keeps for
+what it registered and connected. The rules are in :mod:`conformance.scenarios.machine`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conformance.backend import Session
+    from conformance.client import ReplayClient
+    from conformance.faults import FaultProxy
+    from conformance.streams import Subscription
+
+__all__ = [
+    "AUTO_SUBSCRIBE",
+    "CHANNELS",
+    "DISCONNECT_TIMEOUT_S",
+    "DRAIN_TIMEOUT_S",
+    "FLOOD_BATCHES",
+    "FLOOD_CONCURRENCY",
+    "FLOOD_PAD",
+    "GRANT_SETS",
+    "ID_MODES",
+    "RACING",
+    "REVOCATION_BOUND_S",
+    "SCENARIO_CLAUSES",
+    "STARTS",
+    "START_CLAUSES",
+    "STEP_TIMEOUT_S",
+    "ClientHandle",
+    "SessionHandle",
+    "drained",
+]
+
+# What the scenarios can show broken: the checkers' clauses and the on-the-spot checks.
+SCENARIO_CLAUSES = (
+    "HND-2",
+    "ORD-1",
+    "ORD-2",
+    "ORD-3",
+    "CNS-1",
+    "MSG-2",
+    "PUB-4",
+    "ACC-4",
+    "ACC-5",
+    "SIG-1",
+    "RES-1",
+    "SES-15",
+    "ACC-6",
+    "FLW-1",
+    "UNS-3",
+    "SUB-3",
+    "SUB-7",
+    "SUB-8",
+    "SUB-9",
+    "SUB-14",
+)
+CHANNELS = ("a", "b", "c")
+GRANT_SETS = ("all", "prefix", "exact-a", "subscribe-only", "a-and-c")
+AUTO_SUBSCRIBE = ("none", "a-from-beginning", "b-latest")
+STARTS = ("beginning", "latest", "omitted", "resume", "offset-1")
+ID_MODES = ("none", "new", "repeat")
+# The clause a successful subscribe of each kind of start stands for.
+START_CLAUSES = {
+    "beginning": "SUB-7",
+    "latest": "SUB-8",
+    "omitted": "SUB-9",
+    "resume": "RES-1",
+    "offset-1": "SUB-14",
+}
+RACING = 8  # publishes in flight around an unsubscribe
+REVOCATION_BOUND_S = 1.0  # SES-15, ACC-6: "within 1 second"
+FLOOD_PAD = "x" * 40_000
+FLOOD_BATCHES, FLOOD_CONCURRENCY = 4, 12  # about 2 MB per flood
+STEP_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 3.0
+DISCONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass(eq=False)
+class SessionHandle:
+    """A registered session as the machine models it."""
+
+    label: str
+    registered: Session  # the latest registration's answer: id and current token
+    grant_set: str
+    grants: list[dict[str, Any]]
+    auto_channels: frozenset[str] = frozenset()
+    revoked: bool = False
+
+    def __repr__(self) -> str:  # what Hypothesis prints in a falsifying example
+        return f"<session {self.label} grants={self.grant_set}{' revoked' if self.revoked else ''}>"
+
+
+@dataclass(eq=False)
+class ClientHandle:
+    """A simulated client: one ReplayClient behind its own fault proxy."""
+
+    label: str
+    client: ReplayClient
+    proxy: FaultProxy
+    session: SessionHandle
+    node: int
+    stalled: bool = False
+
+    def __repr__(self) -> str:
+        return f"<client {self.label} of {self.session.label} on node {self.node}>"
+
+    @property
+    def usable(self) -> bool:
+        """Connected and not stalled: an operation on it gets a reply."""
+        return self.client.connected and not self.stalled
+
+
+def drained(subscription: Subscription, head: int) -> bool:
+    """The subscription has everything up to ``head`` (or started after it)."""
+    offsets = subscription.offsets
+    return (bool(offsets) and offsets[-1] >= head) or subscription.from_ == head + 1
