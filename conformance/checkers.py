@@ -13,7 +13,8 @@ gap                 one subscription skipped offsets (or did not start at from) 
 divergence          two observers saw different id/data at one offset, or a     CNS-1
                     publish's reply named an offset that holds something else
 phantom             a delivered message that nobody published                   MSG-2
-duplicated-publish  one publish (or one idempotency id) stored at two offsets   PUB-4
+duplicated-publish  one publish stored at two offsets                           PUB-4
+duplicate-id        one publisher id at two offsets (targets with idempotency)  IDM-1
 leak                a delivery the socket's grants did not allow, or one after  ACC-5
                     its session was deleted (1 s grace, SES-15)
 unsignalled-loss    a subscribe answered from a later offset than asked,        SIG-1
@@ -46,6 +47,7 @@ ANOMALY_CLAUSES = {
     "divergence": "CNS-1",
     "phantom": "MSG-2",
     "duplicated-publish": "PUB-4",
+    "duplicate-id": "IDM-1",
     "leak": "ACC-5",
     "unsignalled-loss": "SIG-1",
 }
@@ -173,35 +175,62 @@ def check_consistency(history: History) -> list[Anomaly]:
 
 
 def check_stored_once(history: History) -> list[Anomaly]:
-    """duplicated-publish: a publish's data, or a publisher's id, at one offset only."""
+    """duplicated-publish: one publish's data stored at one offset only."""
     found: list[Anomaly] = []
     offsets_of: defaultdict[tuple[str, object, str], dict[object, int]] = defaultdict(dict)
     for delivery in history.deliveries:
-        for key in (
-            (delivery.channel, delivery.epoch, "data:" + canonical(delivery.data)),
-            (delivery.channel, delivery.epoch, "id:" + str(delivery.id)),
-        ):
-            offsets_of[key].setdefault(delivery.offset, delivery.seq)
-    requested_ids = {(p.channel, p.requested_id) for p in history.publishes if p.requested_id}
+        key = (delivery.channel, delivery.epoch, canonical(delivery.data))
+        offsets_of[key].setdefault(delivery.offset, delivery.seq)
     data_counts: defaultdict[tuple[str, str], int] = defaultdict(int)
     for publish in history.publishes:
         data_counts[(publish.channel, canonical(publish.data))] += 1
-    for (channel, _epoch, what), offsets in offsets_of.items():
-        if len(offsets) < 2:
-            continue
-        kind, _, value = what.partition(":")
-        if kind == "id" and (channel, value) not in requested_ids:
-            continue  # server-assigned ids are only unique per offset anyway (MSG-3)
-        if kind == "data" and data_counts[(channel, value)] > 1:
-            continue  # the same data was published more than once on purpose
+    for (channel, _epoch, data), offsets in offsets_of.items():
+        if len(offsets) < 2 or data_counts[(channel, data)] > 1:
+            continue  # once, or the same data published more than once on purpose
         found.append(
             Anomaly(
                 "duplicated-publish",
-                f"{channel}: one publish ({kind} {value[:60]}) stored at offsets "
+                f"{channel}: one publish ({data[:60]}) stored at offsets "
                 f"{sorted(o for o in offsets if isinstance(o, int))}",
                 tuple(offsets.values()),
             )
         )
+    return found
+
+
+def check_idempotency(history: History) -> list[Anomaly]:
+    """duplicate-id: a publisher's id names one message per channel and epoch (IDM-1).
+
+    Judged from the publish answers (two stored offsets for one id, or a duplicate answered
+    with another offset than the original's) and from deliveries (one id at two offsets).
+    Only for targets that claim ``idempotency``, and assuming the history is shorter than
+    the idempotency window.
+    """
+    found: list[Anomaly] = []
+    stored: defaultdict[tuple[str, object, str], dict[object, int]] = defaultdict(dict)
+    for publish in history.publishes:
+        if publish.outcome == "ok" and publish.requested_id is not None:
+            answered: tuple[str, object, str] = (
+                publish.channel,
+                publish.epoch,
+                publish.requested_id,
+            )
+            stored[answered].setdefault(publish.offset, publish.seq)  # a duplicate adds none
+    requested = {(p.channel, p.requested_id) for p in history.publishes if p.requested_id}
+    for delivery in history.deliveries:
+        if (delivery.channel, delivery.id) in requested:
+            key = (delivery.channel, delivery.epoch, str(delivery.id))
+            stored[key].setdefault(delivery.offset, delivery.seq)
+    for (channel, _epoch, message_id), offsets in stored.items():
+        if len(offsets) > 1:
+            found.append(
+                Anomaly(
+                    "duplicate-id",
+                    f"{channel}: id {message_id!r} answered or delivered at offsets "
+                    f"{sorted(o for o in offsets if isinstance(o, int))}",
+                    tuple(offsets.values()),
+                )
+            )
     return found
 
 
@@ -256,12 +285,16 @@ CHECKERS: tuple[Callable[[History], list[Anomaly]], ...] = (
 )
 
 
-def check(history: History) -> list[Anomaly]:
-    """Every anomaly of ``history``, ordered by where the log first shows it."""
-    found = [anomaly for checker in CHECKERS for anomaly in checker(history)]
+def check(history: History, *, idempotency: bool = True) -> list[Anomaly]:
+    """Every anomaly of ``history``, ordered by where the log first shows it.
+
+    ``idempotency``: the target claims the feature, so repeated ids must not store twice.
+    """
+    checkers = [*CHECKERS, *([check_idempotency] if idempotency else [])]
+    found = [anomaly for checker in checkers for anomaly in checker(history)]
     return sorted(found, key=lambda a: min(a.seqs, default=0))
 
 
-def check_log(entries: Iterable[object]) -> list[Anomaly]:
+def check_log(entries: Iterable[object], *, idempotency: bool = True) -> list[Anomaly]:
     """Check a case's log entries (``EventLog.entries``)."""
-    return check(History.from_log(list(entries)))  # type: ignore[arg-type]
+    return check(History.from_log(list(entries)), idempotency=idempotency)  # type: ignore[arg-type]

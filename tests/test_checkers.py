@@ -214,7 +214,22 @@ def test_an_idempotency_id_stored_twice(story: Story) -> None:
     story.publish("y", 2, message_id="k")  # the server failed to recognise the duplicate
     story.deliver("c1", (1, "x"), (2, "y"), ids={1: "k", 2: "k"})
     [anomaly] = story.anomalies()
-    assert (anomaly.kind, anomaly.clause) == ("duplicated-publish", "PUB-4")
+    assert (anomaly.kind, anomaly.clause) == ("duplicate-id", "IDM-1")
+    assert check_log(story.log.entries, idempotency=False) == []  # allowed without the feature
+
+
+def test_an_id_answered_twice_with_new_offsets(story: Story) -> None:
+    story.publish("x", 1, message_id="k")
+    story.publish("x2", 2, message_id="k")  # no subscriber saw it: the answers show it
+    assert kinds(story) == ["duplicate-id"]
+
+
+def test_a_duplicate_must_answer_the_original_offset(story: Story) -> None:
+    story.publish("x", 1, message_id="k")
+    story.publish("y", 1, message_id="k", duplicate=True)
+    assert story.anomalies() == []
+    story.publish("z", 5, message_id="k", duplicate=True)
+    assert kinds(story) == ["duplicate-id"]
 
 
 def test_leak_outside_grants(story: Story) -> None:
