@@ -35,7 +35,7 @@ from reference.server.wire import UNDECODABLE_EVENT
 
 log = logging.getLogger(__name__)
 
-SEND_QUEUE_HIGH_WATER = 8  # packets (each at most one batch) queued per socket (FLW-2)
+SEND_QUEUE_HIGH_WATER = 2  # packets (each at most one batch) queued per socket (FLW-2)
 DRAIN_POLL_S = 0.5
 
 Reply = dict[str, JsonValue]
