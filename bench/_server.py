@@ -21,7 +21,7 @@ import aiohttp
 @contextlib.asynccontextmanager
 async def reference_server(store: str = "memory") -> AsyncIterator[tuple[str, str]]:
     """Start ``python -m reference`` on a free port; yield (url, api key)."""
-    api_key = secrets.token_urlsafe(16)
+    api_key = secrets.token_hex(16)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -63,7 +63,13 @@ async def main(subscribers: int, messages: int, rate: float, store: str) -> None
             pending.add(task)
             task.add_done_callback(pending.discard)
         await asyncio.gather(*pending)
-        await asyncio.wait_for(all_delivered.wait(), 120)
+        try:
+            await asyncio.wait_for(all_delivered.wait(), 60)
+        except TimeoutError:
+            # Overloaded: usually this process's clients, which then miss Engine.IO pings and
+            # are disconnected. Report what arrived rather than nothing.
+            dropped = sum(1 for client in clients if not client.connected)
+            print(f"incomplete: {remaining:,} deliveries missing, {dropped} clients disconnected")
         elapsed = time.perf_counter() - started
         for client in clients:
             await client.disconnect()
@@ -71,14 +77,12 @@ async def main(subscribers: int, messages: int, rate: float, store: str) -> None
         latencies.sort()
         p50 = statistics.median(latencies) * 1000
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-        delivered = subscribers * messages
+        delivered = subscribers * messages - remaining
         print(f"{subscribers} subscribers, {messages:,} messages published at {rate:,.0f}/s")
-        print(
-            f"delivered {delivered:,} messages in {elapsed:.2f} s: {delivered / elapsed:,.0f} messages/s"
-        )
-        print(
-            f"publish-to-deliver latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
-        )
+        rate_out = delivered / elapsed
+        print(f"delivered {delivered:,} messages in {elapsed:.2f} s: {rate_out:,.0f} messages/s")
+        worst = latencies[-1] * 1000
+        print(f"publish-to-deliver latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
 
 
 if __name__ == "__main__":
