@@ -64,3 +64,31 @@ def test_example_resume_after_a_cut_while_publishing(target: Target) -> None:
         machine.publish("a", "none", 0)
 
     run_steps(target, steps)
+
+
+@scenario("IDM-1", "PUB-6")
+def test_example_a_retried_id_stores_once(target: Target) -> None:
+    """Shrunk from the idempotency mutant: a client publish, then the backend repeating its id."""
+
+    def steps(machine: Any, clients: list[Any]) -> None:
+        machine.client_publish(clients[1], "a", "new")
+        machine.publish("a", "repeat", 0)
+
+    run_steps(target, steps)
+
+
+@scenario("SES-15")
+def test_example_revocation_disconnects_the_cast(target: Target) -> None:
+    """Shrunk from the mutant whose revocation kept sockets connected."""
+    run_steps(target, lambda machine, clients: machine.revoke(machine.cast))
+
+
+@scenario("ACC-2", "ACC-5")
+def test_example_a_prefix_grant_stops_at_its_separator(target: Target) -> None:
+    """Shrunk from the loose prefix-grant mutant: ``<base>/*`` must not cover ``<base>x/c``."""
+
+    def steps(machine: Any, clients: list[Any]) -> None:
+        session = machine.register("prefix", "none")
+        machine.subscribe(machine.connect(session, 0), "c", "beginning")
+
+    run_steps(target, steps)
