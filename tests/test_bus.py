@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -264,6 +265,30 @@ async def test_two_nodes_over_one_mongomock_database(mock_db: Any) -> None:
         status, _ = await a.call("DELETE", "/replay/v1/sessions/s")
         assert status == 204
         await asyncio.wait_for(client.disconnected.wait(), 5)  # CLU-4
+
+
+async def test_two_nodes_over_real_mongodb(mongodb_url: str) -> None:
+    """The cross-node bus on a real MongoDB (change streams where it is a replica set, the
+    polled event log otherwise); skipped, saying so, where no Docker engine runs."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        database = client[f"bus_{secrets.token_hex(4)}"]
+        one, two = MongoStore(database), MongoStore(database)
+        buses = [fast(MongoBus(one.database)), fast(MongoBus(two.database))]
+        async with serve(one, bus=buses[0]) as a, serve(two, bus=buses[1]) as b:
+            subscriber = await b.client(session_id="s")
+            reply = await subscriber.call("replay:subscribe", {"channel": "c", "from": 1})
+            assert reply["ok"]
+            await a.publish("c", "through a")  # CLU-2
+            await subscriber.wait_for_offset("c", 1)
+            status, _ = await a.call("DELETE", "/replay/v1/sessions/s")
+            assert status == 204
+            await asyncio.wait_for(subscriber.disconnected.wait(), 5)  # CLU-4
+        await client.drop_database(database.name)
+    finally:
+        await client.close()
 
 
 # --- open_bus -----------------------------------------------------------------------------
