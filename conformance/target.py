@@ -244,6 +244,15 @@ class Target(CaseHost):
                 )
         return client
 
+    async def settle(self, channel: str, *clients: ReplayClient, timeout: float = 15.0) -> int:
+        """Publish a sentinel to ``channel`` and wait until every client received it; returns
+        its offset. Whatever a subscription would deliver before it (a duplicate, a stray
+        offset) has arrived by then, so cases compare offsets exactly without sleeping."""
+        offset = int((await self.backend.publish(channel, "sentinel"))["offset"])
+        for client in clients:
+            await client.wait_for_offset(channel, offset, timeout=timeout)
+        return offset
+
     async def proxy(self, node: int = 0) -> FaultProxy:
         """A started :class:`FaultProxy` in front of node ``node``, closed at case end."""
         host, _, port = self.urls[node].removeprefix("http://").partition(":")

@@ -19,7 +19,7 @@ import pytest
 from conformance.case import case, current, grant
 from conformance.client import ReplayClient
 from conformance.faults import Direction
-from conformance.findings import expect, expect_ok, fail, ranges
+from conformance.findings import expect, expect_offsets, expect_ok, fail, ranges
 from conformance.target import Target
 
 # How long a live message may take, publish acknowledged to delivered (DLV-4, FLW-3).
@@ -105,32 +105,6 @@ def client_publisher(client: ReplayClient, channel: str) -> Publish:
     return publish
 
 
-async def _settle(target: Target, channel: str, *clients: ReplayClient) -> int:
-    """Publish a sentinel and wait for it on every client; returns its offset.
-
-    Whatever a subscription would deliver before the sentinel (a duplicate, a stray offset)
-    has arrived by then, so the offsets can be compared exactly without sleeping.
-    """
-    offset = int((await target.backend.publish(channel, "sentinel"))["offset"])
-    for client in clients:
-        await client.wait_for_offset(channel, offset, timeout=10)
-    return offset
-
-
-def _exactly(received: Sequence[int], expected: Sequence[int], clause: str, channel: str) -> None:
-    """``received`` is ``expected`` exactly: each offset once, in order."""
-    if list(received) == list(expected):
-        return
-    missing = sorted(set(expected) - set(received))
-    duplicated = sorted({o for o in received if list(received).count(o) > 1})
-    fail(
-        clause,
-        f"offsets [{ranges(expected)}], each exactly once, in order",
-        f"[{ranges(received)}]; missing [{ranges(missing)}], repeated [{ranges(duplicated)}]",
-        channel=channel,
-    )
-
-
 async def _fill(target: Target, channel: str, count: int, size: int = 0) -> None:
     """Publish ``count`` messages (``size`` bytes of padding each) in concurrent chunks."""
     pad = "x" * size
@@ -187,8 +161,10 @@ async def test_five_subscriptions_on_one_socket_with_interleaved_publishes(targe
         await burst.done()
     for channel, reply in zip(channels, replies, strict=True):
         expect_ok(reply, clause="ORD-1")
-        last = await _settle(target, channel, client)
-        _exactly(client.offsets(channel), range(reply["from"], last + 1), "ORD-2", channel)
+        last = await target.settle(channel, client)
+        expect_offsets(
+            client.offsets(channel), range(reply["from"], last + 1), clause="ORD-2", channel=channel
+        )
     expect(
         _check_events(client, "DLV-1") > 0,
         clause="DLV-1",
@@ -253,8 +229,8 @@ async def test_history_then_live_without_a_seam(target: Target) -> None:
     burst = Burst([backend_publisher(target, channel)], 50)
     burst.start()
     await burst.done()
-    last = await _settle(target, channel, client)
-    _exactly(client.offsets(channel), range(1, last + 1), "HND-1", channel)
+    last = await target.settle(channel, client)
+    expect_offsets(client.offsets(channel), range(1, last + 1), clause="HND-1", channel=channel)
 
 
 # Acknowledged publishes before the subscribe is sent: none, mid-way, near the end.
@@ -290,8 +266,8 @@ async def test_publishes_racing_a_subscribe_from_1(target: Target, publishers: s
         await burst.reached(at)
         expect_ok(await client.subscribe(channel, from_=1), clause="HND-2")
         await burst.done()
-        last = await _settle(target, channel, client)
-        _exactly(client.offsets(channel), range(1, last + 1), "HND-2", channel)
+        last = await target.settle(channel, client)
+        expect_offsets(client.offsets(channel), range(1, last + 1), clause="HND-2", channel=channel)
 
 
 @case("HND-3", "SUB-8")
@@ -324,9 +300,11 @@ async def test_latest_racing_publishes_starts_exactly_at_from(
             channel=channel,
         )
         await burst.done()
-        last = await _settle(target, channel, client)
+        last = await target.settle(channel, client)
         assert isinstance(start, int)
-        _exactly(client.offsets(channel), range(start, last + 1), "HND-3", channel)
+        expect_offsets(
+            client.offsets(channel), range(start, last + 1), clause="HND-3", channel=channel
+        )
 
 
 # --- CNS-1, CNS-2 -------------------------------------------------------------------------------
@@ -389,7 +367,7 @@ async def test_every_reader_sees_the_same_message_at_an_offset(target: Target) -
     await burst.reached(10)
     expect_ok(await readers[2].subscribe(channel, from_="latest"), clause="CNS-1")
     await burst.done()
-    await _settle(target, channel, *readers)
+    await target.settle(channel, *readers)
     views = {r.name: r.messages(channel) for r in readers}
     if "history" in target.features:
         for node in range(nodes):
@@ -430,7 +408,7 @@ async def test_one_total_order_for_every_publisher_and_subscriber(target: Target
     # A third subscriber joins from 1 in the middle: it must observe the same order.
     expect_ok(await subscribers[2].subscribe(channel, from_=1), clause="CNS-2")
     await burst.done()
-    last = await _settle(target, channel, *subscribers)
+    last = await target.settle(channel, *subscribers)
     expect(
         sorted(burst.acked) == list(range(1, last)),
         clause="CNS-2",
@@ -483,9 +461,13 @@ def _complete_or_prefix(client: ReplayClient, channel: str, start: int, last: in
     stream = client.stream(channel)
     received = stream.offsets
     if stream.unsubscribed:
-        _exactly(received, range(start, start + len(received)), "FLW-1", channel)
+        expect_offsets(
+            received, range(start, start + len(received)), clause="FLW-1", channel=channel
+        )
         return
-    _exactly(received[: last - start + 1], range(start, last + 1), "FLW-1", channel)
+    expect_offsets(
+        received[: last - start + 1], range(start, last + 1), clause="FLW-1", channel=channel
+    )
 
 
 @case("FLW-1", "SIG-1", timeout=60)
@@ -506,8 +488,8 @@ async def test_a_stalled_subscriber_loses_nothing(target: Target) -> None:
     await _wait_all_or_ended(slow, channel, count, "FLW-1")
     _complete_or_prefix(slow, channel, 1, count)
     if not slow.stream(channel).unsubscribed:
-        last = await _settle(target, channel, slow)
-        _exactly(slow.offsets(channel), range(1, last + 1), "FLW-1", channel)
+        last = await target.settle(channel, slow)
+        expect_offsets(slow.offsets(channel), range(1, last + 1), clause="FLW-1", channel=channel)
 
 
 @case("FLW-3", timeout=60)

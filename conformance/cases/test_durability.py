@@ -17,7 +17,6 @@ import pytest
 
 from conformance.backend import Backend
 from conformance.case import case, current, grant
-from conformance.client import ReplayClient
 from conformance.findings import (
     Indeterminate,
     expect,
@@ -31,14 +30,6 @@ from conformance.target import Target
 def _restartable(target: Target) -> None:
     if not target.restartable:
         pytest.skip("not claimed: restartable target")
-
-
-async def _settle(target: Target, channel: str, *clients: ReplayClient) -> int:
-    """Publish a sentinel and wait for it on every client; returns its offset."""
-    offset = int((await target.backend.publish(channel, "sentinel"))["offset"])
-    for client in clients:
-        await client.wait_for_offset(channel, offset, timeout=15)
-    return offset
 
 
 async def _read_all(target: Target, channel: str, head: int, clause: str) -> dict[int, object]:
@@ -245,7 +236,7 @@ async def test_sessions_and_cursors_survive_a_restart(target: Target) -> None:
         )
     else:
         expect_ok(await resumed.subscribe(channel, from_=1), clause="DUR-4")
-    end = await _settle(target, channel, resumed)
+    end = await target.settle(channel, resumed)
     expect(
         resumed.offsets(channel)[-1] == end,
         clause="DUR-4",

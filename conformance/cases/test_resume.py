@@ -10,51 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
 
 import pytest
 
 from conformance.case import case, current, grant
-from conformance.client import ReplayClient
 from conformance.findings import (
     ConnectFailed,
     ConnectRefused,
     expect,
     expect_error,
+    expect_offsets,
     expect_ok,
     fail,
-    ranges,
     summarize,
 )
 from conformance.target import Target
 
 CONNECT_ERROR_MESSAGES = ("unauthorized", "unavailable", "internal")
-
-
-async def _settle(target: Target, channel: str, *clients: ReplayClient) -> int:
-    """Publish a sentinel and wait for it on every client; returns its offset.
-
-    Whatever a subscription would deliver before the sentinel (a duplicate, a stray offset)
-    has arrived by then, so the offsets can be compared exactly without sleeping.
-    """
-    offset = int((await target.backend.publish(channel, "sentinel"))["offset"])
-    for client in clients:
-        await client.wait_for_offset(channel, offset, timeout=10)
-    return offset
-
-
-def _exactly(received: Sequence[int], expected: Sequence[int], clause: str, channel: str) -> None:
-    """``received`` is ``expected`` exactly: none missing, none repeated, none extra."""
-    if list(received) == list(expected):
-        return
-    missing = sorted(set(expected) - set(received))
-    extra = sorted(set(received) - set(expected))
-    fail(
-        clause,
-        f"offsets [{ranges(expected)}], each exactly once, in order",
-        f"[{ranges(received)}]; missing [{ranges(missing)}], extra [{ranges(extra)}]",
-        channel=channel,
-    )
 
 
 class Publisher:
@@ -108,7 +80,7 @@ async def test_resume_delivers_exactly_the_missed_messages(
     else:
         await first.disconnect()
     seen = first.offsets(channel)
-    _exactly(seen, range(1, len(seen) + 1), "RES-1", channel)
+    expect_offsets(seen, range(1, len(seen) + 1), clause="RES-1", channel=channel)
     last = seen[-1]
     if session == "same-session":
         second = await target.client(session=registered)
@@ -126,10 +98,14 @@ async def test_resume_delivers_exactly_the_missed_messages(
     head = reply["head"]
     await second.wait_for_offset(channel, head + 20, clause="RES-1")
     await publisher.stop()
-    end = await _settle(target, channel, second)
-    _exactly(second.offsets(channel), range(last + 1, end + 1), "RES-1", channel)
+    end = await target.settle(channel, second)
+    expect_offsets(
+        second.offsets(channel), range(last + 1, end + 1), clause="RES-1", channel=channel
+    )
     # Together the two connections saw every message exactly once, none extra.
-    _exactly(seen + second.offsets(channel), range(1, end + 1), "RES-2", channel)
+    expect_offsets(
+        seen + second.offsets(channel), range(1, end + 1), clause="RES-2", channel=channel
+    )
 
 
 @case("RES-2")
@@ -143,8 +119,8 @@ async def test_resume_on_another_session_sees_the_same_messages(target: Target) 
     # A client with a different session and client id resumes where the first stopped.
     second = await target.client(grants=[grant(f"{channel[:-2]}*", "subscribe")])
     expect_ok(await second.subscribe(channel, from_=6, epoch=reply["epoch"]), clause="RES-2")
-    end = await _settle(target, channel, second)
-    _exactly(second.offsets(channel), range(6, end + 1), "RES-2", channel)
+    end = await target.settle(channel, second)
+    expect_offsets(second.offsets(channel), range(6, end + 1), clause="RES-2", channel=channel)
     expect(
         first.messages(channel)[5:10] == second.messages(channel)[:5],
         clause="RES-2",
@@ -187,8 +163,8 @@ async def test_a_new_connection_has_only_the_auto_subscriptions(target: Target) 
         )
         expect_error(await client.unsubscribe(manual), "not_subscribed", clause="CON-4")
     # Nothing of the manual channel reaches the new connections (a stray is recorded: CON-4).
-    await _settle(target, manual, control)
-    await _settle(target, auto, second, third)
+    await target.settle(manual, control)
+    await target.settle(auto, second, third)
     for client in (second, third):
         expect(
             client.offsets(manual) == [],
@@ -223,8 +199,8 @@ async def test_cursors_outlive_the_connection(target: Target, drop: str) -> None
         expected="from 4: the cursor (3) kept after the connection ended",
         received=reply,
     )
-    end = await _settle(target, channel, second)
-    _exactly(second.offsets(channel), range(4, end + 1), "CON-5", channel)
+    end = await target.settle(channel, second)
+    expect_offsets(second.offsets(channel), range(4, end + 1), clause="CON-5", channel=channel)
 
 
 # --- CON-3 -------------------------------------------------------------------------------------
@@ -301,8 +277,8 @@ async def test_a_stale_epoch_after_a_restart_is_an_error(target: Target) -> None
         expected=f"a new epoch (not {old_epoch}) starting at 1",
         received=reply,
     )
-    end = await _settle(target, channel, client)
-    _exactly(client.offsets(channel), range(1, end + 1), "SIG-1", channel)
+    end = await target.settle(channel, client)
+    expect_offsets(client.offsets(channel), range(1, end + 1), clause="SIG-1", channel=channel)
 
 
 @case("SIG-3")

@@ -30,18 +30,6 @@ def _other_epoch(epoch: object) -> str:
     return text[:-1] + ("y" if text[-1] == "x" else "x")
 
 
-async def _settle(target: Target, channel: str, *clients: ReplayClient) -> int:
-    """Publish a sentinel and wait for it on every client; returns its offset.
-
-    Whatever a subscription would deliver before the sentinel (a duplicate, a stray offset)
-    has arrived by then, so the offsets can be compared exactly without sleeping.
-    """
-    offset = int((await target.backend.publish(channel, "sentinel"))["offset"])
-    for client in clients:
-        await client.wait_for_offset(channel, offset)
-    return offset
-
-
 async def _epoch_and_head(target: Target, channel: str, count: int) -> tuple[str, int]:
     """Publish ``count`` messages; the channel's epoch and the last offset."""
     offsets = await target.backend.publish_many(channel, count - 1)
@@ -194,7 +182,7 @@ async def test_subscribe_without_a_subscribe_grant_is_forbidden(target: Target) 
     expect_ok(await client.subscribe(exact, from_="beginning"), clause="SUB-2")
     # Nothing from the refused channels is delivered (a stray would be recorded: CON-4).
     await target.backend.publish(other, "after")
-    await _settle(target, exact, client)
+    await target.settle(exact, client)
 
 
 @case("SUB-3")
@@ -211,7 +199,7 @@ async def test_duplicate_subscribe_leaves_the_subscription_unchanged(target: Tar
         reply = await client.subscribe(channel, **_kwargs(payload))
         expect_error(reply, "already_subscribed", clause="SUB-3")
     await target.backend.publish_many(channel, 2)
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), range(start, last + 1), clause="SUB-3", channel=channel)
     subscription = client.subscription(channel)
     expect(
@@ -258,7 +246,7 @@ async def test_from_above_head_plus_one_is_out_of_range(target: Target) -> None:
     expect(
         reply.get("from") == head + 1, clause="SUB-5", expected=f"from {head + 1}", received=reply
     )
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), [last], clause="SUB-5", channel=channel)
 
 
@@ -268,7 +256,7 @@ async def test_from_two_on_an_empty_channel_is_out_of_range(target: Target) -> N
     client = await target.client(grants=[grant(channel, "subscribe")])
     expect_error(await client.subscribe(channel, from_=2), "offset_out_of_range", clause="SUB-5")
     expect_ok(await client.subscribe(channel, from_=1), clause="SUB-5")
-    await _settle(target, channel, client)
+    await target.settle(channel, client)
     expect_offsets(client.offsets(channel), [1], clause="SUB-5", channel=channel)
 
 
@@ -284,7 +272,7 @@ async def test_from_below_first_is_truncated(target: Target) -> None:
         expect_error(reply, "history_truncated", clause="SUB-6")
     reply = expect_ok(await client.subscribe(channel, from_=first), clause="SUB-6")
     expect(reply.get("from") == first, clause="SUB-6", expected=f"from {first}", received=reply)
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), range(first, last + 1), clause="SUB-6", channel=channel)
 
 
@@ -303,7 +291,7 @@ async def test_omitted_from_without_a_cursor_is_latest(target: Target) -> None:
         expected=f"from {head + 1}, head {head} (as 'latest': the session has no cursor)",
         received=reply,
     )
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), [last], clause="SUB-9", channel=channel)
 
 
@@ -317,7 +305,7 @@ async def test_omitted_from_with_a_cursor_starts_after_it(target: Target) -> Non
     client = await target.client(session=session)
     reply = expect_ok(await client.subscribe(channel), clause="SUB-9")
     expect(reply.get("from") == 3, clause="SUB-9", expected="from 3 (cursor 2 + 1)", received=reply)
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), range(3, last + 1), clause="SUB-9", channel=channel)
 
 
@@ -358,7 +346,7 @@ async def test_integer_from_without_epoch_uses_the_current_epoch(target: Target)
         expected=f"epoch {epoch}, from 3",
         received=reply,
     )
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), range(3, last + 1), clause="SUB-10", channel=channel)
     data = [m.get("data") for m in client.messages(channel)[: head - 2]]
     expect(
@@ -387,7 +375,7 @@ async def test_allow_truncation_starts_at_first_and_says_so(target: Target) -> N
         expected=f"from {first}, truncated {{requested: 2, first_available: {first}}}",
         received=reply,
     )
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(
         client.offsets(channel), range(first, last + 1), clause="SUB-11", channel=channel
     )
@@ -447,7 +435,7 @@ async def test_history_then_live_from_the_resolved_from(target: Target) -> None:
     expect_ok(await client.subscribe(channel, from_=4), clause="SUB-14")
     await client.wait_for_offset(channel, 10, clause="SUB-14")
     await target.backend.publish_many(channel, 5)
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), range(4, last + 1), clause="SUB-14", channel=channel)
     data = [m.get("data") for m in client.messages(channel)[:12]]
     expect(
@@ -473,7 +461,7 @@ async def test_subscribe_again_after_unsubscribing(target: Target) -> None:
     # The new subscription is independent: it may start below what the old one delivered.
     reply = expect_ok(await client.subscribe(channel, from_=2), clause="UNS-4")
     expect(reply.get("from") == 2, clause="UNS-4", expected="from 2", received=reply)
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     old, new = client.stream(channel).subscriptions
     expect_offsets(old.offsets, [1, 2, 3], clause="UNS-4", channel=channel)
     expect_offsets(new.offsets, range(2, last + 1), clause="UNS-4", channel=channel)
@@ -483,7 +471,7 @@ async def test_subscribe_again_after_unsubscribing(target: Target) -> None:
     expect(
         reply.get("from") == last + 1, clause="UNS-4", expected=f"from {last + 1}", received=reply
     )
-    final = await _settle(target, channel, client)
+    final = await target.settle(channel, client)
     expect_offsets(
         client.stream(channel).subscriptions[-1].offsets, [final], clause="UNS-4", channel=channel
     )
@@ -544,13 +532,13 @@ async def test_after_a_revocation_the_socket_no_longer_subscribes(target: Target
         "replay:unsubscribed", lambda p: p.get("channel") == channel, clause="UNS-6"
     )
     # Nothing more arrives for the ended subscription (a stray would be recorded: UNS-6).
-    await _settle(target, channel, control)
+    await target.settle(channel, control)
     expect_error(await client.unsubscribe(channel), "not_subscribed", clause="UNS-6")
     # With the grant back, a subscribe is accepted (not already_subscribed).
     await target.register([grant(channel, "subscribe")], session_id=session.session_id)
     reply = expect_ok(await client.subscribe(channel, from_=1), clause="UNS-6")
     expect(reply.get("from") == 1, clause="UNS-6", expected="from 1", received=reply)
-    last = await _settle(target, channel, client, control)
+    last = await target.settle(channel, client, control)
     expect_offsets(
         client.stream(channel).subscriptions[-1].offsets,
         range(1, last + 1),
@@ -573,7 +561,7 @@ async def test_after_a_failed_auto_subscription_the_socket_no_longer_subscribes(
     )
     expect_error(await client.unsubscribe(channel), "not_subscribed", clause="UNS-6")
     expect_ok(await client.subscribe(channel, from_="beginning"), clause="UNS-6")
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), range(1, last + 1), clause="UNS-6", channel=channel)
 
 
@@ -606,7 +594,7 @@ async def test_pipelined_subscribe_and_unsubscribe_keep_their_order(target: Targ
     )
     for reply in pair:
         expect_ok(reply, clause="EVT-2")
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(
         client.stream(channel).subscriptions[-1].offsets, [last], clause="EVT-2", channel=channel
     )
@@ -644,7 +632,7 @@ async def test_pipelined_subscribe_publish_history_keep_their_order(target: Targ
         received=history,
     )
     await client.wait_for_offset(channel, 3, clause="EVT-2")
-    last = await _settle(target, channel, client)
+    last = await target.settle(channel, client)
     expect_offsets(client.offsets(channel), range(3, last + 1), clause="EVT-2", channel=channel)
 
 
@@ -680,7 +668,7 @@ async def test_one_subscription_above_the_limit_is_rate_limited(target: Target) 
     expect_error(await client.subscribe(names[0], from_="latest"), "rate_limited", clause="SUB-15")
     # The refused channel got no subscription: a publish to it is not delivered (CON-4).
     await target.backend.publish(names[0], "not for this socket")
-    await _settle(target, extra, client)
+    await target.settle(extra, client)
 
 
 @case("SUB-15")

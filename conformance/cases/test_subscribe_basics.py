@@ -79,13 +79,19 @@ async def test_latest_starts_after_the_head(target: Target) -> None:
     expect_offsets(client.offsets(channel), [4], clause="SUB-8", channel=channel)
 
 
-def _reply_then_messages(target: Target, client: ReplayClient, channel: str) -> tuple[int, int]:
-    """Log sequence numbers of the subscribe reply and of the first replay:messages."""
+def _expect_reply_first(target: Target, client: ReplayClient, channel: str) -> None:
+    """The log shows the subscribe reply before the first replay:messages (SUB-13)."""
     replies = target.log.find(kind="reply", name="replay:subscribe", actor=client.name)
     events = target.log.find(kind="event", name="replay:messages", actor=client.name)
-    reply = next(e.seq for e in replies if e.channel == channel)
-    first = next((e.seq for e in events if e.channel == channel), 0)
-    return reply, first
+    reply_seq = next(e.seq for e in replies if e.channel == channel)
+    first_seq = next((e.seq for e in events if e.channel == channel), 0)
+    expect(
+        reply_seq < first_seq,
+        clause="SUB-13",
+        expected=f"the subscribe reply (log #{reply_seq}) before replay:messages",
+        received=f"replay:messages first (log #{first_seq})",
+        channel=channel,
+    )
 
 
 @case("SUB-13")
@@ -99,14 +105,7 @@ async def test_reply_arrives_before_the_first_messages(target: Target) -> None:
     for channel, reply in zip(channels, replies, strict=True):
         expect_ok(reply, clause="SUB-13")
         await client.wait_for_offset(channel, 20, clause="SUB-13")
-        reply_seq, first_seq = _reply_then_messages(target, client, channel)
-        expect(
-            reply_seq < first_seq,
-            clause="SUB-13",
-            expected=f"the subscribe reply (log #{reply_seq}) before replay:messages",
-            received=f"replay:messages first (log #{first_seq})",
-            channel=channel,
-        )
+        _expect_reply_first(target, client, channel)
 
 
 @case("SUB-13")
@@ -119,14 +118,7 @@ async def test_reply_first_while_publishes_race(target: Target) -> None:
     )
     expect_ok(reply, clause="SUB-13")
     await client.wait_for_offset(channel, 30, clause="SUB-13")
-    reply_seq, first_seq = _reply_then_messages(target, client, channel)
-    expect(
-        reply_seq < first_seq,
-        clause="SUB-13",
-        expected=f"the subscribe reply (log #{reply_seq}) before replay:messages",
-        received=f"replay:messages first (log #{first_seq})",
-        channel=channel,
-    )
+    _expect_reply_first(target, client, channel)
 
 
 @case("ORD-1")
