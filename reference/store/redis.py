@@ -195,7 +195,7 @@ class RedisStore(Store):
             socket_connect_timeout=5.0,
             retry=Retry(NoBackoff(), 0),
         )
-        client = Redis(connection_pool=pool)
+        client = Redis.from_pool(pool)  # the client owns the pool: closing it closes both
         return cls(client, clock=clock, idempotency_window_s=idempotency_window_s)
 
     @property

@@ -167,6 +167,7 @@ def live_reorder() -> None:
     "lost",
     "SIG-1",
     "SIG-2",
+    "ORD-1",
 )
 def slow_subscriber_drops() -> None:
     original_send = socket_api.SocketOutlet.send_packet
