@@ -382,7 +382,7 @@ def pytest_runtest_makereport(
         if not result.strict and report.when == "call":
             # A failed SHOULD is reported, not fatal: pytest shows it as an xfail.
             report.outcome = "skipped"
-            report.wasxfail = f"SHOULD {', '.join(spec.clauses)}: {result.reason}"
+            report.wasxfail = f"SHOULD {', '.join(result.failed_clauses)}: {result.reason}"
     return report
 
 

@@ -56,9 +56,15 @@ class CaseResult:
 
     @property
     def failed_clauses(self) -> tuple[str, ...]:
-        """Clauses this case fails: the ones it cites and the ones its failure names."""
+        """Clauses this case fails: the ones its failure names, else all the ones it cites.
+
+        A failure that names its clause says exactly what broke; the case's other clauses were
+        not reached, so the case decides nothing about them.
+        """
+        if self.outcome != FAILED:
+            return ()
         named = tuple((self.failure or {}).get("clauses") or ())
-        return tuple(dict.fromkeys(self.clauses + named))
+        return named or self.clauses
 
 
 @dataclass
@@ -86,9 +92,10 @@ def grade(
 ) -> list[ClauseVerdict]:
     """The verdict of every clause, in spec order.
 
-    failed: a case citing it (or a failure naming it) failed; passed: otherwise, a case citing
-    it passed; not claimed: its feature is not advertised, or every case citing it was skipped;
-    not covered: no case checked it (always so for internal and withdrawn clauses).
+    failed: a failure named it (or a failure naming no clause came from a case citing it);
+    passed: otherwise, a case citing it passed; not claimed: its feature is not advertised, or
+    every case citing it was skipped; not covered: no case checked it (always so for internal
+    and withdrawn clauses), or the cases citing it failed first on another clause.
     """
     claimed = set(features)
     results = list(results)
@@ -116,6 +123,11 @@ def grade(
             verdict.status, verdict.cases = FAILED, [r.nodeid for r in failed]
         elif passed:
             verdict.status, verdict.cases = PASSED, [r.nodeid for r in passed]
+        elif stopped := [r for r in citing if r.outcome == FAILED]:
+            verdict.cases = [r.nodeid for r in stopped]
+            verdict.note = "not reached: failed first on " + ", ".join(
+                dict.fromkeys(c for r in stopped for c in r.failed_clauses)
+            )
         elif citing:
             verdict.status, verdict.cases = NOT_CLAIMED, [r.nodeid for r in citing]
             verdict.note = next((r.reason for r in citing if r.reason), "")

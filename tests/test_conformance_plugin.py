@@ -528,10 +528,36 @@ def test_grading_per_clause() -> None:
     assert graded["AAA-3"].status == NOT_CLAIMED  # its feature is not advertised
     assert graded["AAA-4"].status == NOT_COVERED and graded["AAA-4"].note == "internal"
     assert graded["AAA-5"].status == NOT_CLAIMED and "durable" in graded["AAA-5"].note
-    assert graded["AAA-6"].status == FAILED
+    # t::six failed on AAA-1, which its failure names: it decided nothing about AAA-6.
+    assert graded["AAA-6"].status == NOT_COVERED and graded["AAA-6"].cases == ["t::six"]
+    assert graded["AAA-6"].note == "not reached: failed first on AAA-1"
     assert graded["AAA-7"].status == NOT_COVERED
     assert _graded(results[:1], ("history",))["AAA-1"].status == PASSED
     assert _graded(results[:1], ("history",))["AAA-3"].status == NOT_COVERED
+
+
+def test_a_failure_naming_no_clause_fails_every_clause_the_case_cites() -> None:
+    crash = {"clause": None, "clauses": [], "expected": "the case to complete", "received": ""}
+    results = [
+        CaseResult("t::crash", ("AAA-1", "AAA-6"), outcome=FAILED, failure=crash),
+        CaseResult("t::other", ("AAA-6",)),
+    ]
+    graded = _graded(results)
+    assert graded["AAA-1"].status == FAILED and graded["AAA-6"].status == FAILED
+    assert graded["AAA-6"].cases == ["t::crash"]
+
+
+def test_a_named_failure_leaves_the_other_cited_clauses_to_other_cases() -> None:
+    named = {"clause": "AAA-2", "clauses": ["AAA-2"], "expected": "", "received": ""}
+    results = [
+        CaseResult("t::should", ("AAA-1", "AAA-2"), outcome=FAILED, failure=named),
+        CaseResult("t::passes", ("AAA-1",)),
+    ]
+    assert results[0].failed_clauses == ("AAA-2",)
+    graded = _graded(results)
+    assert graded["AAA-1"].status == PASSED and graded["AAA-1"].cases == ["t::passes"]
+    assert graded["AAA-2"].status == FAILED and not graded["AAA-2"].strict
+    assert not is_strict(results[0].failed_clauses, {c.id: c for c in clauses.parse(SPEC)})
 
 
 def test_strictness_follows_the_strongest_clause() -> None:
@@ -670,12 +696,13 @@ async def test_grading_end_to_end_against_a_stub(tmp_path: Path) -> None:
     assert done.returncode == 1, out + done.stderr
     assert "2 failed, 1 passed, 2 skipped, 1 xfailed" in out
     assert "not claimed: feature history" in out and "not claimed: durable=true" in out
-    assert "failed MUST clauses: CHN-2, INF-2, EVT-1" in out
+    assert "failed MUST clauses: CHN-2, EVT-1" in out  # INF-2's case failed first on EVT-1
     assert "failed SHOULD clauses (not failing the run): MSG-5" in out
     report = json.loads((tmp_path / "report.json").read_text())
     statuses = {c["id"]: c["status"] for c in report["clauses"]}
     assert statuses["INF-1"] == "passed" and statuses["HIS-4"] == "not claimed"
     assert statuses["DUR-2"] == "not claimed" and statuses["API-3"] == "not covered"
+    assert statuses["INF-2"] == "not covered"
     failures = {f["case"].split("::")[-1]: f for f in report["failures"]}
     assert failures["test_must_fails"]["received"] == "folded"
     assert failures["test_violation_in_passing"]["clause"] == "EVT-1"

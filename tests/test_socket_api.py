@@ -295,6 +295,7 @@ async def test_unsubscribe_stops_deliveries_before_its_reply() -> None:  # UNS-3
     async with serve() as served:
         client = await served.client()
         await client.call("replay:subscribe", {"channel": "c"})
+
         async def publish_many() -> None:
             for n in range(200):
                 await served.publish("c", n)
