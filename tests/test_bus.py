@@ -178,15 +178,22 @@ async def test_node_catches_up_on_events_it_never_heard(
         reader = await node.client(session_id="reader")
         narrowed = await node.client(session_id="narrowed")
         deleted = await node.client(session_id="deleted")
+        recreated = await node.client(session_id="recreated")
         for client in (reader, narrowed):
             reply = await client.call("replay:subscribe", {"channel": "c", "from": 1})
             assert reply["ok"], reply
-        # Another node appends, narrows a session and deletes one; no event reaches this one.
+        # Another node appends, narrows a session, deletes one, and deletes and registers one
+        # again under the same id; no event reaches this one.
         await quiet.append("c", encode_payload("unheard", 1024), None)
         old = await quiet.session("narrowed")
         assert old is not None
         await quiet.upsert_session(dataclasses.replace(old, grants=(Grant("other", frozenset()),)))
         assert await quiet.delete_session("deleted")
+        before = await quiet.session("recreated")
+        assert before is not None and await quiet.delete_session("recreated")
+        await quiet.upsert_session(
+            dataclasses.replace(before, token_hash="new-hash", incarnation="new-incarnation")
+        )
         await kill_subscriptions(redis_server)
         await reader.wait_for_offset("c", 1)
         assert reader.messages["c"][0]["data"] == "unheard"
@@ -196,6 +203,8 @@ async def test_node_catches_up_on_events_it_never_heard(
             )
         )
         await asyncio.wait_for(deleted.disconnected.wait(), 5)
+        await asyncio.wait_for(recreated.disconnected.wait(), 5)  # SES-15: not the new session's
+        assert not narrowed.disconnected.is_set()  # re-registered, the same session (SES-2)
 
 
 # --- MongoBus -----------------------------------------------------------------------------

@@ -148,6 +148,19 @@ async def test_expired_token_is_refused_and_live_sockets_are_dropped() -> None: 
             await Client().connect(served.url, session["token"])
 
 
+async def test_a_socket_of_a_deleted_session_never_acts_for_its_successor() -> None:  # SES-15
+    store = MemoryStore()
+    async with serve(store) as served:
+        session = await served.register(session_id="s", grants=[grant("*")])
+        client = await served.client(token=session["token"])
+        # Deleted and registered again in the store behind the node's back, as another node
+        # does while this one's bus is down: the old socket must not get the new grants.
+        assert await store.delete_session("s")
+        await served.register(session_id="s", grants=[grant("*")])
+        reply = await client.call("replay:subscribe", {"channel": "c"})
+        assert reply["error"]["code"] == "unauthorized"
+
+
 async def test_expiry_timer_disconnects_the_socket() -> None:  # SES-11
     async with serve() as served:
         session = await served.register(ttl_s=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -49,6 +50,7 @@ def session(
         subscribe=(AutoSubscription("orders:17", "beginning"),),
         token_hash=token_hash,
         expires_at=expires_at,
+        incarnation=f"incarnation-{token_hash}",  # each registration proposes a new one
     )
 
 
@@ -325,10 +327,13 @@ async def test_session_upsert_created_then_replaced(store: Store, clock: FakeClo
         subscribe=(AutoSubscription("chat:1", 3, allow_truncation=True),),
         token_hash="h2",
         expires_at=expires + 60_000,
+        incarnation="proposed-by-the-update",
     )
     assert await store.upsert_session(replacement) is False  # SES-2
-    assert await store.session("s1") == replacement
-    assert await store.session_by_token_hash("h2") == replacement
+    # The same session, updated: it keeps the incarnation it was created with.
+    stored = replace(replacement, incarnation=original.incarnation)
+    assert await store.session("s1") == stored
+    assert await store.session_by_token_hash("h2") == stored
     assert await store.session_by_token_hash("h1") is None  # SES-4
     assert await store.cursor("s1", "orders:17") == Cursor("e1", 4)  # ACK-6
 
@@ -337,6 +342,19 @@ async def test_concurrent_upserts_create_one_session(store: Store, clock: FakeCl
     sessions = [session(token_hash=f"h{i}", expires_at=clock() + 1000) for i in range(10)]
     created = await asyncio.gather(*(store.upsert_session(s) for s in sessions))
     assert sum(created) == 1  # SES-3
+    winner = sessions[created.index(True)]
+    stored = await store.session("s1")
+    assert stored is not None and stored.incarnation == winner.incarnation
+
+
+async def test_a_session_deleted_and_registered_again_is_a_new_incarnation(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.upsert_session(session(expires_at=clock() + 1000))
+    assert await store.delete_session("s1")
+    assert await store.upsert_session(session(token_hash="h2", expires_at=clock() + 1000))
+    again = await store.session("s1")
+    assert again is not None and again.incarnation == "incarnation-h2"  # SES-16
 
 
 async def test_expired_session_is_replaced_as_new(store: Store, clock: FakeClock) -> None:
@@ -350,6 +368,8 @@ async def test_expired_session_is_replaced_as_new(store: Store, clock: FakeClock
     assert await store.upsert_session(session(token_hash="h2", expires_at=clock() + 1000))
     assert await store.cursor("s1", "orders:17") is None
     assert await store.session_by_token_hash("h1") is None
+    renewed = await store.session("s1")
+    assert renewed is not None and renewed.incarnation == "incarnation-h2"  # SES-1: a new one
 
 
 async def test_delete_session(store: Store, clock: FakeClock) -> None:

@@ -125,7 +125,8 @@ async def test_expired_sessions_are_forgotten() -> None:
     store = MemoryStore(clock=lambda: now[0])
 
     def session(session_id: str, expires_at: int) -> Session:
-        return Session(session_id, "c", (), (), f"hash-{session_id}-{expires_at}", expires_at)
+        token_hash = f"hash-{session_id}-{expires_at}"
+        return Session(session_id, "c", (), (), token_hash, expires_at, token_hash)
 
     await store.upsert_session(session("old", 1_000_500))
     await store.upsert_session(session("renewed", 1_000_500))

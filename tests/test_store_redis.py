@@ -40,7 +40,7 @@ def payload(value: object) -> Payload:
 
 def session(expires_at: int, sid: str = "s1", token_hash: str = "h1") -> Session:
     grant = Grant("*", frozenset({Action.SUBSCRIBE}))
-    return Session(sid, "c1", (grant,), (), token_hash, expires_at)
+    return Session(sid, "c1", (grant,), (), token_hash, expires_at, f"i-{token_hash}")
 
 
 @pytest.fixture

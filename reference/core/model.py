@@ -138,6 +138,10 @@ class Session:
     subscribe: tuple[AutoSubscription, ...]
     token_hash: str
     expires_at: int  # ms since the Unix epoch
+    # Which creation this is: new when the session is created (SES-1, SES-16), kept when it is
+    # re-registered (SES-2). A node that missed a delete-and-recreate of the same session_id
+    # tells its old sockets from the new session's by it (SES-15).
+    incarnation: str
 
     def is_live(self, now_ms: int) -> bool:
         """True until the session expires (SES-10)."""

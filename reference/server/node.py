@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Connection:
 
     sid: str
     session_id: str
+    incarnation: str  # of the session the socket connected to (Session.incarnation)
     grants: tuple[Grant, ...]
     expires_at: int
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
@@ -48,6 +50,10 @@ class Connection:
 
     def may(self, channel: str, action: Action) -> bool:
         return grants.allows(self.grants, channel, action)
+
+    def belongs_to(self, session: Session | None) -> bool:
+        """False once the socket's session was deleted, even if its id was registered again."""
+        return session is not None and session.incarnation == self.incarnation
 
 
 # Called by the node to drop a socket (revocation, expiry); provided by the Socket.IO layer.
@@ -127,6 +133,7 @@ class ReplayNode:
             subscribe=request.subscribe,
             token_hash=hash_token(token),
             expires_at=self.store.clock() + ttl_s * 1000,
+            incarnation=secrets.token_hex(8),  # the store keeps the old one if the session lives
         )
         created = await self.store.upsert_session(session)
         if not created:
@@ -184,15 +191,22 @@ class ReplayNode:
             await self._refresh_session(session_id)
 
     async def _refresh_session(self, session_id: str) -> None:
-        """Apply re-registered grants to this node's sockets of the session (ACC-6, ACC-7)."""
+        """Apply re-registered grants to this node's sockets of the session (ACC-6, ACC-7).
+
+        A socket whose session is gone, or was deleted and created again while this node was
+        not listening (resync), is dropped as the delete would have dropped it (SES-15).
+        """
         connections = self.sockets_of(session_id)
         if not connections:
             return
         session = await self.store.session(session_id)
+        stale = [c for c in connections if not c.belongs_to(session)]
+        await self._drop(stale)
         if session is None:
-            await self._drop_session(session_id)
             return
         for connection in connections:
+            if connection in stale:
+                continue
             connection.grants = session.grants
             connection.expires_at = session.expires_at
             for channel, subscription in list(connection.subscriptions.items()):
@@ -200,8 +214,11 @@ class ReplayNode:
                     await subscription.stop(Trigger.REVOKED)
 
     async def _drop_session(self, session_id: str) -> None:
+        await self._drop(self.sockets_of(session_id))
+
+    async def _drop(self, connections: list[Connection]) -> None:
         """Stop deliveries first, then disconnect (SES-15): nothing may follow the delete."""
-        for connection in self.sockets_of(session_id):
+        for connection in connections:
             await self.end_subscriptions(connection, Trigger.DISCONNECTED)
             if self._disconnect is not None:
                 await self._disconnect(connection.sid)

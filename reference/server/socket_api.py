@@ -115,7 +115,9 @@ class SocketApi:
             raise socketio.exceptions.ConnectionRefusedError(exc.code) from None  # CON-3
         if session is None or not session.is_live(self.node.store.clock()):
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")  # CON-2, SES-10
-        connection = Connection(sid, session.session_id, session.grants, session.expires_at)
+        connection = Connection(
+            sid, session.session_id, session.incarnation, session.grants, session.expires_at
+        )
         self.node.add_connection(connection)
         self._schedule_expiry(connection)
         if session.subscribe:
@@ -217,6 +219,8 @@ class SocketApi:
         session = await self.node.store.session(connection.session_id)
         if session is None or not session.is_live(self.node.store.clock()):
             raise Unauthorized("the session has ended")
+        if not connection.belongs_to(session):
+            raise Unauthorized("the session has ended")  # SES-15: a recreated id is not it
         connection.grants = session.grants
 
     async def _start_subscription(

@@ -199,7 +199,9 @@ class MemoryStore(Store):
         if old is not None and self._by_token_hash.get(old.token_hash) == old.session_id:
             del self._by_token_hash[old.token_hash]  # SES-4: the old token stops working
         created = old is None or not old.is_live(self.clock())
-        if created:
+        if old is not None and not created:
+            session = replace(session, incarnation=old.incarnation)  # SES-2: the same session
+        else:
             # SES-1, SES-16: an expired session counts as absent and loses its cursors
             self._cursors.pop(session.session_id, None)
         self._sessions[session.session_id] = session

@@ -120,6 +120,7 @@ def _session(doc: Document) -> Session:
         ),
         token_hash=doc["token_hash"],
         expires_at=doc["expires_at"],
+        incarnation=doc.get("incarnation", ""),  # sessions stored before incarnations: all one
     )
 
 
@@ -134,6 +135,8 @@ class MongoStore(Store):
     claim_wait_s: float = 2.0
     #: A claim pending for longer than this belongs to a publisher that died.
     stale_claim_ms: int = 10_000
+    #: Rounds of update-or-create a registration tries while other registrations race it.
+    upsert_attempts: int = 5
 
     def __init__(
         self,
@@ -391,20 +394,28 @@ class MongoStore(Store):
 
     async def upsert_session(self, session: Session) -> bool:
         sid = session.session_id
-        update = {"$set": _session_fields(session)}
-        try:  # SES-3: one atomic upsert; BEFORE tells whether it existed
-            old = await self._sessions.find_one_and_update(
-                {"_id": sid}, update, upsert=True, return_document=BEFORE
-            )
-        except self._dup:  # two upserts of a new id raced; the loser now finds the winner's
-            old = await self._sessions.find_one_and_update(
-                {"_id": sid}, update, upsert=True, return_document=BEFORE
-            )
-        if old is not None and self.clock() < old["expires_at"]:
-            return False  # SES-2: cursors are kept
-        if old is not None:  # an expired session counts as absent: a new one has no cursors
-            await self._cursors.delete_many({"_id.session": sid})
-        return True
+        fields = _session_fields(session)
+        for _ in range(self.upsert_attempts):
+            now = self.clock()
+            # SES-2: a live session is updated in place and keeps its incarnation and cursors.
+            live = {"_id": sid, "expires_at": {"$gt": now}}
+            if await self._sessions.find_one_and_update(live, {"$set": fields}) is not None:
+                return False
+            # SES-1, SES-16: otherwise it is created, or an expired one replaced, in one atomic
+            # upsert (SES-3). A live session that appeared meanwhile makes the insert collide
+            # on _id; the next round then updates it.
+            absent = {"_id": sid, "expires_at": {"$lte": now}}
+            created = {"$set": {**fields, "incarnation": session.incarnation}}
+            try:
+                old = await self._sessions.find_one_and_update(
+                    absent, created, upsert=True, return_document=BEFORE
+                )
+            except self._dup:
+                continue
+            if old is not None:  # the expired session's cursors go with it
+                await self._cursors.delete_many({"_id.session": sid})
+            return True
+        raise Unavailable(f"session {sid!r} kept changing under registration; retry")
 
     async def session_by_token_hash(self, token_hash: str) -> Session | None:
         doc = await self._sessions.find_one({"token_hash": token_hash})

@@ -143,6 +143,7 @@ def _session(session_id: str, h: dict[str, str]) -> Session:
         ),
         token_hash=h["token_hash"],
         expires_at=int(h["expires_at"]),
+        incarnation=h.get("incarnation", ""),  # sessions stored before incarnations: all one
     )
 
 
@@ -294,7 +295,7 @@ class RedisStore(Store):
             lambda: self._redis.set(index, session.session_id, pxat=keep_until), idempotent=True
         )
         keys = list(session_keys(session.session_id))
-        args = [self.clock(), keep_until, *_session_fields(session)]
+        args = [self.clock(), keep_until, session.incarnation, *_session_fields(session)]
         created, old_hash = await self._script(self._upsert, keys, args, idempotent=False)
         if old_hash is not None and old_hash != session.token_hash:  # SES-4
             await self._guard(lambda: self._redis.delete(token_key(old_hash)), idempotent=True)

@@ -172,11 +172,15 @@ return {ch.max_messages or false, ch.max_age_s or false}
 # caller around the script; readers check it against the session's own ``token_hash``.
 
 UPSERT_SESSION = """
--- ARGV[1] now, [2] when Redis may delete the session (ms), then the session's field/value pairs
+-- ARGV[1] now, [2] when Redis may delete the session (ms), [3] the incarnation of a new session,
+-- then the session's field/value pairs
 local old = redis.call('HMGET', KEYS[1], 'expires_at', 'token_hash')
 local created = not old[1] or tonumber(old[1]) <= tonumber(ARGV[1])  -- expired = absent
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))  -- SES-2: every field replaced, cursors kept
-if created then redis.call('DEL', KEYS[2]) end  -- SES-1, SES-16: a new session, no cursors
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))  -- SES-2: every field replaced, cursors kept
+if created then  -- SES-1, SES-16: a new session, no cursors
+  redis.call('HSET', KEYS[1], 'incarnation', ARGV[3])
+  redis.call('DEL', KEYS[2])
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 redis.call('PEXPIREAT', KEYS[2], ARGV[2])
 return {created and 1 or 0, old[2]}
