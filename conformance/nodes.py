@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from conformance import watchdog
 from conformance.findings import SuiteError
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ class CommandNode:
         self.url = f"http://127.0.0.1:{self.port}"
         self._api_key = api_key
         self._process: subprocess.Popen[str] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._output: deque[str] = deque(maxlen=_OUTPUT_LINES)
 
     @property
@@ -185,6 +187,7 @@ class CommandNode:
             )
         except OSError as exc:
             raise SuiteError(f"replay: cannot run target command {self.command}: {exc}") from exc
+        self._watch(self._process.pid)
         reader = threading.Thread(target=self._pump, args=(self._process,), daemon=True)
         reader.start()
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -200,6 +203,31 @@ class CommandNode:
                     f"last output:\n{self.output() or '(none)'}"
                 )
             time.sleep(0.1)
+
+    def _watch(self, pgid: int) -> None:
+        """Start the watchdog that kills the target if the suite dies unannounced."""
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-I", watchdog.__file__, str(pgid)],  # stdlib only: no install
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # no Ctrl-C of the suite's terminal reaches it
+        )
+
+    def _dismiss_watchdog(self) -> None:
+        """Tell the watchdog that the target was stopped on purpose (call once it is reaped)."""
+        dog, self._watchdog = self._watchdog, None
+        if dog is None or dog.stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError):  # it died: nothing left to tell
+            dog.stdin.write(watchdog.DISMISS)
+        with contextlib.suppress(BrokenPipeError):
+            dog.stdin.close()
+        try:
+            dog.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            dog.kill()
+            dog.wait()
 
     def _pump(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
@@ -218,6 +246,7 @@ class CommandNode:
         self._signal(signal.SIGKILL)
         if self._process is not None:
             self._process.wait()
+        self._dismiss_watchdog()
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period."""
@@ -228,6 +257,7 @@ class CommandNode:
             self._process.wait(STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             self.kill()
+        self._dismiss_watchdog()
 
 
 class ImageNode:
