@@ -2,6 +2,7 @@
 
     python bench/store_micro.py                      # MemoryStore, 100,000 messages
     python bench/store_micro.py --messages 2000 --store mongomock
+    python bench/store_micro.py --store redis://127.0.0.1:6379/0   # a running redis-server
 
 Numbers are for comparing changes on one machine, not for asserting anything.
 """
@@ -10,16 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import time
 from typing import Any
 
 from reference.core.payloads import encode_payload
-from reference.store import MemoryStore, Store
+from reference.store import Store, open_store
 
 
 def _store(kind: str) -> Store:
-    if kind == "memory":
-        return MemoryStore()
+    if kind != "mongomock":
+        return open_store(kind)  # memory, redis://..., mongodb://...
     from mongomock_motor import AsyncMongoMockClient
 
     from reference.store.mongo import MongoStore
@@ -32,21 +34,23 @@ async def run(kind: str, messages: int, batch: int) -> None:
     store = _store(kind)
     await store.open()
     payload = encode_payload({"text": "hello", "n": 12345, "tags": ["a", "b"]}, 1 << 16)
+    run_id = secrets.token_hex(4)  # fresh channels on a shared server
+    channel, keyed = f"bench-{run_id}", f"bench-ids-{run_id}"
 
     began = time.perf_counter()
     for _ in range(messages):
-        await store.append("bench", payload, None)
+        await store.append(channel, payload, None)
     append_s = time.perf_counter() - began
 
     began = time.perf_counter()
     for i in range(messages):
-        await store.append("bench-ids", payload, f"id-{i}")
+        await store.append(keyed, payload, f"id-{i}")
     keyed_s = time.perf_counter() - began
 
     began = time.perf_counter()
     start, read = 1, 0
     while True:
-        result = await store.read("bench", start, batch)
+        result = await store.read(channel, start, batch)
         if not result.messages:
             break
         read += len(result.messages)
@@ -63,7 +67,9 @@ async def run(kind: str, messages: int, batch: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", choices=["memory", "mongomock"], default="memory")
+    parser.add_argument(
+        "--store", default="memory", help="memory, mongomock, or a redis:// or mongodb:// URL"
+    )
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
