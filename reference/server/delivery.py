@@ -27,8 +27,8 @@ from reference.core.subscription import (
     decide,
 )
 from reference.server.notifier import Notifier
+from reference.server.shared_reads import SharedReads
 from reference.server.wire import BatchEncoder
-from reference.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Subscription:
         *,
         channel: str,
         start: Start,
-        store: Store,
+        reads: SharedReads,
         notifier: Notifier,
         outlet: Outlet,
         limits: Limits,
@@ -74,7 +74,7 @@ class Subscription:
         self.epoch = start.state.epoch
         self.next = start.offset
         self.state = State.STARTING
-        self._store = store
+        self._reads = reads
         self._notifier = notifier
         self._outlet = outlet
         self._limits = limits
@@ -135,7 +135,9 @@ class Subscription:
         while True:
             seen = self._notifier.version(self.channel)
             try:
-                read = await self._store.read(self.channel, self.next, self._limits.max_batch)
+                read = await self._reads.read(
+                    self.channel, self.next, self._limits.max_batch, version=seen
+                )
             except Unavailable:
                 log.warning("store unavailable; subscription to %s retries", self.channel)
                 await asyncio.sleep(STORE_RETRY_S)

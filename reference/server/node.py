@@ -25,6 +25,7 @@ from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token, new_token
 from reference.server.delivery import Subscription
 from reference.server.notifier import Notifier
+from reference.server.shared_reads import SharedReads
 from reference.server.wire import BatchEncoder
 from reference.store.base import Store
 
@@ -75,6 +76,7 @@ class ReplayNode:
         self.limits = limits or Limits()
         self.bus = bus or LocalBus()
         self.notifier = Notifier()
+        self.reads = SharedReads(store)  # the subscriptions' reads, merged when identical
         self.max_batch_bytes = max_batch_bytes
         self.encoder = BatchEncoder()
         self.connections: dict[str, Connection] = {}

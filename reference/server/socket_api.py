@@ -258,7 +258,7 @@ class SocketApi:
         connection.subscriptions[channel] = Subscription(
             channel=channel,
             start=resolved,
-            store=self.node.store,
+            reads=self.node.reads,
             notifier=self.node.notifier,
             outlet=SocketOutlet(self.sio, connection.sid),
             limits=self.node.limits,

@@ -75,10 +75,10 @@ def handoff_drop() -> None:
             if not live and self.next > self._snapshot_head:
                 live = True
                 await asyncio.sleep(0.001)  # "subscribe to live updates"
-                state = await self._store.state(self.channel)
+                state = await self._reads.store.state(self.channel)
                 self.next = max(self.next, state.head + 1)
             seen = self._notifier.version(self.channel)
-            read = await self._store.read(self.channel, self.next, self._limits.max_batch)
+            read = await self._reads.store.read(self.channel, self.next, self._limits.max_batch)
             decision = decide(
                 self.next,
                 self.epoch,
