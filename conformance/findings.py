@@ -442,6 +442,25 @@ async def expect_refused(
     fail(clause, want, "the connection was accepted")
 
 
+def as_failure(error: BaseException | None) -> ConformanceFailure | None:
+    """``error`` as one finding: itself, or the findings of an exception group as one.
+
+    Hypothesis raises an ``ExceptionGroup`` when a scenario run found several distinct
+    failures; when every one of them is a finding, the first leads and the rest are attached,
+    so the report still names each clause. Any other error in the group makes it no finding.
+    """
+    if isinstance(error, ConformanceFailure):
+        return error
+    if not isinstance(error, BaseExceptionGroup):
+        return None
+    found = [as_failure(inner) for inner in error.exceptions]
+    if not found or None in found:
+        return None
+    first, *rest = (f for f in found if f is not None)
+    others = [*first.others, *(f for r in rest for f in (r, *r.others))]
+    return ConformanceFailure(first.clause, first.expected, first.received, first.log, others)
+
+
 def failure_dict(failure: ConformanceFailure) -> Mapping[str, Any]:
     """A JSON-ready rendering of a failure (for reports)."""
     return {

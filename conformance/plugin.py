@@ -35,7 +35,12 @@ import pytest
 from conformance import clauses, schemas
 from conformance.case import spec_of, unclaimed
 from conformance.driver import Driver
-from conformance.findings import ConformanceFailure, SuiteError, failure_dict, summarize
+from conformance.findings import (
+    SuiteError,
+    as_failure,
+    failure_dict,
+    summarize,
+)
 from conformance.report import (
     FAILED,
     CaseResult,
@@ -375,7 +380,8 @@ def pytest_runtest_makereport(
     elif report.failed:
         error = call.excinfo.value if call.excinfo is not None else None
         result.failure = _failure_of(error, report)
-        result.reason = error.headline if isinstance(error, ConformanceFailure) else ""
+        finding = as_failure(error)
+        result.reason = finding.headline if finding is not None else ""
         result.reason = result.reason or str(result.failure["received"])
         result.outcome = FAILED
         result.strict = is_strict(result.failed_clauses, _catalog())
@@ -388,8 +394,9 @@ def pytest_runtest_makereport(
 
 def _failure_of(error: BaseException | None, report: pytest.TestReport) -> dict[str, Any]:
     """The report's record of a failed case: the finding, or the unexpected error."""
-    if isinstance(error, ConformanceFailure):
-        return dict(failure_dict(error))
+    failure = as_failure(error)
+    if failure is not None:
+        return dict(failure_dict(failure))
     text = f"{type(error).__name__}: {error}" if error is not None else str(report.longrepr)
     log = getattr(error, "log", None)
     return {

@@ -33,6 +33,7 @@ from conformance.findings import (
     EventLog,
     SuiteError,
     active_log,
+    as_failure,
     describe_offsets,
     expect,
     expect_error,
@@ -227,6 +228,21 @@ def test_the_earliest_problem_leads_and_later_ones_are_attached() -> None:
     with pytest.raises(ConformanceFailure) as raised:
         test_twice_broken(target=FakeHost())
     assert raised.value.clauses == ["DLV-1", "ORD-2"]
+
+
+def test_findings_of_an_exception_group_become_one_finding_naming_each_clause() -> None:
+    # What Hypothesis raises when a scenario run found several distinct failures.
+    first = ConformanceFailure("UNS-3", "nothing after the reply", "offset 9")
+    second = ConformanceFailure("SUB-7", "ok", "already_subscribed")
+    second.others.append(ConformanceFailure("ORD-2", "4", "5"))
+    group = ExceptionGroup("2 distinct failures", [first, ExceptionGroup("inner", [second])])
+    found = as_failure(group)
+    assert found is not None and found.headline == first.headline
+    assert found.clauses == ["UNS-3", "SUB-7", "ORD-2"]
+    assert as_failure(first) is first
+    # A crash among them is no finding: the case's cited clauses decide, strictly.
+    assert as_failure(ExceptionGroup("mixed", [first, TypeError("suite bug")])) is None
+    assert as_failure(TypeError("x")) is None and as_failure(None) is None
 
 
 def test_a_case_that_hangs_times_out_with_its_log() -> None:
