@@ -365,6 +365,26 @@ def build_machine(target: Target) -> type[RuleBasedStateMachine]:
                         str(reply)[:200],
                         target.log.tail(channel, handle.label),
                     )
+                if got == "ok" and start == "omitted" and "cursors" in features:
+                    self._judge_cursor_start(handle, channel, reply)
+
+        def _judge_cursor_start(
+            self, handle: ClientHandle, channel: str, reply: dict[str, Any]
+        ) -> None:
+            """An omitted ``from`` starts after the session's cursor, or at the head (SUB-9)."""
+            head = reply.get("head")
+            starts = {
+                c + 1 if c is not None else head + 1 if isinstance(head, int) else None
+                for c in handle.session.cursor_options(channel)
+            }
+            if reply.get("from") not in starts:
+                raise ConformanceFailure(
+                    "SUB-9",
+                    f"a start at {' or '.join(map(str, sorted(s for s in starts if s)))} "
+                    "(the session's cursor + 1, or head + 1 without a cursor)",
+                    str(reply)[:200],
+                    target.log.tail(channel, handle.label),
+                )
 
         def _judge_grant(
             self, handle: ClientHandle, channel: str, action: str, reply: dict[str, Any]
@@ -530,14 +550,50 @@ def build_machine(target: Target) -> type[RuleBasedStateMachine]:
             self._step(go)
 
         @precondition(lambda self: "cursors" in features)
-        @rule(handle=clients, label=st.sampled_from(CHANNELS))
-        def ack(self, handle: ClientHandle, label: str) -> None:
+        @rule(
+            handle=clients,
+            label=st.sampled_from(CHANNELS),
+            back=st.integers(0, 3),
+            resume=st.booleans(),
+        )
+        def ack(self, handle: ClientHandle, label: str, back: int, resume: bool) -> None:
+            """Acknowledge a delivered offset (the last, or one ``back`` before it); with
+            ``resume``, unsubscribe and subscribe again through the cursor (ACK-4, SUB-9,
+            CUR-1, CUR-2): what follows the acknowledged offset comes again, nothing before."""
             channel = self.channel(label)
             subscription = handle.client.subscription(channel)
             if not handle.usable or subscription is None or not subscription.offsets:
                 return
             epoch = subscription.epoch if isinstance(subscription.epoch, str) else None
-            self._step(lambda: handle.client.ack(channel, subscription.offsets[-1], epoch=epoch))
+            offset = subscription.offsets[max(0, len(subscription.offsets) - 1 - back)]
+
+            async def go() -> None:
+                await self._ack(handle, channel, offset, epoch)
+                if resume:
+                    await handle.client.unsubscribe(channel)
+                    await self._subscribe(handle, label, "omitted")
+
+            self._step(go)
+
+        async def _ack(
+            self, handle: ClientHandle, channel: str, offset: int, epoch: str | None
+        ) -> None:
+            session = handle.session
+            before = session.cursor_options(channel)
+            after = frozenset(max(c or 0, offset) for c in before)  # ACK-4: never moves back
+            session.cursors[channel] = before | after  # applied or not, until the reply
+            reply = await handle.client.ack(channel, offset, epoch=epoch)
+            if reply.get("ok") is not True:
+                session.cursors[channel] = before
+                return
+            if reply.get("cursor") not in after:
+                raise ConformanceFailure(
+                    "ACK-4",
+                    f"cursor {' or '.join(map(str, sorted(after)))} after an ack of {offset}",
+                    str(reply)[:200],
+                    target.log.tail(channel, handle.label),
+                )
+            session.cursors[channel] = frozenset({reply["cursor"]})
 
         # --- judging --------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ what it registered and connected. The rules are in :mod:`conformance.scenarios.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -93,9 +93,15 @@ class SessionHandle:
     grants: list[dict[str, Any]]
     auto_channels: frozenset[str] = frozenset()
     revoked: bool = False
+    # What the session's cursor on each channel may be (None: no cursor). One value while
+    # every ack got its reply; more while the reply to one was lost (ACK-4, SUB-9).
+    cursors: dict[str, frozenset[int | None]] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # what Hypothesis prints in a falsifying example
         return f"<session {self.label} grants={self.grant_set}{' revoked' if self.revoked else ''}>"
+
+    def cursor_options(self, channel: str) -> frozenset[int | None]:
+        return self.cursors.get(channel, frozenset({None}))
 
 
 @dataclass(eq=False)
