@@ -15,7 +15,7 @@ _SLOW_IS_NORMAL = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthChec
 settings.register_profile(
     "ci",
     derandomize=True,
-    max_examples=30,
+    max_examples=100,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=_SLOW_IS_NORMAL,
