@@ -62,17 +62,16 @@ class SharedReads:
         self.store_reads += 1
         try:
             result = await self.store.read(channel, start, limit)
-        except asyncio.CancelledError:
-            self._fail(shared, _LeaderCancelled())
-            raise
+            shared.set_result(result)
+            return result
         except Exception as exc:
             self._fail(shared, exc)
             raise
         finally:
             if self._in_flight.get(key) is shared:
                 del self._in_flight[key]
-        shared.set_result(result)
-        return result
+            if not shared.done():  # cancelled (or interrupted) mid-read: the joiners read again
+                self._fail(shared, _LeaderCancelled())
 
     @staticmethod
     def _fail(shared: asyncio.Future[ReadResult], exc: Exception) -> None:
