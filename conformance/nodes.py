@@ -187,7 +187,7 @@ class CommandNode:
             )
         except OSError as exc:
             raise SuiteError(f"replay: cannot run target command {self.command}: {exc}") from exc
-        self._watch(self._process.pid)
+        self._watchdog = watchdog.guard(self._process.pid)  # no orphan if the suite dies
         reader = threading.Thread(target=self._pump, args=(self._process,), daemon=True)
         reader.start()
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -203,31 +203,6 @@ class CommandNode:
                     f"last output:\n{self.output() or '(none)'}"
                 )
             time.sleep(0.1)
-
-    def _watch(self, pgid: int) -> None:
-        """Start the watchdog that kills the target if the suite dies unannounced."""
-        self._watchdog = subprocess.Popen(
-            [sys.executable, "-I", watchdog.__file__, str(pgid)],  # stdlib only: no install
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # no Ctrl-C of the suite's terminal reaches it
-        )
-
-    def _dismiss_watchdog(self) -> None:
-        """Tell the watchdog that the target was stopped on purpose (call once it is reaped)."""
-        dog, self._watchdog = self._watchdog, None
-        if dog is None or dog.stdin is None:
-            return
-        with contextlib.suppress(BrokenPipeError):  # it died: nothing left to tell
-            dog.stdin.write(watchdog.DISMISS)
-        with contextlib.suppress(BrokenPipeError):
-            dog.stdin.close()
-        try:
-            dog.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            dog.kill()
-            dog.wait()
 
     def _pump(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
@@ -246,7 +221,8 @@ class CommandNode:
         self._signal(signal.SIGKILL)
         if self._process is not None:
             self._process.wait()
-        self._dismiss_watchdog()
+        watchdog.dismiss(self._watchdog)
+        self._watchdog = None
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period."""
@@ -257,7 +233,8 @@ class CommandNode:
             self._process.wait(STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             self.kill()
-        self._dismiss_watchdog()
+        watchdog.dismiss(self._watchdog)
+        self._watchdog = None
 
 
 class ImageNode:

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from conformance import watchdog
+
 START_TIMEOUT_S = 15.0
 
 
@@ -54,6 +56,7 @@ class RedisServer:
         self.port = port or free_port()
         self.extra = extra  # more redis-server arguments, e.g. ("--rename-command", "CONFIG", "")
         self.process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -76,7 +79,10 @@ class RedisServer:
             "--logfile", str(self.directory / "redis.log"),
             *self.extra,
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        self._watchdog = watchdog.guard(self.process.pid)  # no orphan if pytest is SIGKILLed
         deadline = time.monotonic() + START_TIMEOUT_S
         with contextlib.closing(self.admin()) as client:
             while True:
@@ -97,6 +103,8 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(10)
+        watchdog.dismiss(self._watchdog)
+        self._watchdog = None
 
     def restart(self) -> None:
         """SIGKILL, then start again on the same port and directory."""

@@ -1,8 +1,9 @@
-"""A target the suite launched dies with the suite, even when the suite is SIGKILLed."""
+"""What the suite (or the tests) launch dies with them, even when they are SIGKILLed."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,14 +17,26 @@ from conformance.nodes import DEFAULT_COMMAND, CommandNode
 
 pytestmark = pytest.mark.slow
 
-# A stand-in for pytest running the suite: it launches the reference as the suite does, says
-# the target's pid, and waits to be killed.
+TESTS = Path(__file__).parent
+
+# Stand-ins for pytest: each launches a process as the suite (or the tests' Redis helper) does,
+# says its pid, and waits to be killed.
 SUITE = f"""
 import sys, time
 from conformance.nodes import CommandNode
 node = CommandNode({DEFAULT_COMMAND!r}, api_key="watchdog-key")
 node.start()
 print(node._process.pid, flush=True)
+time.sleep(600)
+"""
+REDIS_TESTS = f"""
+import sys, tempfile, time
+sys.path.insert(0, {str(TESTS)!r})
+from pathlib import Path
+from redis_server import RedisServer
+server = RedisServer(Path(tempfile.mkdtemp()), aof=False)
+server.start()
+print(server.process.pid, flush=True)
 time.sleep(600)
 """
 
@@ -46,20 +59,23 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return gone(pid)
 
 
-def test_a_suite_killed_with_sigkill_takes_its_target_along() -> None:
-    target_pid = 0
-    with subprocess.Popen([sys.executable, "-c", SUITE], stdout=subprocess.PIPE) as suite:
+@pytest.mark.parametrize("launcher", [SUITE, REDIS_TESTS], ids=["suite-target", "test-redis"])
+def test_a_process_killed_with_sigkill_takes_what_it_launched_along(launcher: str) -> None:
+    if launcher is REDIS_TESTS and shutil.which("redis-server") is None and not os.getenv("CI"):
+        pytest.skip("redis-server is not installed")
+    child = 0
+    with subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE) as parent:
         try:
-            assert suite.stdout is not None
-            target_pid = int(suite.stdout.readline())
-            assert not gone(target_pid)
-            suite.kill()  # no cleanup runs in the suite
-            suite.wait()
-            assert wait_gone(target_pid), "the target outlived the suite"
+            assert parent.stdout is not None
+            child = int(parent.stdout.readline())
+            assert not gone(child)
+            parent.kill()  # no cleanup runs in it
+            parent.wait()
+            assert wait_gone(child), "the launched process outlived its launcher"
         finally:
-            suite.kill()
-            if target_pid and not gone(target_pid):
-                os.killpg(target_pid, signal.SIGKILL)
+            parent.kill()
+            if child and not gone(child):
+                os.killpg(child, signal.SIGKILL)
 
 
 def test_a_target_stopped_by_the_suite_dismisses_its_watchdog() -> None:
