@@ -202,13 +202,11 @@ class ReplayNode:
         if not connections:
             return
         session = await self.store.session(session_id)
-        stale = [c for c in connections if not c.belongs_to(session)]
-        await self._drop(stale)
+        current = [c for c in connections if c.belongs_to(session)]
+        await self._drop([c for c in connections if not c.belongs_to(session)])
         if session is None:
             return
-        for connection in connections:
-            if connection in stale:
-                continue
+        for connection in current:
             connection.grants = session.grants
             connection.expires_at = session.expires_at
             for channel, subscription in list(connection.subscriptions.items()):

@@ -217,10 +217,13 @@ class SocketApi:
     async def _current_grants(self, connection: Connection) -> None:
         """Re-read the session so that every operation sees the current grants (ACC-7)."""
         session = await self.node.store.session(connection.session_id)
-        if session is None or not session.is_live(self.node.store.clock()):
+        # SES-15: a session deleted and registered again under its id is not this socket's.
+        if (
+            session is None
+            or not connection.belongs_to(session)
+            or not session.is_live(self.node.store.clock())
+        ):
             raise Unauthorized("the session has ended")
-        if not connection.belongs_to(session):
-            raise Unauthorized("the session has ended")  # SES-15: a recreated id is not it
         connection.grants = session.grants
 
     async def _start_subscription(
