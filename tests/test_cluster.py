@@ -22,6 +22,7 @@ import pytest
 from harness import ALL_ACTIONS, API_KEY, Served, serve
 from redis_server import RedisServer
 
+from conformance import watchdog
 from reference.bus.redis import RedisBus
 from reference.store.redis import RedisStore
 
@@ -194,6 +195,7 @@ async def test_every_node_reports_the_same_state(nodes: list[Served]) -> None:
 def processes(redis_url: str, logs: Path, count: int = 3) -> Iterator[list[str]]:
     """``count`` ``python -m reference`` processes on one Redis; yields their URLs."""
     started: list[subprocess.Popen[str]] = []
+    guards: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(count):
             command = [sys.executable, "-m", "reference", "--port", "0", "--store", redis_url]
@@ -204,8 +206,10 @@ def processes(redis_url: str, logs: Path, count: int = 3) -> Iterator[list[str]]
                         stdout=subprocess.PIPE,
                         stderr=log,
                         text=True,
+                        start_new_session=True,
                     )
                 )
+            guards.append(watchdog.guard(started[-1].pid))  # no orphan if pytest is SIGKILLed
         urls = []
         for process in started:
             assert process.stdout is not None
@@ -224,6 +228,8 @@ def processes(redis_url: str, logs: Path, count: int = 3) -> Iterator[list[str]]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.communicate()
+        for guard in guards:
+            watchdog.dismiss(guard)
 
 
 def remote(url: str, http: aiohttp.ClientSession) -> Served:

@@ -23,6 +23,8 @@ import aiohttp
 from harness import API_KEY
 from redis_server import free_port, running_redis
 
+from conformance import watchdog
+
 ENOUGH = 60  # acknowledged publishes before the crash
 
 
@@ -34,6 +36,7 @@ class Node:
     port: int
     logs: Path
     process: subprocess.Popen[str] | None = None
+    guard: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     @property
@@ -49,7 +52,9 @@ class Node:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                start_new_session=True,
             )
+        self.guard = watchdog.guard(self.process.pid)  # no orphan if pytest is SIGKILLed
         assert self.process.stdout is not None
         lines = [self.process.stdout.readline().strip() for _ in range(3)]
         assert lines[0].endswith(f" listening on {self.url}"), lines
@@ -60,6 +65,8 @@ class Node:
             self.process.send_signal(sig)
         if self.process is not None:
             self.process.communicate(timeout=10)
+        watchdog.dismiss(self.guard)
+        self.guard = None
 
 
 @contextlib.contextmanager
