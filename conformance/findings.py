@@ -13,11 +13,12 @@ import itertools
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Iterable, Sequence
 
 __all__ = [
     "CaseTimeout",
@@ -384,6 +385,29 @@ def expect_status(
         return body
     want = f"HTTP {status}" + (f" with error code {code!r}" if code else "")
     fail(clause, want, f"HTTP {got} {summarize(body)}", channel=channel)
+
+
+def expect_duplicate_of(
+    answer: object,
+    original: Mapping[str, Any],
+    *,
+    clause: str,
+    channel: str | None = None,
+    what: str = "",
+) -> None:
+    """A publish answer for a repeated id says ``duplicate: true`` at the original's offset
+    (IDM-1); ``what`` names the publish in the failure."""
+    __tracebackhide__ = True
+    offset = original.get("offset")
+    expect(
+        isinstance(answer, Mapping)
+        and answer.get("duplicate") is True
+        and answer.get("offset") == offset,
+        clause=clause,
+        expected=f"{what + ': ' if what else ''}duplicate true with the original offset {offset}",
+        received=answer,
+        channel=channel,
+    )
 
 
 def describe_offsets(received: Sequence[int], expected: Sequence[int]) -> str:

@@ -8,7 +8,14 @@ import secrets
 from typing import Any
 
 from conformance.case import case, grant
-from conformance.findings import expect, expect_error, expect_offsets, expect_ok, expect_status
+from conformance.findings import (
+    expect,
+    expect_duplicate_of,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    expect_status,
+)
 from conformance.target import Target
 
 # JSON values a client may publish (MSG-2 asks for them back as they were).
@@ -191,12 +198,11 @@ async def test_backend_duplicate_answers_the_original(target: Target) -> None:
             200,
             clause="IDM-1",
         )
+        expect_duplicate_of(again, original, clause="IDM-1", channel=channel)
         expect(
-            again.get("duplicate") is True
-            and again.get("offset") == original.get("offset")
-            and again.get("epoch") == original.get("epoch"),
+            again.get("epoch") == original.get("epoch"),
             clause="IDM-1",
-            expected=f"duplicate true with the original offset {original.get('offset')}",
+            expected=f"the original epoch {original.get('epoch')!r}",
             received=again,
             channel=channel,
         )
@@ -229,13 +235,7 @@ async def test_client_duplicate_answers_the_original(target: Target) -> None:
         received=original,
     )
     again = expect_ok(await client.publish(channel, {"v": 1}, id=message_id), clause="IDM-1")
-    expect(
-        again.get("duplicate") is True and again.get("offset") == original.get("offset"),
-        clause="IDM-1",
-        expected=f"duplicate true with offset {original.get('offset')}",
-        received=again,
-        channel=channel,
-    )
+    expect_duplicate_of(again, original, clause="IDM-1", channel=channel)
     after = await target.backend.publish(channel, {"v": 2})
     expect(after.get("offset") == 3, clause="IDM-1", expected="offset 3", received=after)
 
@@ -324,26 +324,18 @@ async def test_backend_and_client_share_one_key_space(target: Target) -> None:
     backend_first, client_first = _message_id(), _message_id()
     original = await target.backend.publish(channel, {"v": "b"}, id=backend_first)
     reply = expect_ok(await client.publish(channel, {"v": "b"}, id=backend_first), clause="IDM-4")
-    expect(
-        reply.get("duplicate") is True and reply.get("offset") == original.get("offset"),
-        clause="IDM-4",
-        expected=f"client publish of the backend's id: duplicate, offset {original.get('offset')}",
-        received=reply,
-        channel=channel,
+    expect_duplicate_of(
+        reply, original, clause="IDM-4", channel=channel, what="client publish of the backend's id"
     )
     mine = expect_ok(await client.publish(channel, {"v": "c"}, id=client_first), clause="IDM-4")
-    status, body = await target.backend.publish_raw(
-        channel, {"data": {"v": "c"}, "id": client_first}
-    )
-    expect(
-        status == 200
-        and isinstance(body, dict)
-        and body.get("duplicate") is True
-        and body.get("offset") == mine.get("offset"),
+    body = expect_status(
+        await target.backend.publish_raw(channel, {"data": {"v": "c"}, "id": client_first}),
+        200,
         clause="IDM-4",
-        expected=f"backend publish of the client's id: 200, duplicate, offset {mine.get('offset')}",
-        received=f"HTTP {status} {body}",
         channel=channel,
+    )
+    expect_duplicate_of(
+        body, mine, clause="IDM-4", channel=channel, what="backend publish of the client's id"
     )
 
 
@@ -362,19 +354,13 @@ async def test_duplicate_recognised_after_retention_removed_the_original(target:
         expected="the original (offset 1) removed by retention: beginning is 3",
         received=reply,
     )
-    status, again = await target.backend.publish_raw(
-        channel, {"data": {"v": "again"}, "id": message_id}
-    )
-    expect(
-        status == 200
-        and isinstance(again, dict)
-        and again.get("duplicate") is True
-        and again.get("offset") == original.get("offset"),
+    again = expect_status(
+        await target.backend.publish_raw(channel, {"data": {"v": "again"}, "id": message_id}),
+        200,
         clause="IDM-5",
-        expected=f"HTTP 200, duplicate true, the original offset {original.get('offset')}",
-        received=f"HTTP {status} {again}",
         channel=channel,
     )
+    expect_duplicate_of(again, original, clause="IDM-5", channel=channel)
     after = await target.backend.publish(channel, {"v": "after"})
     expect(after.get("offset") == 5, clause="IDM-5", expected="offset 5", received=after)
     await reader.wait_for_offset(channel, 5, clause="IDM-5")
