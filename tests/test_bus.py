@@ -22,7 +22,7 @@ from reference.bus import LocalBus, open_bus
 from reference.bus.base import BusEvent, HeadMoved, SessionChanged, SessionDeleted
 from reference.bus.mongo import MongoBus
 from reference.bus.redis import RedisBus
-from reference.bus.remote import RemoteBus, decode_event, encode_event
+from reference.bus.remote import RemoteBus, decode_bus_event, encode_bus_event
 from reference.core.model import Grant
 from reference.core.payloads import encode_payload
 from reference.store import MemoryStore
@@ -89,9 +89,9 @@ async def kill_subscriptions(redis_server: RedisServer) -> None:
 
 def test_wire_form_round_trips() -> None:
     for event in (HeadMoved("a:b"), SessionChanged("s"), SessionDeleted("s")):
-        assert decode_event(encode_event("n1", event)) == ("n1", event)
+        assert decode_bus_event(encode_bus_event("n1", event)) == ("n1", event)
     for junk in (None, [], {"node": "n", "kind": "what", "key": "k"}, {"kind": "head"}):
-        assert decode_event(junk) is None
+        assert decode_bus_event(junk) is None
 
 
 # --- RedisBus -----------------------------------------------------------------------------

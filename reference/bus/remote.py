@@ -44,16 +44,16 @@ _KINDS: dict[str, type[HeadMoved] | type[SessionChanged] | type[SessionDeleted]]
 }
 
 
-def encode_event(node: str, event: BusEvent) -> dict[str, str]:
-    """The wire form of an event: ``{"node", "kind", "key"}``."""
+def encode_bus_event(node: str, event: BusEvent) -> dict[str, str]:
+    """The wire form of a bus event: ``{"node", "kind", "key"}``."""
     if isinstance(event, HeadMoved):
         return {"node": node, "kind": "head", "key": event.channel}
     kind = "session" if isinstance(event, SessionChanged) else "deleted"
     return {"node": node, "kind": kind, "key": event.session_id}
 
 
-def decode_event(wire: Any) -> tuple[str, BusEvent] | None:
-    """``(node, event)`` from the wire form, or None for anything else."""
+def decode_bus_event(wire: Any) -> tuple[str, BusEvent] | None:
+    """``(node, event)`` from a bus event's wire form, or None for anything else."""
     if not isinstance(wire, dict):
         return None
     node, kind, key = wire.get("node"), wire.get("kind"), wire.get("key")
@@ -112,7 +112,7 @@ class RemoteBus(Bus):
         # Other nodes first: their sockets wait on this as much as ours, and a failing local
         # handler must not keep it from them.
         try:
-            await self._send(encode_event(self.node_id, event))
+            await self._send(encode_bus_event(self.node_id, event))
         except Exception as exc:
             log.warning("bus: could not send %s (%s); queued for resending", event, exc)
             self._enqueue(event)
@@ -134,7 +134,7 @@ class RemoteBus(Bus):
             await asyncio.sleep(delay)
             for event in list(self._outbox):
                 try:
-                    await self._send(encode_event(self.node_id, event))
+                    await self._send(encode_bus_event(self.node_id, event))
                 except Exception:
                     delay = min(delay * 2, self.retry_max_s)
                     break
@@ -146,7 +146,7 @@ class RemoteBus(Bus):
 
     async def _received(self, wire: Any) -> None:
         """Hand one event from the medium to the handler, unless it is ours or malformed."""
-        decoded = decode_event(json.loads(wire) if isinstance(wire, str | bytes) else wire)
+        decoded = decode_bus_event(json.loads(wire) if isinstance(wire, str | bytes) else wire)
         if decoded is None:
             log.warning("bus: ignored a malformed event")
             return

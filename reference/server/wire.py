@@ -23,7 +23,7 @@ from reference.core.model import JsonValue, Message
 _EVENT_PREFIX = "2"
 
 
-def encode_event(event: str, payload: JsonValue) -> str:
+def event_packet(event: str, payload: JsonValue) -> str:
     """A Socket.IO EVENT packet for the namespace ``/`` carrying one JSON argument."""
     try:
         body = orjson.dumps([event, payload]).decode("utf-8")
@@ -45,7 +45,7 @@ class BatchEncoder:
         if packet is not None:
             self._packets.move_to_end(key)
             return packet
-        packet = encode_event("replay:messages", messages_event(channel, epoch, batch))
+        packet = event_packet("replay:messages", messages_event(channel, epoch, batch))
         self._packets[key] = packet
         if len(self._packets) > self._capacity:
             self._packets.popitem(last=False)
