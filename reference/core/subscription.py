@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A subscription delivers one channel to one socket, starting at a resolved offset (spec §6.1).
 It holds no messages of its own: the store is the single source of truth, and the
-subscription is only a cursor ``next`` into it. Each turn of its loop
+subscription is only an offset ``next`` into it. Each turn of its loop
 
 1. samples the channel's notifier version,
 2. reads at most one batch from the store at ``next``,
@@ -24,7 +24,7 @@ closes the race between "read found nothing" and "start waiting": a publish in b
 the version, and the wait returns at once.
 
 Before emitting, the loop waits while the socket's send queue is above its high-water mark
-(FLW-2), so a slow reader costs a cursor, not a growing buffer; if retention overtakes it
+(FLW-2), so a slow reader holds an offset, not a growing buffer; if retention overtakes it
 meanwhile, the next read ends it with ``truncated``.
 
 The table ``TRANSITIONS`` is the lifecycle; the shell moves a subscription only through

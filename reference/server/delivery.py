@@ -1,6 +1,6 @@
 """A subscription's delivery task: the loop described in ``reference.core.subscription``.
 
-The loop reads the store at its cursor ``next``, lets the core decide, and emits; it holds no
+The loop reads the store at its offset ``next``, lets the core decide, and emits; it holds no
 messages between turns. Its only outputs are ``replay:messages`` and, when the server ends it,
 one ``replay:unsubscribed``.
 """

@@ -358,8 +358,8 @@ class MongoStore(Store):
         docs: list[Document] = []
         if start <= head and limit > 0:
             query = {"channel": channel, "epoch": epoch, "offset": {"$gte": start, "$lte": head}}
-            cursor = self._messages.find(query, _MESSAGE_FIELDS).sort("offset", 1).limit(limit)
-            docs = list(await cursor.to_list(limit))
+            found = self._messages.find(query, _MESSAGE_FIELDS).sort("offset", 1).limit(limit)
+            docs = list(await found.to_list(limit))
         # Computed after the messages: retention only removes a prefix, so a start at or above
         # this ``first`` was still stored when the messages were read (HIS-5).
         first = await self._first(channel, epoch, _retention(doc), head, now)
