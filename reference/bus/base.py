@@ -29,16 +29,16 @@ class SessionDeleted:
 
 
 BusEvent = HeadMoved | SessionChanged | SessionDeleted
-Handler = Callable[[BusEvent], Awaitable[None]]
+BusHandler = Callable[[BusEvent], Awaitable[None]]
 
 
 class Bus(abc.ABC):
     """Fan-out of ``BusEvent``s to every node, the publishing node included."""
 
     def __init__(self) -> None:
-        self._handler: Handler | None = None
+        self._handler: BusHandler | None = None
 
-    def attach(self, handler: Handler) -> None:
+    def attach(self, handler: BusHandler) -> None:
         """Set the node's handler; called once before ``start``."""
         self._handler = handler
 

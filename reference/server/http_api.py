@@ -76,7 +76,7 @@ async def _json_body(request: web.Request) -> object:
         raise BadRequest("the body is not valid JSON") from None  # API-1
 
 
-def _channel(request: web.Request) -> str:
+def _channel_name(request: web.Request) -> str:
     return payloads.check_channel(request.match_info["channel"])  # API-5, CHN-1
 
 
@@ -106,21 +106,21 @@ async def publish(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     body = await _json_body(request)
     result = await node.publish(
-        payloads.parse_http_publish(_channel(request), body, node.limits.max_payload_bytes)
+        payloads.parse_http_publish(_channel_name(request), body, node.limits.max_payload_bytes)
     )
     return web.json_response(result.to_wire(), status=200 if result.duplicate else 201)
 
 
 async def read_history(request: web.Request) -> web.Response:
     _authorize(request)
-    channel = _channel(request)
+    channel = _channel_name(request)
     start, limit = payloads.parse_http_history_query(request.query)
     return web.json_response(await history(request.app[NODE_KEY], channel, start, limit))
 
 
 async def set_retention(request: web.Request) -> web.Response:
     _authorize(request)
-    channel = _channel(request)
+    channel = _channel_name(request)
     update = payloads.parse_retention(await _json_body(request))
     retention = await request.app[NODE_KEY].store.set_retention(channel, update)
     return web.json_response(

@@ -39,7 +39,7 @@ SEND_QUEUE_HIGH_WATER = 2  # packets (each at most one batch) queued per socket 
 DRAIN_POLL_S = 0.5
 
 Reply = dict[str, JsonValue]
-Handler = Callable[[Connection, Sequence[object]], Awaitable[Reply]]
+EventHandler = Callable[[Connection, Sequence[object]], Awaitable[Reply]]
 
 
 class SocketOutlet:
@@ -91,7 +91,7 @@ class SocketApi:
         node.set_disconnector(self._disconnect)
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
-        events: Mapping[str, Handler] = {
+        events: Mapping[str, EventHandler] = {
             "replay:subscribe": self._subscribe,
             "replay:unsubscribe": self._unsubscribe,
             "replay:ack": self._ack,
@@ -192,7 +192,7 @@ class SocketApi:
 
     # --- client events ----------------------------------------------------------------------
 
-    def _replying(self, handler: Handler) -> Callable[..., Awaitable[Reply]]:
+    def _replying(self, handler: EventHandler) -> Callable[..., Awaitable[Reply]]:
         async def reply(sid: str, *args: object) -> Reply:
             try:
                 connection = self.node.connections.get(sid)
