@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 import secrets
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -27,7 +26,7 @@ from reference.core.model import (
     Retention,
     Session,
 )
-from reference.store.base import Clock, Store, wall_clock_ms
+from reference.store.base import Clock, Store, message_ids, wall_clock_ms
 
 if TYPE_CHECKING:
     from reference.core.payloads import RetentionUpdate
@@ -113,9 +112,7 @@ class MemoryStore(Store):
         # (expires_at, session_id) of every registration, so expired sessions can be dropped
         # instead of accumulating for the life of the process.
         self._expiries: list[tuple[int, str]] = []
-        # MSG-3: a random per-store prefix and a counter make ids unique without uuid4's cost.
-        self._id_prefix = secrets.token_hex(6) + "-"
-        self._id_counter = itertools.count(1)
+        self._message_ids = message_ids()
 
     def _channel(self, channel: str) -> _Channel:
         ch = self._channels.get(channel)
@@ -141,7 +138,7 @@ class MemoryStore(Store):
             if known is not None and known[1] > now:  # IDM-1, IDM-5: keys outlive retention
                 return AppendResult(channel, known[0], ch.epoch, message_id, duplicate=True)
         else:
-            message_id = f"{self._id_prefix}{next(self._id_counter):x}"
+            message_id = next(self._message_ids)
         ts = ch.last_ts = max(now, ch.last_ts)  # MSG-4, MSG-5
         offset = ch.head + 1  # OFF-2
         if not ch.messages:

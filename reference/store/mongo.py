@@ -46,7 +46,6 @@ return nothing below it (RET-3).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import secrets
 from datetime import UTC, datetime
@@ -66,7 +65,7 @@ from reference.core.model import (
     Retention,
     Session,
 )
-from reference.store.base import Clock, Store, wall_clock_ms
+from reference.store.base import Clock, Store, message_ids, wall_clock_ms
 from reference.store.mongo_collection import (
     AFTER,
     BEFORE,
@@ -155,9 +154,7 @@ class MongoStore(Store):
         self._sessions = db["sessions"]
         self._cursors = db["cursors"]
         self._dup = duplicate_key_errors()
-        # MSG-3: unique across processes (random prefix) and within one (counter)
-        self._id_prefix = secrets.token_hex(6) + "-"
-        self._id_counter = itertools.count(1)
+        self._message_ids = message_ids()
 
     @property
     def database_name(self) -> str:
@@ -250,7 +247,7 @@ class MongoStore(Store):
         now = self.clock()
         owner = None
         if message_id is None:
-            message_id = f"{self._id_prefix}{next(self._id_counter):x}"
+            message_id = next(self._message_ids)
         else:
             claimed = await self._claim(channel, epoch, message_id, now)
             if isinstance(claimed, AppendResult):

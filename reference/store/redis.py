@@ -36,7 +36,6 @@ lost after Redis applied it.
 
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -62,7 +61,7 @@ from reference.core.model import (
     Session,
 )
 from reference.store import redis_lua
-from reference.store.base import Clock, Store, wall_clock_ms
+from reference.store.base import Clock, Store, message_ids, wall_clock_ms
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -172,9 +171,7 @@ class RedisStore(Store):
         self._upsert = client.register_script(redis_lua.UPSERT_SESSION)
         self._delete = client.register_script(redis_lua.DELETE_SESSION)
         self._advance = client.register_script(redis_lua.ADVANCE_CURSOR)
-        # MSG-3: unique across processes (random prefix) and within one (counter)
-        self._id_prefix = secrets.token_hex(6) + "-"
-        self._id_counter = itertools.count(1)
+        self._message_ids = message_ids()
 
     @classmethod
     def from_url(
@@ -257,7 +254,7 @@ class RedisStore(Store):
     async def append(self, channel: str, payload: Payload, message_id: str | None) -> AppendResult:
         keys = list(channel_keys(channel))
         if message_id is None:
-            message_id = f"{self._id_prefix}{next(self._id_counter):x}"
+            message_id = next(self._message_ids)
         else:
             keys.append(idempotency_key(channel, message_id))
         window_ms = self.idempotency_window_s * 1000
