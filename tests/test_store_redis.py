@@ -240,6 +240,23 @@ async def test_session_keys_expire_after_the_session(
     assert await store.session_by_token_hash("h1") is None
 
 
+async def test_session_hash_layout(opener: Opener, admin: Any, clock: FakeClock) -> None:
+    """The hash a session is written as: JSON for grants and auto-subscriptions, decimal text
+    for the expiry, which ``UPSERT_SESSION`` and ``ADVANCE_CURSOR`` compare with tonumber."""
+    store = await opener(clock=clock)
+    expires_at = clock() + 60_000
+    await store.upsert_session(session(expires_at))
+    assert admin.hgetall(session_keys("s1")[0]) == {
+        "client_id": "c1",
+        "grants": '[{"channels": "*", "actions": ["subscribe"]}]',
+        "subscribe": "[]",
+        "token_hash": "h1",
+        "expires_at": str(expires_at),
+        "incarnation": "i-h1",
+    }
+    assert await store.session("s1") == session(expires_at)
+
+
 async def test_stale_token_index_is_not_trusted(opener: Opener, clock: FakeClock) -> None:
     store = await opener(clock=clock)
     await store.upsert_session(session(clock() + 60_000, token_hash="h1"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -111,6 +112,11 @@ class Grant:
     def to_wire(self) -> dict[str, JsonValue]:
         return {"channels": self.channels, "actions": sorted(a.value for a in self.actions)}
 
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> Grant:
+        """A grant from its wire form, already valid against the schema."""
+        return cls(wire["channels"], frozenset(Action(a) for a in wire["actions"]))
+
 
 @dataclass(frozen=True, slots=True)
 class AutoSubscription:
@@ -126,6 +132,11 @@ class AutoSubscription:
             "from": self.start,
             "allow_truncation": self.allow_truncation,
         }
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any]) -> AutoSubscription:
+        """An entry from ``to_wire``'s form, every member present (as the stores keep it)."""
+        return cls(wire["channel"], wire["from"], wire["allow_truncation"])
 
 
 @dataclass(frozen=True, slots=True)

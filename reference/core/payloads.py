@@ -18,7 +18,7 @@ import jsonschema
 from referencing import Registry, Resource
 
 from reference.core.errors import BadRequest, PayloadTooLarge
-from reference.core.model import CHANNEL_PATTERN, Action, AutoSubscription, Grant, Payload
+from reference.core.model import CHANNEL_PATTERN, AutoSubscription, Grant, Payload
 from reference.spec_files import spec_dir
 
 _MAX_DETAIL = 60
@@ -260,9 +260,7 @@ def parse_session(body: object, max_ttl_s: int) -> SessionRequest:
     ttl_s = _integer(body.get("ttl_s"))
     if ttl_s is not None and ttl_s > max_ttl_s:  # SES-6
         raise BadRequest(f"ttl_s is above the maximum of {max_ttl_s}")
-    grants = tuple(
-        Grant(g["channels"], frozenset(Action(a) for a in g["actions"])) for g in body["grants"]
-    )
+    grants = tuple(Grant.from_wire(g) for g in body["grants"])
     return SessionRequest(body.get("session_id"), body["client_id"], grants, entries, ttl_s)
 
 

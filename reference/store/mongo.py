@@ -53,12 +53,9 @@ from typing import TYPE_CHECKING, Any
 
 from reference.core.errors import Unavailable
 from reference.core.model import (
-    Action,
     AppendResult,
-    AutoSubscription,
     ChannelState,
     Cursor,
-    Grant,
     Message,
     Payload,
     ReadResult,
@@ -74,6 +71,7 @@ from reference.store.mongo_collection import (
     Document,
     duplicate_key_errors,
 )
+from reference.store.records import session_from_record, session_record
 
 if TYPE_CHECKING:
     from reference.core.payloads import RetentionUpdate
@@ -96,31 +94,8 @@ def _message(doc: Document) -> Message:
     return Message(doc["offset"], doc["id"], doc["ts"], json.loads(doc["data"]), doc["size"])
 
 
-def _session_fields(s: Session) -> dict[str, Any]:
-    return {
-        "client_id": s.client_id,
-        "grants": [g.to_wire() for g in s.grants],
-        "subscribe": [a.to_wire() for a in s.subscribe],
-        "token_hash": s.token_hash,
-        "expires_at": s.expires_at,
-    }
-
-
 def _session(doc: Document) -> Session:
-    return Session(
-        session_id=doc["_id"],
-        client_id=doc["client_id"],
-        grants=tuple(
-            Grant(g["channels"], frozenset(Action(a) for a in g["actions"])) for g in doc["grants"]
-        ),
-        subscribe=tuple(
-            AutoSubscription(e["channel"], e["from"], e["allow_truncation"])
-            for e in doc["subscribe"]
-        ),
-        token_hash=doc["token_hash"],
-        expires_at=doc["expires_at"],
-        incarnation=doc.get("incarnation", ""),  # sessions stored before incarnations: all one
-    )
+    return session_from_record(doc["_id"], doc)
 
 
 class MongoStore(Store):
@@ -391,7 +366,7 @@ class MongoStore(Store):
 
     async def upsert_session(self, session: Session) -> bool:
         sid = session.session_id
-        fields = _session_fields(session)
+        fields = session_record(session)
         for _ in range(self.upsert_attempts):
             now = self.clock()
             # SES-2: a live session is updated in place and keeps its incarnation and cursors.

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis import exceptions as rx
@@ -48,12 +48,9 @@ from redis.backoff import NoBackoff
 
 from reference.core.errors import Unavailable
 from reference.core.model import (
-    Action,
     AppendResult,
-    AutoSubscription,
     ChannelState,
     Cursor,
-    Grant,
     Message,
     Payload,
     ReadResult,
@@ -62,6 +59,7 @@ from reference.core.model import (
 )
 from reference.store import redis_lua
 from reference.store.base import Clock, Store, message_ids, wall_clock_ms
+from reference.store.records import session_from_record, session_record
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -113,37 +111,22 @@ def _message(offset: int, text: str) -> Message:
     return Message(offset, message_id, ts, data, size)
 
 
-def _session_fields(s: Session) -> list[str]:
+# The members of a session record that its Redis hash holds as JSON text; the rest are text.
+_JSON_MEMBERS = frozenset({"grants", "subscribe", "expires_at"})
+
+
+def _session_hash(session: Session) -> list[str]:
+    """The session's record as the field/value pairs of its hash (see ``UPSERT_SESSION``)."""
     return [
-        "client_id",
-        s.client_id,
-        "grants",
-        json.dumps([g.to_wire() for g in s.grants]),
-        "subscribe",
-        json.dumps([a.to_wire() for a in s.subscribe]),
-        "token_hash",
-        s.token_hash,
-        "expires_at",
-        str(s.expires_at),
+        text
+        for name, value in session_record(session).items()
+        for text in (name, json.dumps(value) if name in _JSON_MEMBERS else value)
     ]
 
 
-def _session(session_id: str, h: dict[str, str]) -> Session:
-    return Session(
-        session_id=session_id,
-        client_id=h["client_id"],
-        grants=tuple(
-            Grant(g["channels"], frozenset(Action(a) for a in g["actions"]))
-            for g in json.loads(h["grants"])
-        ),
-        subscribe=tuple(
-            AutoSubscription(e["channel"], e["from"], e["allow_truncation"])
-            for e in json.loads(h["subscribe"])
-        ),
-        token_hash=h["token_hash"],
-        expires_at=int(h["expires_at"]),
-        incarnation=h.get("incarnation", ""),  # sessions stored before incarnations: all one
-    )
+def _session(session_id: str, fields: Mapping[str, str]) -> Session:
+    record = {k: json.loads(v) if k in _JSON_MEMBERS else v for k, v in fields.items()}
+    return session_from_record(session_id, record)
 
 
 class RedisStore(Store):
@@ -292,7 +275,7 @@ class RedisStore(Store):
             lambda: self._redis.set(index, session.session_id, pxat=keep_until), idempotent=True
         )
         keys = list(session_keys(session.session_id))
-        args = [self.clock(), keep_until, session.incarnation, *_session_fields(session)]
+        args = [self.clock(), keep_until, session.incarnation, *_session_hash(session)]
         created, old_hash = await self._script(self._upsert, keys, args, idempotent=False)
         if old_hash is not None and old_hash != session.token_hash:  # SES-4
             await self._guard(lambda: self._redis.delete(token_key(old_hash)), idempotent=True)
