@@ -140,7 +140,11 @@ def check_ack(offset: int, epoch: str | None, state: ChannelState) -> None:
 
 
 def advance_cursor(current: Cursor | None, epoch: str, offset: int) -> Cursor:
-    """The cursor after acknowledging ``offset`` in ``epoch`` (ACK-4, ACK-7)."""
+    """The cursor after acknowledging ``offset`` in ``epoch`` (ACK-4, ACK-7).
+
+    ``MemoryStore`` applies it directly; the Redis and MongoDB stores must apply the same rule
+    atomically on the server (``ADVANCE_CURSOR``, a ``$max`` update), where Python cannot run.
+    """
     if current is None or current.epoch != epoch:
         return Cursor(epoch, offset)
     return Cursor(epoch, max(current.offset, offset))

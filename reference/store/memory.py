@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from reference.core import positions
 from reference.core.model import (
     AppendResult,
     ChannelState,
@@ -228,8 +229,6 @@ class MemoryStore(Store):
         self, session_id: str, channel: str, epoch: str, offset: int
     ) -> Cursor:
         cursors = self._cursors.setdefault(session_id, {})
-        old = cursors.get(channel)
-        if old is not None and old.epoch == epoch and old.offset >= offset:
-            return old  # ACK-4: an ack below the cursor leaves it unchanged
-        new = cursors[channel] = Cursor(epoch, offset)  # ACK-7: another epoch is replaced
+        # ACK-4, ACK-7 as the core states them; atomic because nothing here awaits.
+        new = cursors[channel] = positions.advance_cursor(cursors.get(channel), epoch, offset)
         return new
