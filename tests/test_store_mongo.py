@@ -209,7 +209,7 @@ async def test_pending_claim_that_never_completes(
     mongo: tuple[StoreFactory, Any], clock: FakeClock
 ) -> None:
     store, db = await open_mongo(mongo)
-    store.claim_wait_s = 0.05
+    store.claims.wait_s = 0.05
     epoch = (await store.state("c")).epoch
     await db["idempotency"].insert_one(claim("c", epoch, claimed_at=clock()))
     with pytest.raises(Unavailable):

@@ -24,18 +24,8 @@ Epochs (EPO-2, EPO-3, CHN-4). A channel's epoch is created with its document by 
 ``$setOnInsert`` and persisted. It changes only if that document is lost: a new one gets a new
 random epoch and every query filters on the epoch, so messages of the old one are ignored.
 
-Idempotency (IDM-1 to IDM-5). A publish with an id first claims ``(channel, id)`` by inserting
-into ``idempotency`` (unique on both), then inserts the message, then records its offset on
-the claim. A publisher that finds the key claimed returns the recorded offset as a duplicate,
-polling briefly while the claim is still pending. A claim pending for over ten seconds belongs
-to a publisher that died: it is taken over atomically (a replace conditioned on its owner),
-after checking whether the dead publisher's message was in fact stored. A claim from another
-epoch, or older than the window, is taken over the same way. A publish that fails after
-claiming leaves its claim pending on purpose: whether its insert reached the server is unknown,
-and the takeover's check settles it. Keys carry ``expires_at`` (a date) for a TTL index and
-``expires_ms`` (the store clock) for the checks, since the TTL monitor runs only once a minute.
-Keys are unique on ``(channel, id)`` fields rather than on a ``{channel, id}`` ``_id`` because
-mongomock's TTL emulation cannot delete documents whose ``_id`` is a document.
+Idempotency (IDM-1 to IDM-5): claims on ``(channel, id)`` in ``idempotency``; see
+``reference.store.mongo_claims``.
 
 Retention (RET-*). After each append, delete by count (``offset <= head - max_messages``) and
 by age (every offset below the lowest message young enough to keep: always a prefix, RET-4).
@@ -45,10 +35,8 @@ return nothing below it (RET-3).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from reference.core.errors import Unavailable
@@ -63,6 +51,7 @@ from reference.core.model import (
     Session,
 )
 from reference.store.base import Clock, Store, message_ids, wall_clock_ms
+from reference.store.mongo_claims import Claims
 from reference.store.mongo_collection import (
     AFTER,
     BEFORE,
@@ -79,10 +68,6 @@ if TYPE_CHECKING:
 _OFFSET_ONLY = {"offset": 1, "_id": 0}
 _MESSAGE_FIELDS = {"_id": 0, "offset": 1, "id": 1, "ts": 1, "data": 1, "size": 1}
 _NO_LIMITS = {"max_messages": None, "max_age_s": None}
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _retention(doc: Document) -> Retention:
@@ -104,11 +89,6 @@ class MongoStore(Store):
     durable = True
     shared = True
 
-    #: How often a publisher polls a pending idempotency claim, and for how long at most.
-    claim_poll_s: float = 0.01
-    claim_wait_s: float = 2.0
-    #: A claim pending for longer than this belongs to a publisher that died.
-    stale_claim_ms: int = 10_000
     #: Rounds of update-or-create a registration tries while other registrations race it.
     upsert_attempts: int = 5
 
@@ -125,11 +105,17 @@ class MongoStore(Store):
         self._client = client
         self._channels = db["channels"]
         self._messages = db["messages"]
-        self._keys = db["idempotency"]
         self._sessions = db["sessions"]
         self._cursors = db["cursors"]
         self._dup = duplicate_key_errors()
         self._message_ids = message_ids()
+        self.claims = Claims(
+            db["idempotency"],
+            self._messages,
+            clock=clock,
+            window_s=idempotency_window_s,
+            duplicate=self._dup,
+        )
 
     @property
     def database_name(self) -> str:
@@ -146,8 +132,7 @@ class MongoStore(Store):
             [("channel", 1), ("epoch", 1), ("offset", 1)], name="offset", unique=True
         )  # OFF-3: one message per offset, the arbiter of every append
         await m.create_index([("channel", 1), ("epoch", 1), ("id", 1)], name="id")
-        await self._keys.create_index([("channel", 1), ("id", 1)], name="key", unique=True)
-        await self._keys.create_index([("expires_at", 1)], name="ttl", expireAfterSeconds=0)
+        await self.claims.create_indexes()
         await self._sessions.create_index([("token_hash", 1)], name="token_hash", unique=True)
         await self._cursors.create_index([("_id.session", 1)], name="session")
 
@@ -224,7 +209,7 @@ class MongoStore(Store):
         if message_id is None:
             message_id = next(self._message_ids)
         else:
-            claimed = await self._claim(channel, epoch, message_id, now)
+            claimed = await self.claims.claim(channel, epoch, message_id, now)
             if isinstance(claimed, AppendResult):
                 return claimed
             owner = claimed
@@ -239,8 +224,7 @@ class MongoStore(Store):
         }
         offset = await self._insert(message)
         if owner is not None:
-            key = {"channel": channel, "id": message_id, "owner": owner}
-            await self._keys.update_one(key, {"$set": {"offset": offset}})
+            await self.claims.settle(channel, message_id, owner, offset)
         await self._advance_head(channel, epoch, offset)
         await self._trim(channel, epoch, _retention(doc), offset, now)
         return AppendResult(channel, offset, epoch, message_id, duplicate=False)
@@ -255,72 +239,6 @@ class MongoStore(Store):
                 message.pop("_id", None)  # the driver added one to the refused document
                 top = await self._top(message["channel"], message["epoch"])
                 message["offset"] = max(message["offset"], top) + 1
-
-    async def _claim(
-        self, channel: str, epoch: str, message_id: str, now: int
-    ) -> AppendResult | str:
-        """Claim ``(channel, message_id)`` for this publish and return the claim's owner
-        token, or the earlier publish of this id as a duplicate (IDM-1, IDM-2)."""
-        owner = secrets.token_hex(8)
-        expires_ms = now + self.idempotency_window_s * 1000
-        claim = {
-            "channel": channel,
-            "id": message_id,
-            "epoch": epoch,
-            "owner": owner,
-            "offset": None,
-            "claimed_at": now,
-            "expires_ms": expires_ms,
-            "expires_at": _utc(expires_ms),  # for the TTL index
-        }
-        deadline = asyncio.get_running_loop().time() + self.claim_wait_s
-        while True:
-            try:
-                await self._keys.insert_one(dict(claim))
-                return owner
-            except self._dup:
-                pass
-            old = await self._keys.find_one({"channel": channel, "id": message_id})
-            if old is None:
-                continue  # expired or released in between: claim again
-            now = self.clock()
-            if old["epoch"] == epoch and old["expires_ms"] > now:
-                if old["offset"] is not None:  # IDM-1, IDM-5: the key outlives the message
-                    return AppendResult(channel, old["offset"], epoch, message_id, duplicate=True)
-                if now - old["claimed_at"] <= self.stale_claim_ms:
-                    if asyncio.get_running_loop().time() >= deadline:
-                        raise Unavailable(
-                            "a publish with the same id is still in progress; retry later"
-                        )
-                    await asyncio.sleep(self.claim_poll_s)  # IDM-2: wait for its offset
-                    continue
-                stored = await self._recover(channel, epoch, message_id, old)
-                if stored is not None:
-                    return stored
-            # Expired, from a lost epoch, or abandoned: take it over unless someone else did.
-            taken = await self._keys.replace_one(
-                {"channel": channel, "id": message_id, "owner": old["owner"]}, dict(claim)
-            )
-            if taken.matched_count == 1:
-                return owner
-
-    async def _recover(
-        self, channel: str, epoch: str, message_id: str, claim: Document
-    ) -> AppendResult | None:
-        """Complete an abandoned claim whose publisher stored its message before dying."""
-        query = {
-            "channel": channel,
-            "epoch": epoch,
-            "id": message_id,
-            "ts": {"$gte": claim["claimed_at"]},
-        }
-        found = await self._messages.find(query, _OFFSET_ONLY).sort("offset", 1).limit(1).to_list(1)
-        if not found:
-            return None
-        offset = int(found[0]["offset"])
-        key = {"channel": channel, "id": message_id, "owner": claim["owner"]}
-        await self._keys.update_one(key, {"$set": {"offset": offset}})
-        return AppendResult(channel, offset, epoch, message_id, duplicate=True)
 
     async def read(self, channel: str, start: int, limit: int) -> ReadResult:
         doc = await self._channel(channel)
