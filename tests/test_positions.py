@@ -13,6 +13,7 @@ from reference.core.positions import (
     advance_cursor,
     check_ack,
     history_limit,
+    history_moved,
     resolve_auto_subscription,
     resolve_history,
     resolve_subscribe,
@@ -134,6 +135,13 @@ def test_history_start() -> None:  # HIS-4, HIS-6, HIS-7
         resolve_history(12, TRIMMED)
     with pytest.raises(HistoryTruncated):
         resolve_history(4, TRIMMED)
+
+
+def test_a_history_read_resolves_again_when_the_channel_moved() -> None:  # HIS-5
+    assert not history_moved(TRIMMED, 5, TRIMMED)
+    assert not history_moved(TRIMMED, 7, ChannelState("e1", 7, 12))  # first still retained
+    assert history_moved(TRIMMED, 5, ChannelState("e1", 6, 12))  # retention passed it
+    assert history_moved(TRIMMED, 5, ChannelState("e2", 1, 3))  # a new epoch
 
 
 def test_history_limit_defaults_and_clamps() -> None:  # HIS-4

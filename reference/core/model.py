@@ -93,6 +93,16 @@ class ReadResult:
     state: ChannelState
     messages: tuple[Message, ...]
 
+    def to_wire(self, channel: str) -> dict[str, JsonValue]:
+        """The body of a history reply (HIS-1): the state and the messages of this one read."""
+        return {
+            "channel": channel,
+            "epoch": self.state.epoch,
+            "first": self.state.first,
+            "head": self.state.head,
+            "messages": [message.wire for message in self.messages],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Retention:

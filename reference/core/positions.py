@@ -124,6 +124,13 @@ def resolve_history(start: int | str | None, state: ChannelState) -> int:
     return start
 
 
+def history_moved(resolved_in: ChannelState, first: int, read: ChannelState) -> bool:
+    """True when a history read that resolved ``first`` in ``resolved_in`` found the channel
+    changed under it (a lost epoch, or retention past ``first``), so that it must resolve its
+    start again against the newer state rather than answer with a mix of the two (HIS-5)."""
+    return read.epoch != resolved_in.epoch or read.lowest > first
+
+
 def history_limit(requested: int | None, max_history_limit: int) -> int:
     """How many messages a history read returns at most (HIS-4)."""
     if requested is None:

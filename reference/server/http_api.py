@@ -20,7 +20,6 @@ from reference.core.errors import (
 )
 from reference.core.tokens import api_key_matches
 from reference.server.node import ReplayNode
-from reference.server.socket_api import history
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,8 @@ async def read_history(request: web.Request) -> web.Response:
     _authorize(request)
     channel = _channel_name(request)
     start, limit = payloads.parse_http_history_query(request.query)
-    return web.json_response(await history(request.app[NODE_KEY], channel, start, limit))
+    read = await request.app[NODE_KEY].history(payloads.HistoryRequest(channel, start, limit))
+    return web.json_response(read)
 
 
 async def set_retention(request: web.Request) -> web.Response:

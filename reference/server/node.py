@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from reference import __version__
 from reference.bus.base import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
 from reference.bus.remote import RemoteBus
-from reference.core import grants
+from reference.core import grants, positions
 from reference.core.errors import NotFound
 from reference.core.model import Action, AppendResult, Grant, JsonValue, Limits, Session
-from reference.core.payloads import PublishRequest, SessionRequest
+from reference.core.payloads import HistoryRequest, PublishRequest, SessionRequest
 from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token, new_token
 from reference.server.delivery import Subscription
@@ -123,6 +123,18 @@ class ReplayNode:
         if not result.duplicate:
             await self.bus.publish(HeadMoved(request.channel))
         return result
+
+    async def history(self, request: HistoryRequest) -> dict[str, JsonValue]:
+        """A history read, for ``replay:history`` and the HTTP route alike (HIS-1, HIS-4 to
+        HIS-7); the caller has checked the grant, where there is one to check (HIS-3)."""
+        state = await self.store.state(request.channel)
+        first = positions.resolve_history(request.start, state)
+        count = positions.history_limit(request.limit, self.limits.max_history_limit)
+        read = await self.store.read(request.channel, first, count)
+        if positions.history_moved(state, first, read.state):  # retention, or a lost epoch
+            first = positions.resolve_history(request.start, read.state)
+            read = await self.store.read(request.channel, first, count)
+        return read.to_wire(request.channel)
 
     async def register(self, request: SessionRequest) -> tuple[bool, str, Session]:
         """Create or update a session (SES-1 to SES-5); returns (created, token, session)."""

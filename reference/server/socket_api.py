@@ -318,26 +318,4 @@ class SocketApi:
         request = payloads.parse_history(args)
         await self._current_grants(connection)
         grants.require(connection.grants, request.channel, Action.HISTORY)  # HIS-3
-        return await history(self.node, request.channel, request.start, request.limit)
-
-
-async def history(
-    node: ReplayNode, channel: str, start: int | str | None, limit: int | None
-) -> Reply:
-    """A history read, shared by ``replay:history`` and the HTTP route (HIS-1, HIS-4 to HIS-7)."""
-    state = await node.store.state(channel)
-    first = positions.resolve_history(start, state)
-    count = positions.history_limit(limit, node.limits.max_history_limit)
-    read = await node.store.read(channel, first, count)
-    if read.state.epoch != state.epoch or read.state.lowest > first:
-        # The channel moved between the two reads (retention, or a lost epoch): resolve again
-        # against the newer state rather than answer with a mix of the two (HIS-5).
-        first = positions.resolve_history(start, read.state)
-        read = await node.store.read(channel, first, count)
-    return {
-        "channel": channel,
-        "epoch": read.state.epoch,
-        "first": read.state.first,
-        "head": read.state.head,
-        "messages": [message.wire for message in read.messages],
-    }
+        return await self.node.history(request)
