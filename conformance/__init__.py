@@ -1,7 +1,79 @@
 """Conformance suite for the replay/1 protocol: a pytest plugin that judges any target server.
 
 Run it with ``pytest conformance --target URL`` (or with no target option, against the
-reference server on its embedded store). See ``conformance/plugin.py`` for the options.
+reference server on its embedded store). Write a case with the names exported here::
+
+    from conformance import Target, case, expect_ok, grant
+
+Layers
+------
+Each module belongs to one layer and imports only from its own layer or the ones below it,
+never in a cycle (``tests/test_layers.py`` reads every import and keeps this true):
+
+0. leaf types: ``errors`` (the one error root), ``text``, ``eventlog``, ``protocol`` (routes,
+   error codes, features, actions, grants), ``spec_files``
+1. the spec's knowledge: ``clauses``, ``schemas``, ``expect`` (the helpers cases judge with)
+2. the target's speakers: ``backend`` (HTTP API), ``spans`` and ``streams`` (subscriptions as a
+   socket saw them, checked as they arrive), ``recorder`` and ``client`` (Socket.IO),
+   ``faults`` (the TCP proxy)
+3. judging and reporting: ``trace`` (a log read back), ``checkers``, ``grading``, ``report``
+4. running: ``driver``, ``case``, ``context``, ``watchdog``, ``nodes``, ``target``, ``launch``
+5. entry points: ``options``, ``preflight``, ``plugin``, ``inventory``, ``scenarios``, ``cases``
+
+This package's own ``__init__`` sits above them all: it only re-exports the case-writing API.
 """
 
 from __future__ import annotations
+
+from conformance.backend import Registration
+from conformance.case import case, scenario
+from conformance.client import ReplayClient
+from conformance.context import current
+from conformance.errors import (
+    ConformanceError,
+    ConformanceFailure,
+    ConnectFailed,
+    ConnectionLost,
+    ConnectRefused,
+    Indeterminate,
+    NoReply,
+    SuiteError,
+)
+from conformance.expect import (
+    expect,
+    expect_duplicate_of,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    expect_refused,
+    expect_status,
+    fail,
+)
+from conformance.protocol import grant
+from conformance.target import Target
+
+__all__ = [
+    "ConformanceError",
+    "ConformanceFailure",
+    "ConnectFailed",
+    "ConnectRefused",
+    "ConnectionLost",
+    "Indeterminate",
+    "NoReply",
+    "Registration",
+    "ReplayClient",
+    "SuiteError",
+    "Target",
+    "case",
+    "current",
+    "expect",
+    "expect_duplicate_of",
+    "expect_error",
+    "expect_offsets",
+    "expect_ok",
+    "expect_refused",
+    "expect_status",
+    "fail",
+    "grant",
+    "scenario",
+]

@@ -15,72 +15,52 @@ import re
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import aiohttp
 import yarl
 
 from conformance import schemas
-from conformance.findings import EventLog, Indeterminate, fail, summarize
+from conformance.errors import Indeterminate
+from conformance.expect import fail
+from conformance.protocol import (
+    ERROR_STATUS,
+    INFO_PATH,
+    ROUTE_INFO,
+    ROUTE_MESSAGES,
+    ROUTE_RETENTION,
+    ROUTE_SESSION,
+    ROUTE_SESSIONS,
+    messages_path,
+    retention_path,
+    session_path,
+)
+from conformance.text import summarize
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = [
-    "API",
-    "ERROR_STATUS",
-    "Backend",
-    "HttpResponse",
-    "Session",
-    "channel_segment",
-    "messages_path",
-    "retention_path",
-    "session_path",
-]
+    from conformance.eventlog import EventLog
 
-API: Final = "/replay/v1"
+__all__ = ["UNSET", "Backend", "HttpResponse", "Registration"]
+
 REQUEST_TIMEOUT_S: Final = 15.0
 
-# The HTTP status of each error code (spec §4.1 table).
-ERROR_STATUS: Final[Mapping[str, int]] = {
-    "bad_request": 400,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "already_subscribed": 409,
-    "not_subscribed": 409,
-    "epoch_mismatch": 409,
-    "history_truncated": 410,
-    "offset_out_of_range": 416,
-    "payload_too_large": 413,
-    "rate_limited": 429,
-    "unavailable": 503,
-    "internal": 500,
-}
-
-# (method, path pattern) -> {status: (schema of the body, clause that defines it)}
+# (method, route) -> {status: (schema of the body, clause that defines it)}
 _SUCCESS_SCHEMAS: Final[list[tuple[str, re.Pattern[str], dict[int, tuple[str, str]]]]] = [
-    ("GET", re.compile(r"^/replay/v1/info$"), {200: ("http-info-response", "INF-1")}),
+    ("GET", ROUTE_INFO, {200: ("http-info-response", "INF-1")}),
     (
         "POST",
-        re.compile(r"^/replay/v1/sessions$"),
+        ROUTE_SESSIONS,
         {201: ("http-session-response", "SES-1"), 200: ("http-session-response", "SES-2")},
     ),
     (
         "POST",
-        re.compile(r"^/replay/v1/channels/[^/?]+/messages$"),
+        ROUTE_MESSAGES,
         {201: ("http-publish-response", "PUB-1"), 200: ("http-publish-response", "IDM-1")},
     ),
-    (
-        "GET",
-        re.compile(r"^/replay/v1/channels/[^/?]+/messages$"),
-        {200: ("http-history-response", "HIS-1")},
-    ),
-    (
-        "PUT",
-        re.compile(r"^/replay/v1/channels/[^/?]+/retention$"),
-        {200: ("http-retention-response", "RET-1")},
-    ),
+    ("GET", ROUTE_MESSAGES, {200: ("http-history-response", "HIS-1")}),
+    ("PUT", ROUTE_RETENTION, {200: ("http-retention-response", "RET-1")}),
 ]
 
 
@@ -99,8 +79,8 @@ class HttpResponse(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Session:
-    """A registered session, as the registration answered it."""
+class Registration:
+    """A registered session, as the backend's registration answered it."""
 
     session_id: str
     token: str
@@ -109,26 +89,6 @@ class Session:
     client_id: str
     grants: list[dict[str, Any]]
     subscribe: list[dict[str, Any]] | None = None
-
-
-def channel_segment(channel: str) -> str:
-    """Percent-encode a channel as one path segment (``/`` -> ``%2F``; API-5)."""
-    return quote(channel, safe=":@")
-
-
-def messages_path(channel: str) -> str:
-    """``/replay/v1/channels/<channel>/messages``."""
-    return f"{API}/channels/{channel_segment(channel)}/messages"
-
-
-def retention_path(channel: str) -> str:
-    """``/replay/v1/channels/<channel>/retention``."""
-    return f"{API}/channels/{channel_segment(channel)}/retention"
-
-
-def session_path(session_id: str | None = None) -> str:
-    """``/replay/v1/sessions`` or ``/replay/v1/sessions/<id>``."""
-    return f"{API}/sessions" + ("" if session_id is None else f"/{quote(session_id, safe='')}")
 
 
 class Backend:
@@ -235,7 +195,7 @@ class Backend:
             code = body.get("error", {}).get("code") if isinstance(body, dict) else None
             if not problems and isinstance(code, str) and ERROR_STATUS.get(code) != status:
                 problems = [f"code {code!r} comes with HTTP {ERROR_STATUS.get(code)}, not {status}"]
-        elif method == "DELETE" and path.startswith(f"{API}/sessions/") and status == 204:
+        elif method == "DELETE" and ROUTE_SESSION.match(path) and status == 204:
             clause = "SES-13"
             problems = [] if body is None else [f"a 204 has an empty body, got {body!r}"]
         else:
@@ -268,7 +228,7 @@ class Backend:
 
     async def info(self) -> dict[str, Any]:
         """``GET /replay/v1/info`` without the API key (INF-1)."""
-        response = await self.request("GET", f"{API}/info", auth=False)
+        response = await self.request("GET", INFO_PATH, auth=False)
         if response.status != 200 or not isinstance(response.body, dict):
             fail("INF-1", "HTTP 200 with the info object", _answer(response))
         return response.body
@@ -280,7 +240,7 @@ class Backend:
         subscribe: Sequence[Mapping[str, Any]] | None = None,
         session_id: str | None = None,
         ttl_s: int | None = None,
-    ) -> Session:
+    ) -> Registration:
         """Register (or re-register) a session; fails the case (SES-1) unless 200/201."""
         body: dict[str, Any] = {
             "client_id": client_id or f"client-{secrets.token_hex(4)}",
@@ -295,7 +255,7 @@ class Backend:
         status, answer = await self.register_raw(body)
         if status not in (200, 201) or not isinstance(answer, dict):
             fail("SES-1", "HTTP 201 (or 200) with a token", _answer(HttpResponse(status, answer)))
-        return Session(
+        return Registration(
             session_id=str(answer.get("session_id")),
             token=str(answer.get("token")),
             expires_at=int(answer.get("expires_at") or 0),

@@ -6,61 +6,40 @@ A case is written as a coroutine taking the ``target`` fixture::
     async def test_beginning_starts_at_first(target: Target) -> None:
         ...
 
-pytest sees a plain function (with the same fixture signature) that runs the coroutine on the
-suite's event loop, inside a :class:`CaseContext`: the case's event log, the clean-ups of the
-clients and sessions it created, and the violations observed along the way.
+pytest sees a plain function (with the same fixture signature) that hands the coroutine to
+the target, which runs it on the suite's event loop inside a
+:class:`~conformance.context.CaseContext`. This module declares and registers cases; running
+them is :mod:`conformance.context`'s job.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import functools
 import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from conformance import clauses
-from conformance.findings import (
-    CaseTimeout,
-    ConformanceFailure,
-    ConnectionLost,
-    EventLog,
-    SuiteError,
-    active_log,
-)
+from conformance.errors import SuiteError
+from conformance.protocol import FEATURES
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Iterator
+    from collections.abc import Awaitable, Callable, Coroutine
 
 __all__ = [
     "CASES",
-    "FEATURES",
-    "CaseContext",
     "CaseHost",
     "CaseSpec",
-    "activated",
     "case",
-    "current",
-    "current_or_none",
-    "grant",
-    "run_case",
     "scenario",
     "spec_of",
     "unclaimed",
 ]
 
-# The optional features of spec §11 ("sessions" is the core every target has).
-FEATURES: Final = frozenset(
-    {"sessions", "client-publish", "idempotency", "history", "cursors", "retention", "cluster"}
-)
-ACTIONS: Final = ("subscribe", "publish", "history")
-_CLEANUP_TIMEOUT_S: Final = 10.0
 _SLUG_CHARS = re.compile(r"[^A-Za-z0-9_.:@-]+")
 
 
@@ -95,117 +74,6 @@ class CaseHost(Protocol):
     def durable(self) -> bool: ...
 
     def run_case(self, spec: CaseSpec, body: Callable[[], Awaitable[None]]) -> None: ...
-
-
-@dataclass(eq=False)
-class CaseContext:
-    """The state of one running case: its log and what to clean up when it ends."""
-
-    spec: CaseSpec
-    log: EventLog = field(default_factory=EventLog)
-    _early: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
-    _late: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
-    _names: dict[str, int] = field(default_factory=dict)
-    cache: dict[object, Any] = field(default_factory=dict)
-
-    def defer(self, cleanup: Callable[[], Awaitable[object]], *, early: bool = False) -> None:
-        """Run ``cleanup`` when the case ends; ``early`` ones (clients) run before the rest."""
-        (self._early if early else self._late).append(cleanup)
-
-    def next_name(self, prefix: str) -> str:
-        """``c1``, ``c2``, ... : a short unique actor name for the log."""
-        self._names[prefix] = self._names.get(prefix, 0) + 1
-        return f"{prefix}{self._names[prefix]}"
-
-    async def close(self) -> None:
-        """Run the clean-ups, early ones first; a clean-up failure is not the case's failure."""
-        for group in (self._early, self._late):
-            calls, group[:] = list(group), []
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_CLEANUP_TIMEOUT_S):
-                    await asyncio.gather(*(call() for call in calls), return_exceptions=True)
-
-
-_current: contextvars.ContextVar[CaseContext | None] = contextvars.ContextVar(
-    "replay_case", default=None
-)
-
-
-@contextlib.contextmanager
-def activated(context: CaseContext) -> Iterator[None]:
-    """Make ``context`` the running case inside a coroutine (for code that drives the suite's
-    loop itself, such as the Hypothesis scenarios, instead of going through ``@case``)."""
-    tokens = (_current.set(context), active_log.set(context.log))
-    try:
-        yield
-    finally:
-        _current.reset(tokens[0])
-        active_log.reset(tokens[1])
-
-
-def current() -> CaseContext:
-    """The context of the running case; raises :class:`SuiteError` outside a case."""
-    context = _current.get()
-    if context is None:
-        raise SuiteError("this helper only works inside a running @case")
-    return context
-
-
-def current_or_none() -> CaseContext | None:
-    """The context of the running case, or None outside a case."""
-    return _current.get()
-
-
-async def run_case(
-    spec: CaseSpec, body: Callable[[], Awaitable[None]], timeout: float | None = None
-) -> None:
-    """Run a case body in a fresh :class:`CaseContext`, clean up, then fail on violations.
-
-    After ``timeout`` seconds the body is cancelled and :class:`CaseTimeout` raised, with the
-    end of the event log (what the case was waiting for). The failure raised names the
-    earliest problem; later ones are attached as ``others``.
-    """
-    context = CaseContext(spec)
-    tokens = (_current.set(context), active_log.set(context.log))
-    raised: BaseException | None = None
-    try:
-        async with asyncio.timeout(timeout) as scope:
-            await body()
-    except TimeoutError as exc:
-        raised = exc
-        if scope.expired():
-            raised = CaseTimeout(
-                f"the case did not finish within {timeout:g} s", context.log.tail(limit=15)
-            )
-    except ConnectionLost as lost:
-        # The case did not expect a disconnect, so the target dropped a socket instead of
-        # answering an event on it: no reply is an EVT-1 failure, not an error of the suite.
-        raised = ConformanceFailure(
-            "EVT-1",
-            "a reply to every event, the socket staying connected",
-            str(lost),
-            context.log.tail(limit=15),
-        )
-    except Exception as exc:
-        raised = exc
-    finally:
-        seen_before_end = len(context.log.violations)
-        await context.close()
-        _current.reset(tokens[0])
-        active_log.reset(tokens[1])
-    violations = context.log.violations
-    if not violations:
-        if raised is not None:
-            raise raised
-        return
-    failures = violations[:seen_before_end]
-    if isinstance(raised, ConformanceFailure):
-        failures.append(raised)
-    failures += violations[seen_before_end:]
-    first, rest = failures[0], failures[1:]
-    combined = ConformanceFailure(first.clause, first.expected, first.received, first.log)
-    combined.others = [*first.others, *rest]
-    raise combined from raised
 
 
 @cache
@@ -305,7 +173,8 @@ def scenario(
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Declare a synchronous conformance test that drives the suite's loop itself (the
     Hypothesis state machines): it cites clauses and is graded like a ``@case``, but runs its
-    own :class:`CaseContext` per example (see :func:`activated`)."""
+    own :class:`~conformance.context.CaseContext` per example (see
+    :func:`conformance.context.activated`)."""
     features = _features(clause_ids, feature)
 
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
@@ -341,11 +210,3 @@ def spec_of(obj: object) -> CaseSpec | None:
         if obj is None:
             return None
     return None
-
-
-def grant(channels: str, *actions: str) -> dict[str, Any]:
-    """A grant object: ``grant("room:1", "subscribe")``; no actions means all three."""
-    unknown = [a for a in actions if a not in ACTIONS]
-    if unknown:
-        raise SuiteError(f"unknown grant actions {unknown}; known: {list(ACTIONS)}")
-    return {"channels": channels, "actions": list(actions or ACTIONS)}

@@ -1,6 +1,6 @@
-"""Whole-history checkers: name what went wrong the way published analyses of queues do.
+"""Whole-trace checkers: name what went wrong the way published analyses of queues do.
 
-Each checker reads a :class:`~conformance.history.History` and reports :class:`Anomaly`s:
+Each checker reads a :class:`~conformance.trace.Trace` and reports :class:`Anomaly`s:
 
 ==================  ==========================================================  =======
 anomaly             meaning                                                     clause
@@ -32,7 +32,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from conformance.history import History, Span, canonical, grants_allow
+from conformance.protocol import grants_allow
+from conformance.trace import Span, Trace, canonical
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -56,7 +57,7 @@ REVOCATION_GRACE_S = 1.0  # SES-15, ACC-6: "within 1 second"
 
 @dataclass(frozen=True)
 class Anomaly:
-    """One thing the history shows went wrong, with the log entries that show it."""
+    """One thing the trace shows went wrong, with the log entries that show it."""
 
     kind: str
     detail: str
@@ -70,14 +71,14 @@ class Anomaly:
         return f"{self.kind} ({self.clause}): {self.detail}"
 
 
-def _spans(history: History) -> Iterable[Span]:
-    return (span for span in history.spans if isinstance(span.start, int))
+def _spans(trace: Trace) -> Iterable[Span]:
+    return (span for span in trace.spans if isinstance(span.start, int))
 
 
-def check_order(history: History) -> list[Anomaly]:
+def check_order(trace: Trace) -> list[Anomaly]:
     """duplicate, reorder, gap: within each subscription, offsets run from, from+1, ..."""
     found: list[Anomaly] = []
-    for span in _spans(history):
+    for span in _spans(trace):
         expected = span.start
         seen: set[object] = set()
         for delivery in span.deliveries:
@@ -104,14 +105,14 @@ def check_order(history: History) -> list[Anomaly]:
     return found
 
 
-def check_lost(history: History) -> list[Anomaly]:
+def check_lost(trace: Trace) -> list[Anomaly]:
     """lost: every acknowledged publish reaches the subscriptions still open at the end."""
     found: list[Anomaly] = []
-    for span in _spans(history):
+    for span in _spans(trace):
         if not span.live:
             continue
         delivered = {d.offset for d in span.deliveries}
-        for publish in history.publishes:
+        for publish in trace.publishes:
             covered = (
                 publish.outcome == "ok"
                 and publish.channel == span.channel
@@ -133,19 +134,19 @@ def check_lost(history: History) -> list[Anomaly]:
     return found
 
 
-def check_consistency(history: History) -> list[Anomaly]:
+def check_consistency(trace: Trace) -> list[Anomaly]:
     """divergence and phantom: one content per offset, and only published content."""
     found: list[Anomaly] = []
     at_offset: dict[tuple[str, object, object], tuple[object, str, int]] = {}
-    for publish in history.publishes:
+    for publish in trace.publishes:
         if publish.outcome == "ok" and not publish.duplicate:
             stored: tuple[str, object, object] = (publish.channel, publish.epoch, publish.offset)
             at_offset.setdefault(stored, (publish.stored_id, canonical(publish.data), publish.seq))
     published: defaultdict[str, set[str]] = defaultdict(set)
-    for publish in history.publishes:
+    for publish in trace.publishes:
         published[publish.channel].add(canonical(publish.data))
     reported: set[tuple[str, object, object]] = set()
-    for delivery in history.deliveries:
+    for delivery in trace.deliveries:
         key: tuple[str, object, object] = (delivery.channel, delivery.epoch, delivery.offset)
         content = canonical(delivery.data)
         if content not in published[delivery.channel] and key not in reported:
@@ -174,15 +175,15 @@ def check_consistency(history: History) -> list[Anomaly]:
     return found
 
 
-def check_stored_once(history: History) -> list[Anomaly]:
+def check_stored_once(trace: Trace) -> list[Anomaly]:
     """duplicated-publish: one publish's data stored at one offset only."""
     found: list[Anomaly] = []
     offsets_of: defaultdict[tuple[str, object, str], dict[object, int]] = defaultdict(dict)
-    for delivery in history.deliveries:
+    for delivery in trace.deliveries:
         key = (delivery.channel, delivery.epoch, canonical(delivery.data))
         offsets_of[key].setdefault(delivery.offset, delivery.seq)
     data_counts: defaultdict[tuple[str, str], int] = defaultdict(int)
-    for publish in history.publishes:
+    for publish in trace.publishes:
         data_counts[(publish.channel, canonical(publish.data))] += 1
     for (channel, _epoch, data), offsets in offsets_of.items():
         if len(offsets) < 2 or data_counts[(channel, data)] > 1:
@@ -198,17 +199,17 @@ def check_stored_once(history: History) -> list[Anomaly]:
     return found
 
 
-def check_idempotency(history: History) -> list[Anomaly]:
+def check_idempotency(trace: Trace) -> list[Anomaly]:
     """duplicate-id: a publisher's id names one message per channel and epoch (IDM-1).
 
     Judged from the publish answers (two stored offsets for one id, or a duplicate answered
     with another offset than the original's) and from deliveries (one id at two offsets).
-    Only for targets that claim ``idempotency``, and assuming the history is shorter than
+    Only for targets that claim ``idempotency``, and assuming the trace is shorter than
     the idempotency window.
     """
     found: list[Anomaly] = []
     stored: defaultdict[tuple[str, object, str], dict[object, int]] = defaultdict(dict)
-    for publish in history.publishes:
+    for publish in trace.publishes:
         if publish.outcome == "ok" and publish.requested_id is not None:
             answered: tuple[str, object, str] = (
                 publish.channel,
@@ -216,8 +217,8 @@ def check_idempotency(history: History) -> list[Anomaly]:
                 publish.requested_id,
             )
             stored[answered].setdefault(publish.offset, publish.seq)  # a duplicate adds none
-    requested = {(p.channel, p.requested_id) for p in history.publishes if p.requested_id}
-    for delivery in history.deliveries:
+    requested = {(p.channel, p.requested_id) for p in trace.publishes if p.requested_id}
+    for delivery in trace.deliveries:
         if (delivery.channel, delivery.id) in requested:
             key = (delivery.channel, delivery.epoch, str(delivery.id))
             stored[key].setdefault(delivery.offset, delivery.seq)
@@ -234,14 +235,14 @@ def check_idempotency(history: History) -> list[Anomaly]:
     return found
 
 
-def check_access(history: History) -> list[Anomaly]:
+def check_access(trace: Trace) -> list[Anomaly]:
     """leak: deliveries the socket's session grants did not allow, or after its deletion."""
     found: list[Anomaly] = []
-    for delivery in history.deliveries:
-        session = history.session_at(delivery.actor, delivery.seq)
+    for delivery in trace.deliveries:
+        session = trace.session_at(delivery.actor, delivery.seq)
         if session is None:
-            continue  # a connection the history cannot attribute (token from elsewhere)
-        window = history.grants_between(session, delivery.t - REVOCATION_GRACE_S, delivery.t)
+            continue  # a connection the trace cannot attribute (token from elsewhere)
+        window = trace.grants_between(session, delivery.t - REVOCATION_GRACE_S, delivery.t)
         if not any(
             grants is not None and grants_allow(grants, delivery.channel, "subscribe")
             for grants in window
@@ -258,10 +259,10 @@ def check_access(history: History) -> list[Anomaly]:
     return found
 
 
-def check_signalled(history: History) -> list[Anomaly]:
+def check_signalled(trace: Trace) -> list[Anomaly]:
     """unsignalled-loss: a subscription that starts later than asked must say ``truncated``."""
     found: list[Anomaly] = []
-    for span in history.spans:
+    for span in trace.spans:
         asked = span.requested
         if isinstance(asked, int) and span.start != asked and span.truncated is None:
             found.append(
@@ -275,7 +276,7 @@ def check_signalled(history: History) -> list[Anomaly]:
     return found
 
 
-CHECKERS: tuple[Callable[[History], list[Anomaly]], ...] = (
+CHECKERS: tuple[Callable[[Trace], list[Anomaly]], ...] = (
     check_order,
     check_lost,
     check_consistency,
@@ -285,16 +286,16 @@ CHECKERS: tuple[Callable[[History], list[Anomaly]], ...] = (
 )
 
 
-def check(history: History, *, idempotency: bool = True) -> list[Anomaly]:
-    """Every anomaly of ``history``, ordered by where the log first shows it.
+def check(trace: Trace, *, idempotency: bool = True) -> list[Anomaly]:
+    """Every anomaly of ``trace``, ordered by where the log first shows it.
 
     ``idempotency``: the target claims the feature, so repeated ids must not store twice.
     """
     checkers = [*CHECKERS, *([check_idempotency] if idempotency else [])]
-    found = [anomaly for checker in checkers for anomaly in checker(history)]
+    found = [anomaly for checker in checkers for anomaly in checker(trace)]
     return sorted(found, key=lambda a: min(a.seqs, default=0))
 
 
 def check_log(entries: Iterable[object], *, idempotency: bool = True) -> list[Anomaly]:
     """Check a case's log entries (``EventLog.entries``)."""
-    return check(History.from_log(list(entries)), idempotency=idempotency)  # type: ignore[arg-type]
+    return check(Trace.from_log(list(entries)), idempotency=idempotency)  # type: ignore[arg-type]

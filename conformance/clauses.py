@@ -4,15 +4,14 @@ A clause is a list item that opens with a backticked ID, e.g. ``- `(ORD-1)` A su
 MUST ...``. Its level is the strongest RFC 2119 keyword in its text; the tags
 ``*[internal]*`` and ``*[feature: X]*`` qualify it (spec §0).
 
-Run ``python -m conformance.clauses`` to list them, ``--check`` to validate the IDs.
+Run ``python -m conformance.clauses`` to list them, ``--check`` to validate the IDs,
+``--cases ID`` to list the cases that cite a clause (see :mod:`conformance.inventory`).
 """
 
 from __future__ import annotations
 
-import argparse
 import enum
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,27 +146,9 @@ def by_id(path: Path | None = None) -> dict[str, Clause]:
     return {clause.id: clause for clause in load(path)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """List the spec's clauses, or with ``--check`` validate their IDs."""
-    parser = argparse.ArgumentParser(prog="python -m conformance.clauses", description=__doc__)
-    parser.add_argument("--spec", type=Path, help="protocol document (default: spec/protocol.md)")
-    parser.add_argument("--check", action="store_true", help="validate IDs; exit 1 on problems")
-    args = parser.parse_args(argv)
-    path: Path = args.spec or spec_dir() / "protocol.md"
-    text = path.read_text(encoding="utf-8")
-    if args.check:
-        problems = check(text)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(parse(text)) if not problems else 0} clauses, {len(problems)} problems")
-        return 1 if problems else 0
-    for clause in parse(text):
-        tags = [f"feature:{clause.feature}"] if clause.feature else []
-        tags += ["internal"] if clause.internal else []
-        tags += ["withdrawn"] if clause.withdrawn else []
-        print(f"{clause.id:8} {clause.level.value:6} {','.join(tags):24} {clause.section}")
-    return 0
-
-
 if __name__ == "__main__":
+    # The command line lives with the case registry (``--cases`` lists the cases citing a
+    # clause), in the top layer; importing this module never reaches up there.
+    from conformance.inventory import main
+
     raise SystemExit(main())

@@ -13,7 +13,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from conformance.findings import CaseTimeout, SuiteError
+from conformance.errors import CaseTimeout, SuiteError
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine

@@ -1,16 +1,14 @@
-"""The target's nodes: the server processes under test, and how the suite reaches or launches them.
+"""The target's nodes: the server processes under test, however they run.
 
 A node is a :class:`UrlNode` for a server someone else runs, a :class:`CommandNode` for a
 process the suite launches from a command line, or an :class:`ImageNode` for a container.
-:func:`launch` turns the ``replay`` options (a :class:`LaunchSpec`) into a started
-:class:`~conformance.target.Target` over such nodes.
+:mod:`conformance.launch` picks and starts them from the options.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shlex
 import signal
 import socket
@@ -23,34 +21,25 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from conformance import watchdog
-from conformance.findings import SuiteError
-
-if TYPE_CHECKING:
-    from conformance.driver import Driver
-    from conformance.target import Target
+from conformance.errors import SuiteError
+from conformance.protocol import INFO_PATH
 
 __all__ = [
-    "DEFAULT_COMMAND",
-    "INFO_PATH",
     "CommandNode",
     "ImageNode",
-    "LaunchSpec",
     "Node",
     "UrlNode",
     "answers",
     "docker_unreachable",
     "expand_command",
     "free_port",
-    "launch",
 ]
 
-DEFAULT_COMMAND: Final = "{python} -m reference --host 127.0.0.1 --port {port} --api-key={api_key}"
 READY_TIMEOUT_S: Final = 30.0
 STOP_GRACE_S: Final = 5.0
-INFO_PATH: Final = "/replay/v1/info"
 _OUTPUT_LINES: Final = 40
 
 
@@ -284,54 +273,3 @@ class ImageNode:
         if self._container is not None:
             self._container.stop()
             self._container = None
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    """How to reach or launch the target (from the ``replay`` options)."""
-
-    urls: tuple[str, ...] = ()
-    command: str | None = None
-    image: str | None = None
-    image_port: int = 8080
-    api_key: str | None = None
-
-    @property
-    def mode(self) -> str:
-        """``url``, ``command``, ``image`` or ``reference`` (the default command)."""
-        if self.urls:
-            return "url"
-        return "command" if self.command else "image" if self.image else "reference"
-
-
-def launch(spec: LaunchSpec, driver: Driver, default_timeout: float) -> Target:
-    """Build the target of ``spec`` and start what the suite launches (raises SuiteError)."""
-    # Imported here: target.py re-exports this module's names, so it imports this one first.
-    from conformance.target import Target
-
-    if spec.mode == "url":
-        if not spec.api_key:
-            raise SuiteError(
-                "replay: no API key for the target; pass --api-key or set REPLAY_API_KEY"
-            )
-        nodes: list[Node] = [UrlNode(url.rstrip("/")) for url in spec.urls]
-        return Target(nodes, spec.api_key, driver, default_timeout)
-    # Hex, not base64url: a generated key must never start with "-", which a command line
-    # would read as an option.
-    api_key = spec.api_key or secrets.token_hex(24)
-    if spec.mode == "image":
-        assert spec.image is not None
-        nodes = [ImageNode(spec.image, api_key=api_key, port=spec.image_port)]
-    else:
-        template = spec.command or DEFAULT_COMMAND
-        nodes = [CommandNode(template, api_key=api_key)]
-    target = Target(
-        nodes, api_key, driver, default_timeout, command=spec.command or DEFAULT_COMMAND
-    )
-    try:
-        for node in nodes:
-            node.start()
-    except BaseException:
-        target.stop_nodes()
-        raise
-    return target

@@ -1,30 +1,17 @@
-"""The pytest plugin: options, target launch and preflight, grading, report.
+"""The pytest plugin: the hooks that launch, preflight, grade and report.
 
 Loaded in every pytest run of an environment where the package is installed (entry point
 ``pytest11``), it stays inert unless the run collects conformance cases (functions made by
 ``@case``). Then it launches the target (or reaches the one given), checks it once
-(preflight: reachable, speaks replay/1, valid info, API key accepted) and fails fast with one
-clear line if not; grades each case; and at the end writes the report and prints a clause
-summary.
-
-Options (group ``replay``), each with an environment fallback:
-
-``--target URL`` (``REPLAY_TARGET``, comma-separated; repeatable: one URL per node),
-``--api-key`` (``REPLAY_API_KEY``), ``--target-cmd CMD`` (``REPLAY_TARGET_CMD``; placeholders
-``{port}``, ``{api_key}``, ``{python}``), ``--target-image IMAGE`` (``REPLAY_TARGET_IMAGE``),
-``--target-image-port`` (``REPLAY_TARGET_IMAGE_PORT``, default 8080), ``--replay-report PATH``
-(``REPLAY_REPORT``), ``--replay-timeout S`` (``REPLAY_TIMEOUT``, default 30). Without a
-target option the suite launches the reference server.
+(:mod:`conformance.preflight`) and fails fast with one clear line if not; grades each case;
+and at the end writes the report and prints a clause summary. The options are in
+:mod:`conformance.options`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
-import secrets
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -32,198 +19,26 @@ from typing import TYPE_CHECKING, Any, Final
 import hypothesis
 import pytest
 
-from conformance import clauses, schemas
+from conformance import clauses
 from conformance.case import spec_of, unclaimed
 from conformance.driver import Driver
-from conformance.findings import (
-    SuiteError,
-    as_failure,
-    failure_dict,
-    summarize,
-)
-from conformance.report import (
-    FAILED,
-    CaseResult,
-    ClauseVerdict,
-    grade,
-    is_strict,
-    render_json,
-    terminal_lines,
-    write_report,
-)
+from conformance.errors import SuiteError
+from conformance.grading import FAILED, CaseResult, ClauseVerdict, as_failure, grade, is_strict
+from conformance.launch import launch
+from conformance.options import OPTIONS, Settings, add_options, resolve_settings
+from conformance.preflight import PREFLIGHT_EXIT, preflight
+from conformance.report import failure_dict, render_json, terminal_lines, write_report
 from conformance.scenarios.profiles import DEFAULT_PROFILE
-from conformance.target import DEFAULT_COMMAND, INFO_PATH, LaunchSpec, Target, launch
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Mapping
+    from collections.abc import Generator
 
     from conformance.case import CaseSpec
+    from conformance.target import Target
 
-__all__ = [
-    "OPT_API_KEY",
-    "OPT_REPORT",
-    "OPT_TARGET",
-    "OPT_TARGET_CMD",
-    "OPT_TARGET_IMAGE",
-    "OPT_TARGET_IMAGE_PORT",
-    "OPT_TIMEOUT",
-    "Settings",
-    "preflight",
-    "resolve_settings",
-    "session_target",
-]
+__all__ = ["session_target"]
 
-OPT_TARGET: Final = "--target"
-OPT_API_KEY: Final = "--api-key"
-OPT_TARGET_CMD: Final = "--target-cmd"
-OPT_TARGET_IMAGE: Final = "--target-image"
-OPT_TARGET_IMAGE_PORT: Final = "--target-image-port"
-OPT_REPORT: Final = "--replay-report"
-OPT_TIMEOUT: Final = "--replay-timeout"
-
-# option -> (dest, environment variable)
-_OPTIONS: Final[dict[str, tuple[str, str]]] = {
-    OPT_TARGET: ("replay_target", "REPLAY_TARGET"),
-    OPT_API_KEY: ("replay_api_key", "REPLAY_API_KEY"),
-    OPT_TARGET_CMD: ("replay_target_cmd", "REPLAY_TARGET_CMD"),
-    OPT_TARGET_IMAGE: ("replay_target_image", "REPLAY_TARGET_IMAGE"),
-    OPT_TARGET_IMAGE_PORT: ("replay_target_image_port", "REPLAY_TARGET_IMAGE_PORT"),
-    OPT_REPORT: ("replay_report", "REPLAY_REPORT"),
-    OPT_TIMEOUT: ("replay_timeout", "REPLAY_TIMEOUT"),
-}
-DEFAULT_TIMEOUT_S: Final = 30.0
-DEFAULT_IMAGE_PORT: Final = 8080
-PREFLIGHT_TIMEOUT_S: Final = 5.0
-# The exit status of a run stopped by preflight: the target cannot be judged as configured.
-PREFLIGHT_EXIT: Final = pytest.ExitCode.USAGE_ERROR
 _CASES_DIR: Final = Path(__file__).resolve().parent / "cases"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The ``replay`` options, resolved against their environment fallbacks."""
-
-    targets: tuple[str, ...] = ()
-    api_key: str | None = None
-    target_cmd: str | None = None
-    target_image: str | None = None
-    target_image_port: int = DEFAULT_IMAGE_PORT
-    report: str | None = None
-    timeout: float = DEFAULT_TIMEOUT_S
-
-    @property
-    def launch_spec(self) -> LaunchSpec:
-        """How to reach or launch the target (priority: URLs, command, image, reference)."""
-        return LaunchSpec(
-            urls=self.targets,
-            command=self.target_cmd,
-            image=self.target_image,
-            image_port=self.target_image_port,
-            api_key=self.api_key,
-        )
-
-    def describe(self) -> str:
-        """The target as the options name it (for the report header, before launch)."""
-        spec = self.launch_spec
-        if spec.mode == "url":
-            return ", ".join(self.targets)
-        if spec.mode == "image":
-            return f"image {self.target_image} (port {self.target_image_port})"
-        if spec.mode == "command":
-            return f"command {self.target_cmd}"
-        return f"reference server (command {DEFAULT_COMMAND})"
-
-
-def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    """Build :class:`Settings` from option values (by dest) and environment variables.
-
-    An option given on the command line wins over its environment variable. Raises
-    :class:`SuiteError` for a value that does not parse.
-    """
-
-    def value(option: str) -> Any:
-        dest, variable = _OPTIONS[option]
-        given = options.get(dest)
-        return given if given not in (None, []) else env.get(variable) or None
-
-    def number(option: str, kind: type[float] | type[int], default: float) -> Any:
-        raw = value(option)
-        try:
-            return kind(raw) if raw is not None else default
-        except ValueError:
-            raise SuiteError(f"replay: {option} must be a number, got {raw!r}") from None
-
-    raw_targets = value(OPT_TARGET) or ()
-    raw_targets = [raw_targets] if isinstance(raw_targets, str) else raw_targets
-    targets = tuple(u.strip() for item in raw_targets for u in item.split(",") if u.strip())
-    return Settings(
-        targets=targets,
-        api_key=value(OPT_API_KEY),
-        target_cmd=value(OPT_TARGET_CMD),
-        target_image=value(OPT_TARGET_IMAGE),
-        target_image_port=number(OPT_TARGET_IMAGE_PORT, int, DEFAULT_IMAGE_PORT),
-        report=value(OPT_REPORT),
-        timeout=number(OPT_TIMEOUT, float, DEFAULT_TIMEOUT_S),
-    )
-
-
-# --- preflight ----------------------------------------------------------------------------------
-
-
-def _http(method: str, url: str, api_key: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, method=method)
-    if api_key is not None:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    try:
-        with urllib.request.urlopen(request, timeout=PREFLIGHT_TIMEOUT_S) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _reason(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(reason).splitlines()[0] if str(reason) else type(exc).__name__
-
-
-def preflight(target: Target) -> dict[str, Any]:
-    """Check every node once; returns the first node's info. Raises one-line SuiteErrors."""
-    infos = []
-    for url in target.urls:
-        where = f"{url}{INFO_PATH}"
-        try:
-            status, raw = _http("GET", where)
-        except (OSError, ValueError) as exc:
-            raise SuiteError(f"replay: cannot reach target {where}: {_reason(exc)}") from None
-        if status != 200:
-            raise SuiteError(f"replay: target {where} answered HTTP {status}, not 200 (INF-1)")
-        try:
-            info = json.loads(raw)
-        except ValueError:
-            raise SuiteError(f"replay: target {where} did not answer JSON (INF-1)") from None
-        protocol = info.get("protocol") if isinstance(info, dict) else None
-        if protocol != "replay/1":
-            raise SuiteError(f"replay: target {url} speaks {protocol!r}, this suite tests replay/1")
-        if problems := schemas.validate("http-info-response", info):
-            raise SuiteError(f"replay: target {where} is invalid (INF-1): {problems[0]}")
-        probe = f"{url}/replay/v1/sessions/replay-preflight-{secrets.token_hex(6)}"
-        try:
-            status, raw = _http("DELETE", probe, target.api_key)
-        except (OSError, ValueError) as exc:
-            raise SuiteError(f"replay: cannot reach target {probe}: {_reason(exc)}") from None
-        if status == 401:
-            raise SuiteError(
-                f"replay: target {url} rejected the API key (HTTP 401 on DELETE "
-                "/replay/v1/sessions/<id>); pass the right one with --api-key or REPLAY_API_KEY"
-            )
-        if status != 404:
-            raise SuiteError(
-                f"replay: target {url} answered HTTP {status} to DELETE of an unknown session, "
-                f"expected 404 (SES-13): {summarize(raw.decode(errors='replace'), 120)}"
-            )
-        infos.append(info)
-    first: dict[str, Any] = infos[0]
-    return first
 
 
 # --- plugin state -------------------------------------------------------------------------------
@@ -246,7 +61,7 @@ _STATE = pytest.StashKey[_State]()
 def _settings(config: pytest.Config) -> Settings:
     state = config.stash[_STATE]
     if state.settings is None:
-        options = {dest: config.getoption(dest) for dest, _ in _OPTIONS.values()}
+        options = {dest: config.getoption(dest) for dest, _ in OPTIONS.values()}
         try:
             state.settings = resolve_settings(options, os.environ)
         except SuiteError as exc:
@@ -276,51 +91,7 @@ def _selects_cases(config: pytest.Config) -> bool:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("replay", "replay/1 conformance suite")
-    group.addoption(
-        OPT_TARGET,
-        action="append",
-        dest="replay_target",
-        metavar="URL",
-        help="base URL of a target node (repeat for a cluster) [REPLAY_TARGET]",
-    )
-    group.addoption(
-        OPT_API_KEY,
-        dest="replay_api_key",
-        metavar="KEY",
-        help="the target's backend API key [REPLAY_API_KEY]",
-    )
-    group.addoption(
-        OPT_TARGET_CMD,
-        dest="replay_target_cmd",
-        metavar="CMD",
-        help="launch the target with CMD; placeholders {port} {api_key} {python} "
-        "[REPLAY_TARGET_CMD]",
-    )
-    group.addoption(
-        OPT_TARGET_IMAGE,
-        dest="replay_target_image",
-        metavar="IMAGE",
-        help="launch the target from a container image (needs Docker) [REPLAY_TARGET_IMAGE]",
-    )
-    group.addoption(
-        OPT_TARGET_IMAGE_PORT,
-        dest="replay_target_image_port",
-        metavar="PORT",
-        help=f"the image's HTTP port (default {DEFAULT_IMAGE_PORT}) [REPLAY_TARGET_IMAGE_PORT]",
-    )
-    group.addoption(
-        OPT_REPORT,
-        dest="replay_report",
-        metavar="PATH",
-        help="write the report to PATH.json and PATH.md [REPLAY_REPORT]",
-    )
-    group.addoption(
-        OPT_TIMEOUT,
-        dest="replay_timeout",
-        metavar="SECONDS",
-        help=f"default per-case timeout (default {DEFAULT_TIMEOUT_S:g}) [REPLAY_TIMEOUT]",
-    )
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:

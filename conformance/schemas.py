@@ -14,8 +14,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from conformance.findings import SuiteError, summarize
+from conformance.errors import SuiteError
 from conformance.spec_files import spec_dir
+from conformance.text import summarize
 
 if TYPE_CHECKING:
     from referencing.jsonschema import SchemaRegistry

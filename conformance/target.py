@@ -1,7 +1,7 @@
 """The target: the server (or cluster) under test, as cases drive it.
 
-A :class:`Target` has one or more nodes (see :mod:`conformance.nodes`, which also launches
-them). It is also what a case receives as its ``target`` fixture: inside a running case,
+A :class:`Target` has one or more nodes (see :mod:`conformance.nodes`; :mod:`conformance.launch`
+starts them). It is also what a case receives as its ``target`` fixture: inside a running case,
 ``target.channel()``, ``target.client()``, ``target.register()`` and ``target.backend`` work
 on that case's event log, and everything they create is cleaned up when the case ends.
 """
@@ -15,48 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from conformance.backend import Backend, Session
-from conformance.case import CaseHost, CaseSpec, current, current_or_none, run_case
+from conformance.backend import Backend, Registration
+from conformance.case import CaseHost, CaseSpec
 from conformance.client import REPLY_TIMEOUT_S, ReplayClient
+from conformance.context import current, current_or_none, run_case
+from conformance.errors import ConnectRefused, SuiteError
+from conformance.eventlog import EventLog
+from conformance.expect import fail
 from conformance.faults import FaultProxy
-from conformance.findings import ConnectRefused, EventLog, SuiteError, fail
-
-# The node kinds and launching live in nodes.py; re-exported for `from conformance.target`.
-from conformance.nodes import (
-    DEFAULT_COMMAND,
-    INFO_PATH,
-    CommandNode,
-    ImageNode,
-    LaunchSpec,
-    Node,
-    UrlNode,
-    answers,
-    docker_unreachable,
-    expand_command,
-    free_port,
-    launch,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from conformance.driver import Driver
+    from conformance.nodes import Node
 
-__all__ = [
-    "DEFAULT_COMMAND",
-    "INFO_PATH",
-    "CommandNode",
-    "ImageNode",
-    "LaunchSpec",
-    "Node",
-    "Target",
-    "UrlNode",
-    "answers",
-    "docker_unreachable",
-    "expand_command",
-    "free_port",
-    "launch",
-]
+__all__ = ["Target"]
 
 
 class Target(CaseHost):
@@ -195,7 +169,7 @@ class Target(CaseHost):
         ttl_s: int | None = None,
         client_id: str | None = None,
         node: int = 0,
-    ) -> Session:
+    ) -> Registration:
         """Register a session (deleted when the case ends); fails the case unless 200/201."""
         backend = self.backend_at(node)
         session = await backend.register(client_id, grants, subscribe, session_id, ttl_s)
@@ -206,7 +180,7 @@ class Target(CaseHost):
         self,
         grants: Sequence[Mapping[str, Any]] | None = None,
         *,
-        session: Session | None = None,
+        session: Registration | None = None,
         subscribe: Sequence[Mapping[str, Any]] | None = None,
         ttl_s: int | None = None,
         connect: bool = True,

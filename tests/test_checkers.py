@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conformance.checkers import Anomaly, check_log
-from conformance.findings import EventLog
+from conformance.eventlog import EventLog
 
 CH = "room:a"
 ALL = [{"channels": "*", "actions": ["subscribe", "publish", "history"]}]
@@ -252,7 +252,7 @@ def test_leak_after_deletion_only_after_the_grace(
     story.deliver("c1", (2, "b"))  # within the grace: allowed
     assert story.anomalies() == []
     clock = [story.log.entries[-1].t + 1.5]
-    monkeypatch.setattr("conformance.findings.time.monotonic", lambda: clock[0] + story.log._t0)
+    monkeypatch.setattr("conformance.eventlog.time.monotonic", lambda: clock[0] + story.log._t0)
     story.publish("c", 3)
     story.deliver("c1", (3, "c"))
     assert kinds(story) == ["leak"]

@@ -6,26 +6,9 @@ MUST clause has no case.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
-import conformance.cases
 from conformance import clauses
-from conformance.case import CASES
 from conformance.clauses import Level
-
-
-def covered() -> dict[str, list[str]]:
-    """Clause ID -> the cases citing it, over every module of ``conformance/cases``."""
-    for module in pkgutil.iter_modules(conformance.cases.__path__):
-        if module.name.startswith("test_"):
-            importlib.import_module(f"{conformance.cases.__name__}.{module.name}")
-    citing: dict[str, list[str]] = {}
-    for name, spec in CASES.items():
-        if name.startswith(f"{conformance.cases.__name__}."):
-            for clause_id in spec.clauses:
-                citing.setdefault(clause_id, []).append(name)
-    return citing
+from conformance.inventory import cases_citing as covered
 
 
 def test_the_first_cases_are_found() -> None:

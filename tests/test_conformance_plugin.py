@@ -23,17 +23,13 @@ import pytest
 from aiohttp import web
 
 from conformance import clauses, schemas
-from conformance.case import CASES, CaseSpec, case, grant, run_case, spec_of
-from conformance.client import ReplayClient, _emit_data, _Pending
+from conformance.case import CASES, CaseSpec, case, spec_of
+from conformance.client import _emit_data
+from conformance.context import run_case
 from conformance.driver import Driver
-from conformance.findings import (
-    CaseTimeout,
-    ConformanceFailure,
-    ConnectRefused,
-    EventLog,
-    SuiteError,
-    active_log,
-    as_failure,
+from conformance.errors import CaseTimeout, ConformanceFailure, ConnectRefused, SuiteError
+from conformance.eventlog import EventLog, active_log
+from conformance.expect import (
     describe_offsets,
     expect,
     expect_error,
@@ -41,25 +37,30 @@ from conformance.findings import (
     expect_ok,
     expect_refused,
     expect_status,
-    ranges,
-    summarize,
 )
-from conformance.plugin import Settings, resolve_settings
-from conformance.report import (
+from conformance.grading import (
     FAILED,
     NOT_CLAIMED,
     NOT_COVERED,
     PASSED,
     CaseResult,
+    as_failure,
     grade,
     is_strict,
+)
+from conformance.launch import LaunchSpec
+from conformance.nodes import expand_command
+from conformance.options import Settings, resolve_settings
+from conformance.protocol import grant
+from conformance.recorder import Recorder
+from conformance.report import (
     render_json,
     render_markdown,
     report_paths,
     terminal_lines,
     write_report,
 )
-from conformance.target import LaunchSpec, expand_command
+from conformance.text import ranges, summarize
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -401,13 +402,13 @@ def test_driver_runs_coroutines_and_times_them_out() -> None:
     assert driver.closed
 
 
-# --- the client's on-the-fly checks (no server: handlers are called as python-socketio would) ---
+# --- the recorder's on-the-fly checks (no server: handlers are called as python-socketio would) -
 
 
-def _client(max_batch: int | None = None) -> ReplayClient:
-    client = ReplayClient("http://127.0.0.1:9", name="c1", log=EventLog(), max_batch=max_batch)
-    client.connected = True
-    return client
+def _recorder(max_batch: int | None = None) -> Recorder:
+    recorder = Recorder("c1", EventLog(), max_batch)
+    recorder.connected = True
+    return recorder
 
 
 def _messages(channel: str, *offsets: int, epoch: str = "e") -> dict[str, Any]:
@@ -418,20 +419,20 @@ def _messages(channel: str, *offsets: int, epoch: str = "e") -> dict[str, Any]:
     }
 
 
-def _subscribed(client: ReplayClient, channel: str, start: int = 1) -> None:
-    client._on_subscribed({"channel": channel, "epoch": "e", "from": start, "head": start - 1})
+def _subscribed(recorder: Recorder, channel: str, start: int = 1) -> None:
+    recorder.on_subscribed({"channel": channel, "epoch": "e", "from": start, "head": start - 1})
 
 
-def _violations(client: ReplayClient) -> list[str | None]:
-    return [v.clause for v in client.log.violations]
+def _violations(recorder: Recorder) -> list[str | None]:
+    return [v.clause for v in recorder.log.violations]
 
 
 async def test_a_consecutive_stream_is_clean() -> None:
-    client = _client()
-    _subscribed(client, "a")
-    client._on_messages(_messages("a", 1, 2))
-    client._on_messages(_messages("a", 3))
-    assert client.offsets("a") == [1, 2, 3] and _violations(client) == []
+    recorder = _recorder()
+    _subscribed(recorder, "a")
+    recorder.on_messages(_messages("a", 1, 2))
+    recorder.on_messages(_messages("a", 3))
+    assert recorder.book.stream("a").offsets == [1, 2, 3] and _violations(recorder) == []
 
 
 @pytest.mark.parametrize(
@@ -439,63 +440,58 @@ async def test_a_consecutive_stream_is_clean() -> None:
     [([[2]], "ORD-1"), ([[1, 2], [4]], "ORD-2"), ([[1, 2], [2, 3]], "ORD-3"), ([[1, 3]], "ORD-2")],
 )
 async def test_order_violations_are_recorded(batches: list[list[int]], clause: str) -> None:
-    client = _client()
-    _subscribed(client, "a")
+    recorder = _recorder()
+    _subscribed(recorder, "a")
     for batch in batches:
-        client._on_messages(_messages("a", *batch))
-    assert _violations(client) == [clause]
+        recorder.on_messages(_messages("a", *batch))
+    assert _violations(recorder) == [clause]
 
 
 async def test_epoch_batch_size_and_schema_violations() -> None:
-    client = _client(max_batch=2)
-    _subscribed(client, "a")
-    client._on_messages(_messages("a", 1, 2, 3, epoch="other"))
-    assert _violations(client) == ["DLV-1", "DLV-2"]
-    client._on_messages({"channel": "a", "epoch": "e", "messages": []})
-    client._on_messages({"channel": "a", "epoch": "e", "messages": [{"offset": 4}]})
-    assert _violations(client)[2:] == ["DLV-1", "MSG-1"]
+    recorder = _recorder(max_batch=2)
+    _subscribed(recorder, "a")
+    recorder.on_messages(_messages("a", 1, 2, 3, epoch="other"))
+    assert _violations(recorder) == ["DLV-1", "DLV-2"]
+    recorder.on_messages({"channel": "a", "epoch": "e", "messages": []})
+    recorder.on_messages({"channel": "a", "epoch": "e", "messages": [{"offset": 4}]})
+    assert _violations(recorder)[2:] == ["DLV-1", "MSG-1"]
 
 
 async def test_messages_outside_a_subscription_are_recorded() -> None:
-    client = _client()
-    client._on_messages(_messages("never", 1))
-    _subscribed(client, "a")
-    client._end("a", "unsubscribe")
-    client._on_messages(_messages("a", 1))
-    _subscribed(client, "b")
-    client._on_unsubscribed({"channel": "b", "reason": "revoked"})
-    client._on_messages(_messages("b", 1))
-    assert _violations(client) == ["CON-4", "UNS-3", "UNS-6"]
-    client.connected = False  # in flight after our own disconnect: not the server's fault
-    client._on_messages(_messages("never", 2))
-    assert len(_violations(client)) == 3
+    recorder = _recorder()
+    recorder.on_messages(_messages("never", 1))
+    _subscribed(recorder, "a")
+    recorder.book.end("a", "unsubscribe", seq=len(recorder.log.entries))
+    recorder.on_messages(_messages("a", 1))
+    _subscribed(recorder, "b")
+    recorder.on_unsubscribed({"channel": "b", "reason": "revoked"})
+    recorder.on_messages(_messages("b", 1))
+    assert _violations(recorder) == ["CON-4", "UNS-3", "UNS-6"]
+    recorder.connected = False  # in flight after our own disconnect: not the server's fault
+    recorder.on_messages(_messages("never", 2))
+    assert len(_violations(recorder)) == 3
 
 
 async def test_messages_before_the_subscribe_reply_break_sub_13() -> None:
-    client = _client()
-    loop = asyncio.get_running_loop()
-    op = client.log.invoke("c1", "replay:subscribe", channel="a", payload={"channel": "a"})
-    pending = _Pending(op, "replay:subscribe", "a", loop.create_future())
-    client._pending[op] = pending
-    client._subscribing["a"] += 1
-    client._on_messages(_messages("a", 1))
+    recorder = _recorder()
+    op = recorder.log.invoke("c1", "replay:subscribe", channel="a", payload={"channel": "a"})
+    pending = recorder.awaiting(op, "replay:subscribe", "a", {"channel": "a"})
+    recorder.on_messages(_messages("a", 1))
     reply = {"ok": True, "channel": "a", "epoch": "e", "from": 1, "head": 1}
-    client._on_reply(pending, (reply,))
-    assert _violations(client) == ["SUB-13"]
-    subscription = client.subscription("a")
-    assert subscription is not None and subscription.offsets == [1]
+    recorder.on_reply(pending, (reply,))
+    assert _violations(recorder) == ["SUB-13"]
+    span = recorder.book.spans.live("a")
+    assert span is not None and span.offsets == [1] and span.origin == "reply"
     assert pending.future.result() == (reply,)
 
 
 async def test_invalid_replies_break_evt_1() -> None:
-    client = _client()
-    loop = asyncio.get_running_loop()
+    recorder = _recorder()
     for reply in [({"ok": True, "channel": "a"},), ("a", "b")]:
-        op = client.log.invoke("c1", "replay:subscribe", channel="a", payload={})
-        pending = _Pending(op, "replay:subscribe", "a", loop.create_future())
-        client._pending[op] = pending
-        client._on_reply(pending, reply)
-    assert _violations(client) == ["EVT-1", "EVT-1"]
+        op = recorder.log.invoke("c1", "replay:subscribe", channel="a", payload={})
+        pending = recorder.awaiting(op, "replay:subscribe", "a", {})
+        recorder.on_reply(pending, reply)
+    assert _violations(recorder) == ["EVT-1", "EVT-1"]
 
 
 def test_emit_data_sends_exactly_the_arguments() -> None:
@@ -612,8 +608,8 @@ def test_reports_are_written_as_json_and_markdown(tmp_path: Path) -> None:
 # --- the plugin end to end, against a stub target -----------------------------------------------
 
 INNER_CASES = """
-from conformance.case import case
-from conformance.findings import active_log, expect
+from conformance import case, expect
+from conformance.eventlog import active_log
 
 
 @case("INF-1")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conformance.target import docker_unreachable
+from conformance.nodes import docker_unreachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

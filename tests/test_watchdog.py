@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conformance import watchdog
-from conformance.nodes import DEFAULT_COMMAND, CommandNode
+from conformance.launch import DEFAULT_COMMAND
+from conformance.nodes import CommandNode
 
 pytestmark = pytest.mark.slow
 

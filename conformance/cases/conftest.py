@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance import Target
 from conformance.plugin import session_target
-from conformance.target import Target
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,16 @@ from typing import Any
 
 import pytest
 
-from conformance.case import case, grant
-from conformance.client import ReplayClient
-from conformance.findings import expect, expect_error, expect_ok, expect_status
-from conformance.target import Target
+from conformance import (
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_ok,
+    expect_status,
+    grant,
+)
 
 QUIET_S = 0.5  # how long "nothing more arrives" is watched for, after a control saw it all
 BOUND_S = 1.0  # the spec's "within 1 second" (ACC-6, SES-11, SES-15)

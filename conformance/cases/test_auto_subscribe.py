@@ -8,10 +8,17 @@ from typing import Any
 
 import pytest
 
-from conformance.case import case, grant
-from conformance.client import ReplayClient
-from conformance.findings import ConnectRefused, expect, expect_error, expect_offsets, expect_ok
-from conformance.target import Target
+from conformance import (
+    ConnectRefused,
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    grant,
+)
 
 QUIET_S = 0.5  # how long "nothing more arrives" is watched for, after a control saw it all
 

@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 
-from conformance.backend import Session
-from conformance.case import case, grant
-from conformance.client import ReplayClient
-from conformance.findings import ConnectRefused, expect, expect_offsets, expect_ok, fail
-from conformance.target import Target
+from conformance import (
+    ConnectRefused,
+    Registration,
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_offsets,
+    expect_ok,
+    fail,
+    grant,
+)
 
 BOUND_S = 1.0  # the spec's "within 1 second" (CLU-3, CLU-4)
 POLL_S = 0.05
@@ -32,7 +39,7 @@ def _node(target: Target, index: int) -> int:
 
 
 async def _connect_within(
-    target: Target, session: Session, node: int, since: float, clause: str
+    target: Target, session: Registration, node: int, since: float, clause: str
 ) -> ReplayClient:
     """Connect the session on ``node``, retrying refusals until 1 s after ``since``: a
     registration through another node may take that long to reach it (CLU-4)."""

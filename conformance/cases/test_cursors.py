@@ -7,10 +7,17 @@ import secrets
 
 import pytest
 
-from conformance.case import case, grant
-from conformance.client import ReplayClient
-from conformance.findings import ConnectRefused, expect, expect_error, expect_offsets, expect_ok
-from conformance.target import Target
+from conformance import (
+    ConnectRefused,
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    grant,
+)
 
 
 def _session_id() -> str:

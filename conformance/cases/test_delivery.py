@@ -16,11 +16,19 @@ from typing import Any
 
 import pytest
 
-from conformance.case import case, current, grant
-from conformance.client import ReplayClient
+from conformance import (
+    ReplayClient,
+    Target,
+    case,
+    current,
+    expect,
+    expect_offsets,
+    expect_ok,
+    fail,
+    grant,
+)
 from conformance.faults import Direction
-from conformance.findings import expect, expect_offsets, expect_ok, fail, ranges
-from conformance.target import Target
+from conformance.text import ranges
 
 # How long a live message may take, publish acknowledged to delivered (DLV-4, FLW-3).
 LIVE_BOUND_S = 1.0

@@ -15,16 +15,9 @@ from typing import Any
 
 import pytest
 
+from conformance import Indeterminate, Target, case, current, expect, expect_ok, fail, grant
 from conformance.backend import Backend
-from conformance.case import case, current, grant
-from conformance.findings import (
-    Indeterminate,
-    expect,
-    expect_ok,
-    fail,
-    ranges,
-)
-from conformance.target import Target
+from conformance.text import ranges
 
 
 def _restartable(target: Target) -> None:

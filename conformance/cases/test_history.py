@@ -8,11 +8,17 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conformance.backend import ERROR_STATUS, messages_path
-from conformance.case import case, grant
-from conformance.client import ReplayClient
-from conformance.findings import expect, expect_error, expect_offsets, expect_ok
-from conformance.target import Target
+from conformance import (
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    grant,
+)
+from conformance.protocol import ERROR_STATUS, messages_path
 
 ROUTES = ["socket", "http"]
 

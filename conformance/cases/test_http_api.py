@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 import pytest
 
-from conformance.backend import API, ERROR_STATUS, messages_path, retention_path, session_path
-from conformance.case import FEATURES, case, grant
-from conformance.findings import (
+from conformance import (
     Indeterminate,
+    Target,
+    case,
     expect,
     expect_duplicate_of,
     expect_error,
@@ -23,8 +23,16 @@ from conformance.findings import (
     expect_ok,
     expect_status,
     fail,
+    grant,
 )
-from conformance.target import Target
+from conformance.protocol import (
+    API,
+    ERROR_STATUS,
+    FEATURES,
+    messages_path,
+    retention_path,
+    session_path,
+)
 
 JSON: Final = {"Content-Type": "application/json"}
 OPTIONAL_FEATURES: Final = sorted(FEATURES - {"sessions"})

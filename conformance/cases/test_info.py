@@ -9,10 +9,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conformance.backend import API, messages_path, retention_path
-from conformance.case import FEATURES, case, grant
-from conformance.findings import expect, expect_error, expect_offsets, expect_ok, expect_status
-from conformance.target import Target
+from conformance import (
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    expect_status,
+    grant,
+)
+from conformance.protocol import API, FEATURES, messages_path, retention_path
 
 OPTIONAL_FEATURES = sorted(FEATURES - {"sessions", "cluster"})
 

@@ -12,21 +12,23 @@ import aiohttp
 import pytest
 import socketio
 
-from conformance import schemas
-from conformance.backend import API, channel_segment, retention_path
-from conformance.case import case, current, grant
-from conformance.findings import (
+from conformance import (
     ConnectionLost,
     Indeterminate,
     NoReply,
+    Target,
+    case,
+    current,
     expect,
     expect_error,
     expect_offsets,
     expect_ok,
     expect_status,
     fail,
+    grant,
+    schemas,
 )
-from conformance.target import Target
+from conformance.protocol import API, channel_segment, retention_path
 
 EVENTS: Final = (
     "replay:subscribe",

@@ -7,16 +7,17 @@ import asyncio
 import secrets
 from typing import Any
 
-from conformance.case import case, grant
-from conformance.findings import (
+from conformance import (
+    Target,
+    case,
     expect,
     expect_duplicate_of,
     expect_error,
     expect_offsets,
     expect_ok,
     expect_status,
+    grant,
 )
-from conformance.target import Target
 
 # JSON values a client may publish (MSG-2 asks for them back as they were).
 VALUES: list[object] = [

@@ -13,18 +13,20 @@ import secrets
 
 import pytest
 
-from conformance.case import case, current, grant
-from conformance.findings import (
+from conformance import (
     ConnectFailed,
     ConnectRefused,
+    Target,
+    case,
+    current,
     expect,
     expect_error,
     expect_offsets,
     expect_ok,
     fail,
-    summarize,
+    grant,
 )
-from conformance.target import Target
+from conformance.text import summarize
 
 CONNECT_ERROR_MESSAGES = ("unauthorized", "unavailable", "internal")
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
-from conformance.case import case, grant
-from conformance.client import ReplayClient
+from conformance import (
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    grant,
+)
 from conformance.faults.proxy import Direction
-from conformance.findings import expect, expect_error, expect_offsets, expect_ok, ranges
-from conformance.target import Target
+from conformance.text import ranges
 
 # RET-3 with max_age_s = 1: a message must be gone once 1 + 1 s have passed since its ts.
 AGE_S: Final = 1

@@ -18,22 +18,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance import schemas
-from conformance.case import case, current, current_or_none, grant
-from conformance.client import ReplayClient
-from conformance.findings import (
+from conformance import (
     ConnectionLost,
-    EventLog,
     Indeterminate,
     NoReply,
+    ReplayClient,
+    Target,
+    case,
+    current,
     expect,
     expect_error,
     expect_offsets,
     expect_ok,
     fail,
-    summarize,
+    grant,
+    schemas,
 )
-from conformance.target import Target
+from conformance.context import current_or_none
+from conformance.eventlog import EventLog
+from conformance.text import summarize
 
 EVENTS: Final = (
     "replay:subscribe",

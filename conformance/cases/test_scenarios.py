@@ -1,26 +1,25 @@
 """Random interleavings of sessions, clients, faults and publishes (spec §10), judged from the
-whole recorded history. The machine is in ``conformance/scenarios/machine.py``; the size of the
+whole recorded trace. The machine is in ``conformance/scenarios/machine.py``; the size of the
 search is the Hypothesis profile's (``--hypothesis-profile ci``, the default, or ``thorough``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
 
 from hypothesis import settings
 from hypothesis.errors import FlakyFailure
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.stateful import MultipleResults, run_state_machine_as_test
 
-from conformance.case import scenario
-from conformance.findings import ConformanceFailure
-from conformance.scenarios.machine import SCENARIO_CLAUSES, build_machine
-from conformance.target import Target
+from conformance import ConformanceFailure, Target, scenario
+from conformance.scenarios.machine import SCENARIO_CLAUSES, ReplayMachine
+from conformance.scenarios.model import ClientHandle, SessionHandle
 
 
 @scenario(*SCENARIO_CLAUSES)
 def test_random_interleavings(target: Target) -> None:
-    machine = build_machine(target)
+    machine = functools.partial(ReplayMachine, target)
     try:
         # Under the derandomized ci profile Hypothesis seeds the search from the factory's
         # source. A lambda defined here keeps that seed fixed while the machine's code is
@@ -44,12 +43,15 @@ def test_random_interleavings(target: Target) -> None:
 # Hypothesis's stateful tests take no @example; these replay the shrunk steps on the same
 # machine, so each stays covered whatever the profile's random search does.
 
+Steps = Callable[[ReplayMachine, list[ClientHandle]], None]
 
-def run_steps(target: Target, steps: Callable[[Any, list[Any]], None]) -> None:
+
+def run_steps(target: Target, steps: Steps) -> None:
     """Run ``steps(machine, clients)`` after the machine's starting cast, then its teardown."""
-    machine: Any = build_machine(target)()
+    machine = ReplayMachine(target)
     machine.cast_session("all")
-    cast = list(machine.two_subscribers().values)
+    made = machine.two_subscribers()
+    cast = list(made.values) if isinstance(made, MultipleResults) else [made]
     try:
         steps(machine, cast)
     finally:
@@ -58,7 +60,7 @@ def run_steps(target: Target, steps: Callable[[Any, list[Any]], None]) -> None:
 
 @scenario("RES-1", "ORD-1", "HND-2")
 def test_example_resume_after_a_cut_while_publishing(target: Target) -> None:
-    def steps(machine: Any, clients: list[Any]) -> None:
+    def steps(machine: ReplayMachine, clients: list[ClientHandle]) -> None:
         machine.publish("a", "none", 0)
         machine.drop_and_resume(clients[0], "a", 3, 0)
         machine.publish("a", "none", 0)
@@ -70,7 +72,7 @@ def test_example_resume_after_a_cut_while_publishing(target: Target) -> None:
 def test_example_a_retried_id_stores_once(target: Target) -> None:
     """Shrunk from the idempotency mutant: a client publish, then the backend repeating its id."""
 
-    def steps(machine: Any, clients: list[Any]) -> None:
+    def steps(machine: ReplayMachine, clients: list[ClientHandle]) -> None:
         machine.client_publish(clients[1], "a", "new")
         machine.publish("a", "repeat", 0)
 
@@ -80,15 +82,23 @@ def test_example_a_retried_id_stores_once(target: Target) -> None:
 @scenario("SES-15")
 def test_example_revocation_disconnects_the_cast(target: Target) -> None:
     """Shrunk from the mutant whose revocation kept sockets connected."""
-    run_steps(target, lambda machine, clients: machine.revoke(machine.cast))
+
+    def steps(machine: ReplayMachine, clients: list[ClientHandle]) -> None:
+        assert machine.cast is not None
+        machine.revoke(machine.cast)
+
+    run_steps(target, steps)
 
 
 @scenario("ACC-2", "ACC-5")
 def test_example_a_prefix_grant_stops_at_its_separator(target: Target) -> None:
     """Shrunk from the loose prefix-grant mutant: ``<base>/*`` must not cover ``<base>x/c``."""
 
-    def steps(machine: Any, clients: list[Any]) -> None:
+    def steps(machine: ReplayMachine, clients: list[ClientHandle]) -> None:
         session = machine.register("prefix", "none")
-        machine.subscribe(machine.connect(session, 0), "c", "beginning")
+        assert isinstance(session, SessionHandle)
+        client = machine.connect(session, 0)
+        assert isinstance(client, ClientHandle)
+        machine.subscribe(client, "c", "beginning")
 
     run_steps(target, steps)

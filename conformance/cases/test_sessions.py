@@ -8,17 +8,19 @@ from typing import Any
 
 import pytest
 
-from conformance.backend import API, messages_path, session_path
-from conformance.case import case, current, grant
-from conformance.findings import (
+from conformance import (
     ConnectRefused,
+    Target,
+    case,
+    current,
     expect,
     expect_error,
     expect_ok,
     expect_refused,
     expect_status,
+    grant,
 )
-from conformance.target import Target
+from conformance.protocol import API, messages_path, session_path
 
 HOUR_MS = 3_600_000
 # Slack between the server clock as seen through message timestamps and the moment it

@@ -14,10 +14,16 @@ from typing import Any
 
 import pytest
 
-from conformance.case import case, grant
-from conformance.client import ReplayClient
-from conformance.findings import expect, expect_error, expect_offsets, expect_ok
-from conformance.target import Target
+from conformance import (
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    grant,
+)
 
 MAX_OFFSET = 9_007_199_254_740_991  # 2^53 - 1: the largest valid offset
 

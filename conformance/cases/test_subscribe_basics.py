@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from conformance.case import case, grant
-from conformance.client import ReplayClient
-from conformance.findings import expect, expect_error, expect_offsets, expect_ok
-from conformance.target import Target
+from conformance import (
+    ReplayClient,
+    Target,
+    case,
+    expect,
+    expect_error,
+    expect_offsets,
+    expect_ok,
+    grant,
+)
 
 QUIET_S = 0.5  # how long "nothing more arrives" is watched for, after a control saw it all
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.faults.proxy import Connection, Direction, FaultProxy
+from conformance.faults.links import Direction, ProxiedConnection
+from conformance.faults.proxy import FaultProxy
 
-__all__ = ["Connection", "Direction", "FaultProxy"]
+__all__ = ["Direction", "FaultProxy", "ProxiedConnection"]

@@ -45,19 +45,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import itertools
 import logging
 import random
-import socket
-import struct
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
+
+from conformance.faults.links import (
+    Delay,
+    Direction,
+    Item,
+    PeerReset,
+    ProxiedConnection,
+    Signal,
+    expand,
+    reset_socket,
+)
 
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = ["Connection", "Direction", "FaultProxy"]
+__all__ = ["Direction", "FaultProxy", "ProxiedConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -65,89 +72,6 @@ _CHUNK: Final = 64 * 1024
 # Chunks a direction may hold between reader and writer; with the reader's own
 # buffer (2 * _CHUNK before asyncio pauses the socket) this bounds memory.
 _QUEUE_CHUNKS: Final = 8
-_LINGER_RST: Final = struct.pack("ii", 1, 0)
-
-
-class Direction(enum.Enum):
-    """Which way a fault applies: UP is client to server, DOWN is server to client."""
-
-    UP = "up"
-    DOWN = "down"
-    BOTH = "both"
-
-
-def _expand(direction: Direction) -> tuple[Direction, ...]:
-    return (Direction.UP, Direction.DOWN) if direction is Direction.BOTH else (direction,)
-
-
-class _Signal(enum.Enum):
-    EOF = "eof"
-    RESET = "reset"
-
-
-@dataclass(frozen=True)
-class _Delay:
-    latency: float
-    jitter: float
-    seed: int | None
-
-
-# (data, due): ``due`` is the loop time before which data must not be released.
-_Item = tuple[bytes | _Signal, float]
-
-
-class _Reset(Exception):
-    """A peer went away abruptly; the whole connection must be reset."""
-
-
-def _reset(writer: asyncio.StreamWriter | None) -> None:
-    """Abort the socket behind ``writer`` so that its peer receives an RST."""
-    if writer is None:
-        return
-    sock = writer.get_extra_info("socket")
-    # The socket is already gone if the transport finished closing; then there
-    # is nothing left to reset.
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-    writer.transport.abort()
-
-
-@dataclass(eq=False)
-class Connection:
-    """One proxied client connection, with per-direction byte counters.
-
-    ``bytes_up``/``bytes_down`` count bytes delivered to the destination;
-    ``held_up``/``held_down`` count bytes read from the source but not yet
-    delivered (held by a stall or delay, or in flight).
-    """
-
-    id: int
-    bytes_up: int = 0
-    bytes_down: int = 0
-    held_up: int = 0
-    held_down: int = 0
-    closed: bool = False
-    _client: asyncio.StreamWriter | None = field(default=None, repr=False)
-    _upstream: asyncio.StreamWriter | None = field(default=None, repr=False)
-    _task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    @property
-    def held_bytes(self) -> int:
-        """Bytes held inside the proxy for this connection, both directions."""
-        return self.held_up + self.held_down
-
-    def _count(self, direction: Direction, read: int = 0, delivered: int = 0) -> None:
-        if direction is Direction.UP:
-            self.held_up += read - delivered
-            self.bytes_up += delivered
-        else:
-            self.held_down += read - delivered
-            self.bytes_down += delivered
-
-    def _reset(self) -> None:
-        _reset(self._client)
-        _reset(self._upstream)
 
 
 class FaultProxy:
@@ -163,10 +87,10 @@ class FaultProxy:
         self._port: int | None = None
         self._closing = False
         self._ids = itertools.count(1)
-        self._live: dict[int, Connection] = {}
+        self._live: dict[int, ProxiedConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stalled = {Direction.UP: False, Direction.DOWN: False}
-        self._delays: dict[Direction, _Delay | None] = {Direction.UP: None, Direction.DOWN: None}
+        self._delays: dict[Direction, Delay | None] = {Direction.UP: None, Direction.DOWN: None}
         self._refusing = False
         # Replaced (after being set) on every fault change, so that writers
         # waiting on a stall or a delay re-evaluate at once.
@@ -191,7 +115,7 @@ class FaultProxy:
         self._closing = True
         self._server.close()
         for conn in self._live.values():
-            conn._reset()
+            conn.reset()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -223,7 +147,7 @@ class FaultProxy:
         return f"http://{'127.0.0.1' if wildcard else self._listen_host}:{self.port}"
 
     @property
-    def connections(self) -> list[Connection]:
+    def connections(self) -> list[ProxiedConnection]:
         """Live connections, oldest first."""
         return list(self._live.values())
 
@@ -240,7 +164,7 @@ class FaultProxy:
         # An id that is no longer live is a no-op: the connection is gone anyway.
         for conn in [c for c in self._live.values() if conn_id in (None, c.id)]:
             self._debug("cut: resetting connection %d", conn.id)
-            conn._reset()
+            conn.reset()
             if conn._task is not None:
                 conn._task.cancel()
                 tasks.append(conn._task)
@@ -248,7 +172,7 @@ class FaultProxy:
 
     def stall(self, direction: Direction = Direction.BOTH) -> None:
         """Hold (without dropping) all bytes in ``direction`` until ``heal``."""
-        for d in _expand(direction):
+        for d in expand(direction):
             self._stalled[d] = True
         self._debug("fault: stall %s", direction.value)
         self._notify()
@@ -263,8 +187,8 @@ class FaultProxy:
         """Delay each chunk by ``latency_s + uniform(0, jitter_s)``, keeping byte order."""
         if latency_s < 0 or jitter_s < 0:
             raise ValueError("latency and jitter must be >= 0")
-        for d in _expand(direction):
-            self._delays[d] = _Delay(latency_s, jitter_s, seed)
+        for d in expand(direction):
+            self._delays[d] = Delay(latency_s, jitter_s, seed)
         self._debug("fault: delay %s %.3fs + jitter %.3fs", direction.value, latency_s, jitter_s)
         self._notify()
 
@@ -295,9 +219,9 @@ class FaultProxy:
     def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refusing or self._closing:
             self._debug("refusing connection from %s", writer.get_extra_info("peername"))
-            _reset(writer)
+            reset_socket(writer)
             return
-        conn = Connection(next(self._ids), _client=writer)
+        conn = ProxiedConnection(next(self._ids), _client=writer)
         self._live[conn.id] = conn
         self._debug("connection %d opened from %s", conn.id, writer.get_extra_info("peername"))
         task = asyncio.get_running_loop().create_task(
@@ -307,7 +231,7 @@ class FaultProxy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, conn: Connection, client_reader: asyncio.StreamReader) -> None:
+    async def _serve(self, conn: ProxiedConnection, client_reader: asyncio.StreamReader) -> None:
         graceful = False
         try:
             # Hold the upstream handshake too while UP is stalled: in a black hole
@@ -322,19 +246,19 @@ class FaultProxy:
                 return
             assert conn._client is not None
             try:
-                # A pump raising _Reset cancels its siblings; a clean EOF in both
+                # A pump raising PeerReset cancels its siblings; a clean EOF in both
                 # directions lets the group finish normally.
                 async with asyncio.TaskGroup() as group:
                     for d, src, dst in (
                         (Direction.UP, client_reader, conn._upstream),
                         (Direction.DOWN, up_reader, conn._client),
                     ):
-                        queue: asyncio.Queue[_Item] = asyncio.Queue(_QUEUE_CHUNKS)
+                        queue: asyncio.Queue[Item] = asyncio.Queue(_QUEUE_CHUNKS)
                         name = f"faultproxy-{self._port}-conn-{conn.id}-{d.value}"
                         group.create_task(self._read(conn, d, src, queue), name=f"{name}-read")
                         group.create_task(self._write(conn, d, dst, queue), name=f"{name}-write")
                 graceful = True
-            except* _Reset:
+            except* PeerReset:
                 self._debug("connection %d: peer reset, resetting both sides", conn.id)
         finally:
             if graceful:
@@ -343,28 +267,28 @@ class FaultProxy:
                     if writer is not None:
                         writer.close()
             else:
-                conn._reset()
+                conn.reset()
             conn.closed = True
             self._live.pop(conn.id, None)
             self._debug("connection %d closed (%s)", conn.id, "clean" if graceful else "reset")
 
     async def _read(
         self,
-        conn: Connection,
+        conn: ProxiedConnection,
         direction: Direction,
         src: asyncio.StreamReader,
-        queue: asyncio.Queue[_Item],
+        queue: asyncio.Queue[Item],
     ) -> None:
         """Move chunks from ``src`` to ``queue`` with release times, until EOF or reset."""
         loop = asyncio.get_running_loop()
         rng = random.Random()
-        rng_for: _Delay | None = None
+        rng_for: Delay | None = None
         while True:
-            data: bytes | _Signal
+            data: bytes | Signal
             try:
-                data = await src.read(_CHUNK) or _Signal.EOF
+                data = await src.read(_CHUNK) or Signal.EOF
             except OSError:
-                data = _Signal.RESET
+                data = Signal.RESET
             due = loop.time()
             spec = self._delays[direction]
             if spec is not None:
@@ -376,25 +300,25 @@ class FaultProxy:
                     rng_for = spec
                 due += spec.latency + (rng.uniform(0.0, spec.jitter) if spec.jitter else 0.0)
             if isinstance(data, bytes):
-                conn._count(direction, read=len(data))
+                conn.count(direction, read=len(data))
             await queue.put((data, due))
             if not isinstance(data, bytes):
                 return
 
     async def _write(
         self,
-        conn: Connection,
+        conn: ProxiedConnection,
         direction: Direction,
         dst: asyncio.StreamWriter,
-        queue: asyncio.Queue[_Item],
+        queue: asyncio.Queue[Item],
     ) -> None:
         """Release chunks from ``queue`` to ``dst`` as stall and delay allow."""
         while True:
             data, due = await queue.get()
             await self._wait_release(direction, due)
-            if data is _Signal.RESET:
-                raise _Reset
-            if data is _Signal.EOF:
+            if data is Signal.RESET:
+                raise PeerReset
+            if data is Signal.EOF:
                 self._debug("connection %d: EOF %s", conn.id, direction.value)
                 if dst.can_write_eof():
                     with contextlib.suppress(OSError):
@@ -404,8 +328,8 @@ class FaultProxy:
                 dst.write(data)
                 await dst.drain()
             except OSError as exc:
-                raise _Reset from exc
-            conn._count(direction, delivered=len(data))
+                raise PeerReset from exc
+            conn.count(direction, delivered=len(data))
 
     async def _wait_release(self, direction: Direction, due: float) -> None:
         loop = asyncio.get_running_loop()

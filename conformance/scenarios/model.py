@@ -3,7 +3,9 @@
 Plain data and pure functions, no machine instance: the constants the rules draw from (channel
 labels, grant sets, starts, ...), the timeouts and sizes, the clauses a scenario can show
 broken, and the handles (:class:`SessionHandle`, :class:`ClientHandle`) the machine keeps for
-what it registered and connected. The rules are in :mod:`conformance.scenarios.machine`.
+what it registered and connected. The rules are in :mod:`conformance.scenarios.machine`, the
+machine's plumbing in :mod:`conformance.scenarios.stage`, its on-the-spot judgements in
+:mod:`conformance.scenarios.verdicts`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conformance.backend import Session
+    from conformance.backend import Registration
     from conformance.client import ReplayClient
     from conformance.faults import FaultProxy
-    from conformance.streams import Subscription
+    from conformance.spans import Span
 
 __all__ = [
     "AUTO_SUBSCRIBE",
@@ -88,7 +90,7 @@ class SessionHandle:
     """A registered session as the machine models it."""
 
     label: str
-    registered: Session  # the latest registration's answer: id and current token
+    registered: Registration  # the latest registration's answer: id and current token
     grant_set: str
     grants: list[dict[str, Any]]
     auto_channels: frozenset[str] = frozenset()
@@ -124,7 +126,7 @@ class ClientHandle:
         return self.client.connected and not self.stalled
 
 
-def drained(subscription: Subscription, head: int) -> bool:
+def drained(span: Span, head: int) -> bool:
     """The subscription has everything up to ``head`` (or started after it)."""
-    offsets = subscription.offsets
-    return (bool(offsets) and offsets[-1] >= head) or subscription.from_ == head + 1
+    offsets = span.offsets
+    return (bool(offsets) and offsets[-1] >= head) or span.start == head + 1

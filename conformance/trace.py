@@ -1,39 +1,30 @@
-"""A case's event log read back as a history: publishes, sessions, subscriptions, deliveries.
+"""A case's event log read back as a trace: publishes, sessions, subscriptions, deliveries.
 
-The checkers in ``conformance.checkers`` judge this history as a whole, after the fact, the
-way Jepsen judges a queue: an operation was invoked, then completed ok, failed, or stayed
-indeterminate (its reply was lost), and every delivery is attributed to the subscription that
-was open on its socket when it arrived. Everything here is derived from ``LogEntry`` records
-alone, so any case (or the Hypothesis scenarios) can be checked the same way.
+The checkers in ``conformance.checkers`` judge this trace as a whole, after the fact, the way
+Jepsen judges a history of a queue: an operation was invoked, then completed ok, failed, or
+stayed indeterminate (its reply was lost), and every delivery is attributed to the
+subscription that was open on its socket when it arrived (by the same
+:class:`~conformance.spans.SpanBook` the client used while receiving). Everything here is
+derived from ``LogEntry`` records alone, so any case (or the Hypothesis scenarios) can be
+checked the same way.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from conformance.protocol import ROUTE_MESSAGES, ROUTE_SESSION, ROUTE_SESSIONS
+from conformance.spans import Delivery, Placement, Span, SpanBook
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
-    from conformance.findings import LogEntry
+    from conformance.eventlog import LogEntry
 
-__all__ = [
-    "Delivery",
-    "GrantChange",
-    "History",
-    "Publish",
-    "Span",
-    "canonical",
-    "grants_allow",
-]
-
-_MESSAGES_ROUTE = re.compile(r"^POST /replay/v1/channels/(?P<channel>[^/?]+)/messages$")
-_SESSIONS_ROUTE = "POST /replay/v1/sessions"
-_DELETE_ROUTE = re.compile(r"^DELETE /replay/v1/sessions/(?P<session>[^/?]+)$")
+__all__ = ["Delivery", "GrantChange", "Publish", "Span", "Trace", "canonical", "route_of"]
 
 
 def canonical(value: object) -> str:
@@ -41,15 +32,10 @@ def canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def grants_allow(grants: Iterable[dict[str, Any]], channel: str, action: str) -> bool:
-    """Whether grants allow ``action`` on ``channel`` (spec §9.1: exact, ``prefix*``, ``*``)."""
-    for grant in grants:
-        pattern = grant.get("channels", "")
-        if action not in grant.get("actions", ()):
-            continue
-        if pattern == channel or (pattern.endswith("*") and channel.startswith(pattern[:-1])):
-            return True
-    return False
+def route_of(name: str) -> tuple[str, str]:
+    """A logged HTTP request's name (``"POST /replay/v1/..."``) as (method, path)."""
+    method, _, path = name.partition(" ")
+    return method, path.partition("?")[0]
 
 
 @dataclass
@@ -70,42 +56,6 @@ class Publish:
 
 
 @dataclass
-class Delivery:
-    """One message as one socket received it."""
-
-    seq: int
-    t: float
-    actor: str
-    channel: str
-    epoch: object
-    offset: object
-    id: object
-    data: object
-
-
-@dataclass
-class Span:
-    """One subscription on one socket, from its ok reply (or ``replay:subscribed``) to its end."""
-
-    actor: str
-    channel: str
-    epoch: object
-    start: object  # the resolved ``from``
-    opened_seq: int
-    requested: object = None  # the ``from`` the client asked for (None: omitted or auto)
-    requested_epoch: object = None
-    truncated: object = None
-    ended_seq: int | None = None
-    end: str | None = None  # unsubscribe, unsubscribed:<reason>, disconnect
-    deliveries: list[Delivery] = field(default_factory=list)
-
-    @property
-    def live(self) -> bool:
-        """Still open when the history ends."""
-        return self.end is None
-
-
-@dataclass
 class GrantChange:
     """A session's grants from time ``t`` on; ``grants`` None means deleted (SES-15)."""
 
@@ -116,7 +66,7 @@ class GrantChange:
 
 
 @dataclass
-class History:
+class Trace:
     """Everything the checkers need, rebuilt from a case's log."""
 
     publishes: list[Publish] = field(default_factory=list)
@@ -128,8 +78,8 @@ class History:
     unattributed: list[Delivery] = field(default_factory=list)
 
     @classmethod
-    def from_log(cls, entries: Sequence[LogEntry]) -> History:
-        """Rebuild the history of a case from its log entries, in order."""
+    def from_log(cls, entries: Sequence[LogEntry]) -> Trace:
+        """Rebuild the trace of a case from its log entries, in order."""
         return _Builder().build(entries)
 
     def session_at(self, actor: str, seq: int) -> str | None:
@@ -158,30 +108,34 @@ class History:
 
 class _Builder:
     def __init__(self) -> None:
-        self.history = History()
+        self.trace = Trace()
         self.sends: dict[int, LogEntry] = {}
         self.publish_by_op: dict[int, Publish] = {}
         self.tokens: dict[str, str] = {}  # token -> session id
-        self.open: dict[tuple[str, str], Span] = {}
-        self.early: dict[tuple[str, str], list[Delivery]] = {}
-        self.subscribing: Counter[tuple[str, str]] = Counter()
+        self.books: dict[str, SpanBook] = {}  # actor -> its spans
 
-    def build(self, entries: Sequence[LogEntry]) -> History:
+    def build(self, entries: Sequence[LogEntry]) -> Trace:
         for entry in entries:
             handler = getattr(self, f"_on_{entry.kind}", None)
             if handler is not None:
                 handler(entry)
-        return self.history
+        return self.trace
+
+    def _book(self, actor: str) -> SpanBook:
+        if actor not in self.books:
+            self.books[actor] = SpanBook(actor)
+        return self.books[actor]
 
     def _on_send(self, entry: LogEntry) -> None:
         if entry.op is not None:
             self.sends[entry.op] = entry
         if entry.name == "replay:subscribe" and entry.channel is not None:
-            self.subscribing[(entry.actor, entry.channel)] += 1
+            self._book(entry.actor).sent_subscribe(entry.channel)
         payload = entry.payload if isinstance(entry.payload, dict) else {}
+        method, path = route_of(entry.name)
         if entry.name == "replay:publish" and isinstance(payload.get("channel"), str):
             self._publish(entry, payload["channel"], payload)
-        elif (match := _MESSAGES_ROUTE.match(entry.name)) and "data" in payload:
+        elif method == "POST" and (match := ROUTE_MESSAGES.match(path)) and "data" in payload:
             self._publish(entry, unquote(match["channel"]), payload)
 
     def _publish(self, entry: LogEntry, channel: str, payload: dict[str, Any]) -> None:
@@ -193,7 +147,7 @@ class _Builder:
             payload.get("data"),
             requested if isinstance(requested, str) else None,
         )
-        self.history.publishes.append(publish)
+        self.trace.publishes.append(publish)
         if entry.op is not None:
             self.publish_by_op[entry.op] = publish
 
@@ -202,11 +156,12 @@ class _Builder:
         if send is None:
             return
         if send.name == "replay:subscribe" and send.channel is not None:
-            self.subscribing[(send.actor, send.channel)] -= 1
+            self._book(send.actor).answered_subscribe(send.channel)
         body = entry.payload
         if isinstance(body, dict) and "status" in body and "body" in body:
             body = body["body"]  # an HTTP answer: {"status", "body"}
         body = body if isinstance(body, dict) else {}
+        method, path = route_of(send.name)
         publish = self.publish_by_op.get(entry.op) if entry.op is not None else None
         if publish is not None:
             publish.outcome = entry.outcome or "indeterminate"
@@ -216,16 +171,18 @@ class _Builder:
                 publish.epoch = body.get("epoch")
                 publish.stored_id = body.get("id")
                 publish.duplicate = body.get("duplicate") is True
-        elif send.name == _SESSIONS_ROUTE and entry.outcome == "ok":
+        elif entry.outcome != "ok":
+            return
+        elif method == "POST" and ROUTE_SESSIONS.match(path):
             self._registered(entry, send, body)
-        elif (match := _DELETE_ROUTE.match(send.name)) and entry.outcome == "ok":
+        elif method == "DELETE" and (match := ROUTE_SESSION.match(path)):
             change = GrantChange(entry.seq, entry.t, unquote(match["session"]), None)
-            self.history.grant_changes.append(change)
-        elif send.name == "replay:subscribe" and entry.outcome == "ok":
+            self.trace.grant_changes.append(change)
+        elif send.name == "replay:subscribe":
             request = send.payload if isinstance(send.payload, dict) else {}
-            self._open_span(entry, body, request)
-        elif send.name == "replay:unsubscribe" and entry.outcome == "ok":
-            self._close_span(entry.actor, send.channel, entry.seq, "unsubscribe")
+            self._open(entry, body, request, "reply")
+        elif send.name == "replay:unsubscribe" and send.channel is not None:
+            self._book(entry.actor).end(send.channel, "unsubscribe", entry.seq)
 
     def _registered(self, entry: LogEntry, send: LogEntry, body: dict[str, Any]) -> None:
         request = send.payload if isinstance(send.payload, dict) else {}
@@ -238,19 +195,17 @@ class _Builder:
         change = GrantChange(
             entry.seq, entry.t, session_id, grants if isinstance(grants, list) else []
         )
-        self.history.grant_changes.append(change)
+        self.trace.grant_changes.append(change)
 
     def _on_connect(self, entry: LogEntry) -> None:
         send = self.sends.get(entry.op) if entry.op is not None else None
         auth = send.payload if send is not None and isinstance(send.payload, dict) else {}
         token = auth.get("token")
         session = self.tokens.get(token) if isinstance(token, str) else None
-        self.history.connections.setdefault(entry.actor, []).append((entry.seq, session))
+        self.trace.connections.setdefault(entry.actor, []).append((entry.seq, session))
 
     def _on_disconnect(self, entry: LogEntry) -> None:
-        for (actor, channel), _span in list(self.open.items()):
-            if actor == entry.actor:
-                self._close_span(actor, channel, entry.seq, "disconnect")
+        self._book(entry.actor).end_all("disconnect", entry.seq)
 
     def _on_event(self, entry: LogEntry) -> None:
         payload = entry.payload if isinstance(entry.payload, dict) else {}
@@ -260,61 +215,28 @@ class _Builder:
         if entry.name == "replay:messages":
             self._deliver(entry, channel, payload)
         elif entry.name == "replay:subscribed":
-            self._open_span(entry, payload, {})
+            self._open(entry, payload, {}, "auto")
         elif entry.name == "replay:unsubscribed":
-            reason = payload.get("reason")
-            self._close_span(entry.actor, channel, entry.seq, f"unsubscribed:{reason}")
+            why = f"unsubscribed:{payload.get('reason')}"
+            self._book(entry.actor).end(channel, why, entry.seq)
 
-    def _open_span(self, entry: LogEntry, reply: dict[str, Any], request: dict[str, Any]) -> None:
+    def _open(
+        self, entry: LogEntry, reply: dict[str, Any], request: dict[str, Any], origin: str
+    ) -> None:
         channel = reply.get("channel") or request.get("channel")
         if not isinstance(channel, str):
             return
-        span = Span(
-            entry.actor,
-            channel,
-            reply.get("epoch"),
-            reply.get("from"),
-            entry.seq,
-            requested=request.get("from"),
-            requested_epoch=request.get("epoch"),
-            truncated=reply.get("truncated"),
-        )
-        self.history.spans.append(span)
-        self.open[(entry.actor, channel)] = span
-        for delivery in self.early.pop((entry.actor, channel), []):
-            span.deliveries.append(delivery)  # arrived before the reply (SUB-13 broken)
-
-    def _close_span(self, actor: str, channel: str | None, seq: int, why: str) -> None:
-        if channel is None:
-            return
-        span = self.open.pop((actor, channel), None)
-        if span is not None:
-            span.ended_seq, span.end = seq, why
+        book = self._book(entry.actor)
+        span, _ = book.open(channel, reply, seq=entry.seq, origin=origin, request=request)
+        self.trace.spans.append(span)
 
     def _deliver(self, entry: LogEntry, channel: str, payload: dict[str, Any]) -> None:
         messages = payload.get("messages")
-        span = self.open.get((entry.actor, channel))
-        for message in messages if isinstance(messages, list) else ():
-            if not isinstance(message, dict):
-                continue
-            delivery = Delivery(
-                entry.seq,
-                entry.t,
-                entry.actor,
-                channel,
-                payload.get("epoch"),
-                message.get("offset"),
-                message.get("id"),
-                message.get("data"),
-            )
-            self.history.deliveries.append(delivery)
-            if span is not None:
-                span.deliveries.append(delivery)
-            elif self._subscribing(entry.actor, channel):
-                self.early.setdefault((entry.actor, channel), []).append(delivery)
-            else:
-                self.history.unattributed.append(delivery)
-
-    def _subscribing(self, actor: str, channel: str) -> bool:
-        """A subscribe of ``actor`` on ``channel`` was sent and has no reply yet."""
-        return self.subscribing[(actor, channel)] > 0
+        batch = [
+            Delivery(entry.seq, entry.t, entry.actor, channel, payload.get("epoch"), message)
+            for message in (messages if isinstance(messages, list) else ())
+            if isinstance(message, dict)
+        ]
+        self.trace.deliveries.extend(batch)
+        if self._book(entry.actor).receive(channel, batch) is Placement.STRAY:
+            self.trace.unattributed.extend(batch)

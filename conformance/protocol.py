@@ -1,0 +1,108 @@
+"""What the suite knows of replay/1 itself: routes, error codes, features, actions, grants.
+
+Plain constants and pure functions, one place for each fact the spec states, so that the
+backend client, the cases and the checkers never spell one of them twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import quote
+
+from conformance.errors import SuiteError
+
+__all__ = [
+    "ACTIONS",
+    "API",
+    "ERROR_STATUS",
+    "FEATURES",
+    "INFO_PATH",
+    "PROTOCOL",
+    "ROUTE_INFO",
+    "ROUTE_MESSAGES",
+    "ROUTE_RETENTION",
+    "ROUTE_SESSION",
+    "ROUTE_SESSIONS",
+    "channel_segment",
+    "grant",
+    "grants_allow",
+    "messages_path",
+    "retention_path",
+    "session_path",
+]
+
+PROTOCOL: Final = "replay/1"
+API: Final = "/replay/v1"  # the route prefix of the backend HTTP API (spec §4)
+INFO_PATH: Final = f"{API}/info"
+
+# The routes of spec §4, as patterns over a percent-encoded path (no query string).
+ROUTE_INFO: Final = re.compile(rf"^{API}/info$")
+ROUTE_SESSIONS: Final = re.compile(rf"^{API}/sessions$")
+ROUTE_SESSION: Final = re.compile(rf"^{API}/sessions/(?P<session>[^/?]+)$")
+ROUTE_MESSAGES: Final = re.compile(rf"^{API}/channels/(?P<channel>[^/?]+)/messages$")
+ROUTE_RETENTION: Final = re.compile(rf"^{API}/channels/(?P<channel>[^/?]+)/retention$")
+
+# The HTTP status of each error code (spec §4.1 table).
+ERROR_STATUS: Final[Mapping[str, int]] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "already_subscribed": 409,
+    "not_subscribed": 409,
+    "epoch_mismatch": 409,
+    "history_truncated": 410,
+    "offset_out_of_range": 416,
+    "payload_too_large": 413,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "internal": 500,
+}
+
+# The features of spec §11 ("sessions" is the core every target has).
+FEATURES: Final = frozenset(
+    {"sessions", "client-publish", "idempotency", "history", "cursors", "retention", "cluster"}
+)
+# What a grant may allow (spec §9.1).
+ACTIONS: Final = ("subscribe", "publish", "history")
+
+
+def channel_segment(channel: str) -> str:
+    """Percent-encode a channel as one path segment (``/`` -> ``%2F``; API-5)."""
+    return quote(channel, safe=":@")
+
+
+def messages_path(channel: str) -> str:
+    """``/replay/v1/channels/<channel>/messages``."""
+    return f"{API}/channels/{channel_segment(channel)}/messages"
+
+
+def retention_path(channel: str) -> str:
+    """``/replay/v1/channels/<channel>/retention``."""
+    return f"{API}/channels/{channel_segment(channel)}/retention"
+
+
+def session_path(session_id: str | None = None) -> str:
+    """``/replay/v1/sessions`` or ``/replay/v1/sessions/<id>``."""
+    return f"{API}/sessions" + ("" if session_id is None else f"/{quote(session_id, safe='')}")
+
+
+def grant(channels: str, *actions: str) -> dict[str, Any]:
+    """A grant object: ``grant("room:1", "subscribe")``; no actions means all three."""
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown:
+        raise SuiteError(f"unknown grant actions {unknown}; known: {list(ACTIONS)}")
+    return {"channels": channels, "actions": list(actions or ACTIONS)}
+
+
+def grants_allow(grants: Iterable[Mapping[str, Any]], channel: str, action: str) -> bool:
+    """Whether grants allow ``action`` on ``channel`` (spec §9.1: exact, ``prefix*``, ``*``)."""
+    for entry in grants:
+        pattern = entry.get("channels", "")
+        if action not in entry.get("actions", ()):
+            continue
+        if pattern == channel or (pattern.endswith("*") and channel.startswith(pattern[:-1])):
+            return True
+    return False

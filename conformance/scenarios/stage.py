@@ -1,0 +1,243 @@
+"""The scenario machine's stage: how a rule runs on the target, and the judging at teardown.
+
+Theory of operation
+-------------------
+Rules are synchronous, as Hypothesis wants; each runs one coroutine on the suite's own event
+loop (the driver thread) inside this example's :class:`~conformance.context.CaseContext`, so
+every operation lands in one event log, exactly as in a deterministic case. Each simulated
+client talks to its node through its own :class:`~conformance.faults.FaultProxy`, so faults act
+at the TCP level: a cut is a reset, a stall holds bytes without closing anything.
+
+The machine keeps only the model it needs to pick sensible steps (sessions, their grants and
+tokens, which clients are connected or stalled) and judges on the spot what a reply alone
+shows (:mod:`conformance.scenarios.verdicts`). Everything else is judged after the fact: at
+teardown it heals every fault, lets every open subscription drain to its channel's head, and
+runs the whole-trace checkers, which name the anomaly and its clause. A failure raises
+``ConformanceFailure``, Hypothesis shrinks the steps, and prints them as a short program
+followed by the anomaly.
+
+Channels come in a small family so that grants can cover some and not others: ``a`` and ``b``
+share the prefix ``<base>/``; ``c`` lives at ``<base>x/`` and is only covered by ``<base>*``
+and ``*``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hypothesis.stateful import RuleBasedStateMachine
+
+from conformance.case import CaseSpec
+from conformance.checkers import check
+from conformance.context import CaseContext, activated
+from conformance.errors import ConformanceFailure, ConnectionLost, ConnectRefused, NoReply
+from conformance.protocol import grant
+from conformance.scenarios import verdicts
+from conformance.scenarios.model import (
+    CHANNELS,
+    DRAIN_TIMEOUT_S,
+    SCENARIO_CLAUSES,
+    STEP_TIMEOUT_S,
+    ClientHandle,
+    SessionHandle,
+    drained,
+)
+from conformance.trace import Trace
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from conformance.target import Target
+
+__all__ = ["Stage"]
+
+T = TypeVar("T")
+
+
+class Stage(RuleBasedStateMachine):
+    """A scenario machine without rules: the target, the model, and the verdict at teardown."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__()
+        self.target = target
+        self.features = target.features
+        self.last_node = len(target.urls) - 1
+        spec = CaseSpec(name=f"{__name__}.scenario", clauses=SCENARIO_CLAUSES)
+        self.context = CaseContext(spec)
+        self.counter = itertools.count(1)
+        self.ids: dict[str, list[str]] = {label: [] for label in CHANNELS}
+        self.handles: list[ClientHandle] = []
+        self.failures: list[ConformanceFailure] = []
+        self.cast: SessionHandle | None = None
+        self.base = self.run(self._base)
+
+    # --- running a rule's work ----------------------------------------------------------------
+
+    async def _base(self) -> str:
+        return self.target.channel("s")
+
+    def run(self, make: Callable[[], Awaitable[T]], timeout: float = STEP_TIMEOUT_S) -> T:
+        """Run ``make()`` on the suite's loop, inside this example's case context."""
+
+        async def within() -> T:
+            with activated(self.context):
+                return await make()
+
+        return self.target.driver.run(within(), timeout)
+
+    def step(self, make: Callable[[], Awaitable[T]]) -> T | None:
+        """Run one rule's work; a failure is kept for the verdict at teardown.
+
+        Raising at once would make a run draw fewer steps than the run Hypothesis replays
+        while shrinking, whenever the target's timing differs between the two; keeping every
+        run the same length keeps the search consistent (no FlakyStrategyDefinition).
+        """
+        try:
+            return self.run(make)
+        except ConformanceFailure as failure:  # NoReply included (EVT-1)
+            self.failures.append(failure)
+        except ConnectionLost:
+            pass  # the connection dropped under the operation (a cut, a revocation)
+        except ConnectRefused as refused:  # the machine only connects live sessions
+            self.failures.append(
+                ConformanceFailure("CON-1", "a live session's token accepted", str(refused))
+            )
+        return None
+
+    def judged(self, failure: ConformanceFailure | None, channel: str, actor: str) -> None:
+        """Raise an on-the-spot finding, with the end of the log about it."""
+        if failure is not None:
+            failure.log.extend(self.target.log.tail(channel, actor))
+            raise failure
+
+    # --- the model's names ----------------------------------------------------------------------
+
+    def channel(self, label: str) -> str:
+        return f"{self.base}x/{label}" if label == "c" else f"{self.base}/{label}"
+
+    def grants_for(self, grant_set: str) -> list[dict[str, Any]]:
+        base = self.base
+        return {
+            "all": [grant("*")],
+            "prefix": [grant(f"{base}/*")],
+            "exact-a": [grant(self.channel("a"))],
+            "subscribe-only": [grant(f"{base}*", "subscribe")],
+            "a-and-c": [grant(self.channel("a")), grant(self.channel("c"))],
+        }[grant_set]
+
+    def auto_entries(self, auto: str) -> list[dict[str, Any]] | None:
+        if auto == "a-from-beginning":
+            return [{"channel": self.channel("a"), "from": "beginning"}]
+        if auto == "b-latest":
+            return [{"channel": self.channel("b")}]
+        return None
+
+    def next_data(self) -> dict[str, int]:
+        return {"scenario": next(self.counter)}  # unique: the checkers match data
+
+    def message_id(self, label: str, mode: str) -> str | None:
+        if mode == "repeat" and self.ids[label]:
+            return self.ids[label][-1]
+        if mode == "none":
+            return None
+        new = f"k{next(self.counter)}"
+        self.ids[label].append(new)
+        return new
+
+    # --- operations the rules share ---------------------------------------------------------
+
+    async def subscribe_judged(self, handle: ClientHandle, label: str, start: str) -> None:
+        """Subscribe ``handle`` to ``label`` from a kind of ``start`` and judge the reply."""
+        channel = self.channel(label)
+        stream = handle.client.stream(channel)
+        last = stream.received[-1] if stream.received else None
+        epoch = stream.subscriptions[-1].epoch if stream.subscriptions else None
+        from_: int | str | None = {"beginning": "beginning", "latest": "latest"}.get(start)
+        sent_epoch = None
+        if start in ("resume", "offset-1") and isinstance(epoch, str):
+            offset = last.get("offset") if last and start == "resume" else 0
+            from_, sent_epoch = (offset + 1 if isinstance(offset, int) else 1), epoch
+        elif start in ("resume", "offset-1"):
+            from_ = "beginning"
+        already = handle.client.subscription(channel) is not None
+        reply = await handle.client.subscribe(channel, from_, epoch=sent_epoch)
+        session = handle.session
+        failure = verdicts.grant_verdict(session, channel, "subscribe", reply)
+        failure = failure or verdicts.subscribe_outcome(
+            session, channel, start, from_, already, reply
+        )
+        omitted = reply.get("ok") is True and start == "omitted"
+        if failure is None and omitted and "cursors" in self.features:
+            failure = verdicts.cursor_start(session, channel, reply)
+        self.judged(failure, channel, handle.label)
+
+    async def ack_judged(
+        self, handle: ClientHandle, channel: str, offset: int, epoch: str | None
+    ) -> None:
+        """Acknowledge ``offset`` and judge the cursor the reply reports (ACK-4)."""
+        session = handle.session
+        before = session.cursor_options(channel)
+        after = frozenset(max(c or 0, offset) for c in before)  # ACK-4: never moves back
+        session.cursors[channel] = before | after  # applied or not, until the reply
+        reply = await handle.client.ack(channel, offset, epoch=epoch)
+        if reply.get("ok") is not True:
+            session.cursors[channel] = before
+            return
+        self.judged(verdicts.ack_cursor(after, offset, reply), channel, handle.label)
+        session.cursors[channel] = frozenset({reply["cursor"]})
+
+    # --- judging ------------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        try:
+            self.run(self._drain_and_check, timeout=STEP_TIMEOUT_S + DRAIN_TIMEOUT_S)
+        finally:
+            self.run(self.context.close)
+
+    async def _drain_and_check(self) -> None:
+        """Heal every fault, let open subscriptions reach their channel's head, then judge
+        the whole trace; raise the earliest problem, with every other one listed."""
+        for handle in self.handles:
+            handle.proxy.heal()
+        heads = {label: await self._head(label) for label in CHANNELS}
+        for handle in self.handles:
+            for label, (epoch, head) in heads.items():
+                span = handle.client.subscription(self.channel(label))
+                if span is None or span.epoch != epoch or head is None:
+                    continue
+                # What never arrives is the checkers' to name (lost), with its clause.
+                with contextlib.suppress(ConformanceFailure, ConnectionLost, NoReply):
+                    await handle.client.wait_until(
+                        functools.partial(drained, span, head),
+                        f"{handle.label} drained to {head}",
+                        timeout=DRAIN_TIMEOUT_S,
+                    )
+        problems = [*self.context.log.violations, *self.failures]
+        entries = self.context.log.entries
+        anomalies = check(Trace.from_log(entries), idempotency="idempotency" in self.features)
+        if anomalies:
+            seqs = {seq for anomaly in anomalies for seq in anomaly.seqs}
+            problems.append(
+                ConformanceFailure(
+                    anomalies[0].clause,
+                    f"no {anomalies[0].kind} anomaly in the trace",
+                    "; ".join(str(a) for a in anomalies[:5]),
+                    [e for e in entries if e.seq in seqs][-40:],
+                )
+            )
+        if problems:
+            first = problems[0]
+            first.others = [*first.others, *problems[1:]]
+            raise first
+
+    async def _head(self, label: str) -> tuple[object, int | None]:
+        """The channel's epoch and head, as a fresh all-seeing subscriber is told."""
+        target = self.target
+        probe = await target.client(grants=[grant("*", "subscribe")], name=f"probe-{label}")
+        reply = await probe.subscribe(self.channel(label), "latest")
+        await probe.close()
+        head = reply.get("head")
+        return reply.get("epoch"), head if isinstance(head, int) else None
