@@ -9,6 +9,7 @@ import pytest
 from harness import ALL_ACTIONS, Client, ConnectRefused, serve
 
 from conformance.faults import FaultProxy
+from reference.core.model import ChannelState, Limits
 from reference.store.memory import MemoryStore
 
 
@@ -114,6 +115,35 @@ async def test_forbidden_channel() -> None:  # SUB-2, PUB-5, HIS-3, ACK-1, ACC-5
         assert "secret" not in client.messages
         status, body = await served.call("GET", "/replay/v1/channels/room%3A1/messages")
         assert status == 200 and body["head"] == 0  # the forbidden publish stored nothing
+
+
+class StateReads(MemoryStore):
+    """A memory store that records the channels whose state was read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states_read: list[str] = []
+
+    async def state(self, channel: str) -> ChannelState:
+        self.states_read.append(channel)
+        return await super().state(channel)
+
+
+async def test_a_subscribe_reads_the_channel_only_after_the_checks_that_need_no_read() -> None:
+    """SUB-1's grant, existing-subscription and limit checks come before any store read, so a
+    subscribe they refuse never touches (nor, on first use, creates) the channel (CHN-3)."""
+    store = StateReads()
+    async with serve(store, limits=Limits(max_subscriptions=1)) as served:
+        client = await served.client(grants=[grant("room:*", "subscribe")])
+        for channel, code in [
+            ("secret", "forbidden"),
+            ("room:1", None),
+            ("room:1", "already_subscribed"),
+            ("room:2", "rate_limited"),
+        ]:
+            reply = await client.call("replay:subscribe", {"channel": channel})
+            assert reply.get("error", {}).get("code") == code, channel
+        assert store.states_read == ["room:1"]
 
 
 async def test_revocation_disconnects_within_one_second() -> None:  # SES-14, SES-15

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from reference.core.errors import Unavailable
 from reference.core.model import JsonValue, Limits
-from reference.core.positions import Start
+from reference.core.subscribe_order import Start
 from reference.core.subscription import (
     UNSUBSCRIBED_REASONS,
     CaughtUp,

@@ -15,18 +15,17 @@ from typing import Any
 
 import socketio
 
-from reference.core import grants, payloads, positions
+from reference.core import grants, payloads, positions, subscribe_order
 from reference.core.errors import (
-    AlreadySubscribed,
     BadRequest,
     InternalError,
     NotSubscribed,
-    RateLimited,
     ReplayError,
     Unauthorized,
 )
-from reference.core.model import Action, JsonValue
-from reference.core.positions import Start
+from reference.core.model import Action, AutoSubscription, JsonValue
+from reference.core.payloads import SubscribeRequest
+from reference.core.subscribe_order import Start
 from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token
 from reference.server.delivery import Subscription
@@ -173,14 +172,7 @@ class SocketApi:
         for entry in session.subscribe:
             async with connection.lock:
                 try:
-                    start = await self._start_subscription(
-                        connection,
-                        entry.channel,
-                        entry.start,
-                        None,
-                        entry.allow_truncation,
-                        auto=True,
-                    )
+                    start = await self._start_subscription(connection, entry)
                 except ReplayError as exc:  # AUT-4: report, keep the connection
                     await outlet.emit(
                         "replay:unsubscribed",
@@ -227,37 +219,25 @@ class SocketApi:
         connection.grants = session.grants
 
     async def _start_subscription(
-        self,
-        connection: Connection,
-        channel: str,
-        start: int | str | None,
-        epoch: str | None,
-        allow_truncation: bool,
-        *,
-        auto: bool = False,
+        self, connection: Connection, request: SubscribeRequest | AutoSubscription
     ) -> Start:
-        """Checks of SUB-1 after the payload shape, then resolution; registers, not launches.
+        """SUB-1 from its second check on, then register the subscription (not launch it).
 
-        ``auto`` resolves an auto-subscription entry, whose cursor wins over its ``from``.
+        The store is read between ``subscribe_order``'s two pure steps, so only once the
+        checks that need no read have passed.
         """
-        grants.require(connection.grants, channel, Action.SUBSCRIBE)  # SUB-2
-        if channel in connection.subscriptions:
-            raise AlreadySubscribed(f"already subscribed to {channel!r}")  # SUB-3
-        if len(connection.subscriptions) >= self.node.limits.max_subscriptions:
-            raise RateLimited("too many subscriptions on this socket")  # SUB-15
+        admitted = subscribe_order.admit(
+            request,
+            grants=connection.grants,
+            subscribed=connection.subscriptions.keys(),
+            max_subscriptions=self.node.limits.max_subscriptions,
+        )
+        channel = admitted.channel
         state = await self.node.store.state(channel)
         cursor = None
-        if start is None or auto:
+        if admitted.needs_cursor:
             cursor = await self.node.store.cursor(connection.session_id, channel)
-        if auto:
-            assert start is not None
-            resolved = positions.resolve_auto_subscription(
-                start, allow_truncation=allow_truncation, state=state, cursor=cursor
-            )
-        else:
-            resolved = positions.resolve_subscribe(
-                start, epoch=epoch, allow_truncation=allow_truncation, state=state, cursor=cursor
-            )
+        resolved = subscribe_order.resolve(admitted, state=state, cursor=cursor)
         connection.subscriptions[channel] = Subscription(
             channel=channel,
             start=resolved,
@@ -277,12 +257,10 @@ class SocketApi:
             del connection.subscriptions[subscription.channel]
 
     async def _subscribe(self, connection: Connection, args: Sequence[object]) -> Reply:
-        request = payloads.parse_subscribe(args)
+        request = payloads.parse_subscribe(args)  # SUB-1's first check: the payload shape
         await self._current_grants(connection)
         async with connection.lock:  # the auto-subscription task may be registering too
-            start = await self._start_subscription(
-                connection, request.channel, request.start, request.epoch, request.allow_truncation
-            )
+            start = await self._start_subscription(connection, request)
             # The reply is queued when this handler returns, before the task below first runs.
             connection.subscriptions[request.channel].launch()
         return start.to_wire(request.channel)

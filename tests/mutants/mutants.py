@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from reference.core import grants, positions
+from reference.core import grants, subscribe_order
 from reference.core.model import Cursor, Session
-from reference.core.positions import Start
+from reference.core.subscribe_order import Start
 from reference.core.subscription import CaughtUp, Deliver, End, Trigger, decide
 from reference.server import delivery, node, socket_api
 from reference.store.memory import MemoryStore
@@ -115,7 +115,7 @@ def handoff_drop() -> None:
 )
 def resume_duplicate() -> None:
     resumes: dict[int, Start] = {}  # by identity; Start values are kept alive on purpose
-    original_resolve = positions.resolve_subscribe
+    original_resolve = subscribe_order.resolve_from
 
     def resolve(start: Any, **kwargs: Any) -> Start:
         resolved = original_resolve(start, **kwargs)
@@ -131,7 +131,7 @@ def resume_duplicate() -> None:
         if resumes.pop(id(start), None) is start and self.next > start.state.lowest:
             self.next -= 1
 
-    positions.resolve_subscribe = resolve  # type: ignore[assignment]
+    subscribe_order.resolve_from = resolve  # type: ignore[assignment]
     delivery.Subscription.__init__ = init  # type: ignore[method-assign]
 
 
@@ -224,12 +224,12 @@ def delivers_after_unsubscribe() -> None:
     "SUB-1",
 )
 def stale_epoch_accepted() -> None:
-    original = positions.resolve_subscribe
+    original = subscribe_order.resolve_from
 
     def resolve(start: Any, **kwargs: Any) -> Start:
         return original(start, **{**kwargs, "epoch": None})
 
-    positions.resolve_subscribe = resolve  # type: ignore[assignment]
+    subscribe_order.resolve_from = resolve  # type: ignore[assignment]
 
 
 @mutant(
@@ -246,13 +246,13 @@ def stale_epoch_accepted() -> None:
     "AUT-2",
 )
 def truncation_silent() -> None:
-    original = positions.resolve_subscribe
+    original = subscribe_order.resolve_from
 
     def resolve(start: Any, **kwargs: Any) -> Start:
         resolved = original(start, **{**kwargs, "allow_truncation": True})
         return Start(resolved.state, resolved.offset)  # and say nothing about it
 
-    positions.resolve_subscribe = resolve  # type: ignore[assignment]
+    subscribe_order.resolve_from = resolve  # type: ignore[assignment]
 
 
 @mutant(
