@@ -12,45 +12,86 @@ never in a cycle (``tests/test_layers.py`` reads every import and keeps this tru
 
 0. leaf types: ``errors`` (the one error root), ``text``, ``eventlog``, ``protocol`` (routes,
    error codes, features, actions, grants), ``spec_files``
-1. the spec's knowledge: ``clauses``, ``schemas``, ``expect`` (the helpers cases judge with)
+1. the spec's knowledge: ``clauses``, ``schemas``, ``expectations`` (the helpers cases judge with)
 2. the target's speakers: ``backend`` (HTTP API), ``spans`` and ``streams`` (subscriptions as a
    socket saw them, checked as they arrive), ``recorder`` and ``client`` (Socket.IO),
    ``faults`` (the TCP proxy)
 3. judging and reporting: ``trace`` (a log read back), ``checkers``, ``grading``, ``report``
-4. running: ``driver``, ``case``, ``context``, ``watchdog``, ``nodes``, ``target``, ``launch``
+4. running: ``driver``, ``registry``, ``context``, ``watchdog``, ``nodes``, ``target``, ``launch``
 5. entry points: ``options``, ``preflight``, ``plugin``, ``inventory``, ``scenarios``, ``cases``
 
-This package's own ``__init__`` sits above them all: it only re-exports the case-writing API.
+This package's own ``__init__`` sits above them all: it only re-exports the case-writing API,
+and loads each name's module when the name is first used.
 """
 
 from __future__ import annotations
 
-from conformance.backend import Registration
-from conformance.case import case, scenario
-from conformance.client import ReplayClient
-from conformance.context import current
-from conformance.errors import (
-    ConformanceError,
-    ConformanceFailure,
-    ConnectFailed,
-    ConnectionLost,
-    ConnectRefused,
-    Indeterminate,
-    NoReply,
-    SuiteError,
-)
-from conformance.expect import (
-    expect,
-    expect_duplicate_of,
-    expect_error,
-    expect_offsets,
-    expect_ok,
-    expect_refused,
-    expect_status,
-    fail,
-)
-from conformance.protocol import grant
-from conformance.target import Target
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conformance.backend import Registration
+    from conformance.client import ReplayClient
+    from conformance.context import current
+    from conformance.errors import (
+        ConformanceError,
+        ConformanceFailure,
+        ConnectFailed,
+        ConnectionLost,
+        ConnectRefused,
+        Indeterminate,
+        NoReply,
+        SuiteError,
+    )
+    from conformance.expectations import (
+        expect,
+        expect_duplicate_of,
+        expect_error,
+        expect_offsets,
+        expect_ok,
+        expect_refused,
+        expect_status,
+        fail,
+    )
+    from conformance.protocol import grant
+    from conformance.registry import case, scenario
+    from conformance.target import Target
+
+# Loaded on first use (PEP 562), so that importing one module of the suite, or running
+# ``python -m conformance.clauses``, does not import all of it through this package.
+_HOMES = {
+    "Registration": "conformance.backend",
+    "case": "conformance.registry",
+    "scenario": "conformance.registry",
+    "ReplayClient": "conformance.client",
+    "current": "conformance.context",
+    "ConformanceError": "conformance.errors",
+    "ConformanceFailure": "conformance.errors",
+    "ConnectFailed": "conformance.errors",
+    "ConnectRefused": "conformance.errors",
+    "ConnectionLost": "conformance.errors",
+    "Indeterminate": "conformance.errors",
+    "NoReply": "conformance.errors",
+    "SuiteError": "conformance.errors",
+    "expect": "conformance.expectations",
+    "expect_duplicate_of": "conformance.expectations",
+    "expect_error": "conformance.expectations",
+    "expect_offsets": "conformance.expectations",
+    "expect_ok": "conformance.expectations",
+    "expect_refused": "conformance.expectations",
+    "expect_status": "conformance.expectations",
+    "fail": "conformance.expectations",
+    "grant": "conformance.protocol",
+    "Target": "conformance.target",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'conformance' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
+
 
 __all__ = [
     "ConformanceError",

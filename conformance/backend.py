@@ -22,7 +22,7 @@ import yarl
 
 from conformance import schemas
 from conformance.errors import Indeterminate
-from conformance.expect import fail
+from conformance.expectations import fail
 from conformance.protocol import (
     ERROR_STATUS,
     INFO_PATH,

@@ -17,7 +17,7 @@ import socketio
 from socketio import packet
 
 from conformance.errors import ConnectFailed, ConnectionLost, ConnectRefused, NoReply, SuiteError
-from conformance.expect import fail
+from conformance.expectations import fail
 from conformance.recorder import Recorder, channel_of
 from conformance.text import ranges
 

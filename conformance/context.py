@@ -19,7 +19,7 @@ from conformance.eventlog import EventLog, active_log
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
-    from conformance.case import CaseSpec
+    from conformance.registry import CaseSpec
 
 __all__ = ["CaseContext", "activated", "current", "current_or_none", "run_case"]
 

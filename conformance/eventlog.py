@@ -2,7 +2,7 @@
 
 Clients and backend calls of a case share one :class:`EventLog`. It also collects the
 violations found while observing (an invalid payload, a gap in a stream): they fail the case
-when it ends. The whole-history checkers read it back afterwards (:mod:`conformance.trace`).
+when it ends. The whole-trace checkers read it back afterwards (:mod:`conformance.trace`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import conformance.cases
 from conformance import clauses
-from conformance.case import CASES
+from conformance.registry import CASES
 from conformance.spec_files import spec_dir
 
 __all__ = ["cases_citing", "main"]

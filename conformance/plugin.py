@@ -20,20 +20,20 @@ import hypothesis
 import pytest
 
 from conformance import clauses
-from conformance.case import spec_of, unclaimed
 from conformance.driver import Driver
 from conformance.errors import SuiteError
 from conformance.grading import FAILED, CaseResult, ClauseVerdict, as_failure, grade, is_strict
 from conformance.launch import launch
 from conformance.options import OPTIONS, Settings, add_options, resolve_settings
 from conformance.preflight import PREFLIGHT_EXIT, preflight
+from conformance.registry import spec_of, unclaimed
 from conformance.report import failure_dict, render_json, terminal_lines, write_report
 from conformance.scenarios.profiles import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from conformance.case import CaseSpec
+    from conformance.registry import CaseSpec
     from conformance.target import Target
 
 __all__ = ["session_target"]

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from conformance.backend import Backend, Registration
-from conformance.case import CaseHost, CaseSpec
 from conformance.client import REPLY_TIMEOUT_S, ReplayClient
 from conformance.context import current, current_or_none, run_case
 from conformance.errors import ConnectRefused, SuiteError
 from conformance.eventlog import EventLog
-from conformance.expect import fail
+from conformance.expectations import fail
 from conformance.faults import FaultProxy
+from conformance.registry import CaseHost, CaseSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence

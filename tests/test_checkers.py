@@ -1,4 +1,4 @@
-"""The whole-history checkers name each anomaly on a hand-built log (conformance.checkers)."""
+"""The whole-trace checkers name each anomaly on a hand-built log (conformance.checkers)."""
 
 from __future__ import annotations
 

@@ -76,3 +76,22 @@ def test_command_lists_every_clause() -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_command_lists_the_cases_citing_a_clause() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-W", "error", "-m", "conformance.clauses", *args]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    found = run("--cases", "SUB-13")
+    assert found.returncode == 0, found.stderr
+    header, *cases = found.stdout.splitlines()
+    assert header.startswith("SUB-13 MUST") and header.endswith(f"{len(cases)} cases")
+    assert (
+        "  conformance/cases/test_subscribe_basics.py::test_reply_first_while_publishes_race"
+        in cases
+    )
+    internal = run("--cases", next(c.id for c in clauses.load() if c.internal))
+    assert internal.returncode == 0 and internal.stdout.rstrip().endswith(": 0 cases")
+    unknown = run("--cases", "NOPE-1")
+    assert unknown.returncode == 2 and "no clause 'NOPE-1'" in unknown.stderr

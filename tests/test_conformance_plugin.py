@@ -23,13 +23,12 @@ import pytest
 from aiohttp import web
 
 from conformance import clauses, schemas
-from conformance.case import CASES, CaseSpec, case, spec_of
 from conformance.client import _emit_data
 from conformance.context import run_case
 from conformance.driver import Driver
 from conformance.errors import CaseTimeout, ConformanceFailure, ConnectRefused, SuiteError
 from conformance.eventlog import EventLog, active_log
-from conformance.expect import (
+from conformance.expectations import (
     describe_offsets,
     expect,
     expect_error,
@@ -53,6 +52,7 @@ from conformance.nodes import expand_command
 from conformance.options import Settings, resolve_settings
 from conformance.protocol import grant
 from conformance.recorder import Recorder
+from conformance.registry import CASES, CaseSpec, case, spec_of
 from conformance.report import (
     render_json,
     render_markdown,

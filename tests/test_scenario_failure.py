@@ -1,7 +1,7 @@
 """A broken target makes the Hypothesis scenarios fail with a shrunk, readable story.
 
 The target stores a repeated idempotency id twice (a mutant from ``tests/mutants``); only the
-scenarios run, so what catches it is the whole-history checker, not a deterministic case.
+scenarios run, so what catches it is the whole-trace checker, not a deterministic case.
 """
 
 from __future__ import annotations

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis.stateful import RuleBasedStateMachine
 
-from conformance.case import CaseSpec
 from conformance.checkers import check
 from conformance.context import CaseContext, activated
 from conformance.errors import ConformanceFailure, ConnectionLost, ConnectRefused, NoReply
 from conformance.protocol import grant
+from conformance.registry import CaseSpec
 from conformance.scenarios import verdicts
 from conformance.scenarios.model import (
     CHANNELS,
