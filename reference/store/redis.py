@@ -148,12 +148,12 @@ class RedisStore(Store):
     ) -> None:
         super().__init__(clock=clock, idempotency_window_s=idempotency_window_s)
         self._redis = client
-        self._append = client.register_script(redis_lua.APPEND)
-        self._read = client.register_script(redis_lua.READ)
-        self._retention = client.register_script(redis_lua.RETENTION)
-        self._upsert = client.register_script(redis_lua.UPSERT_SESSION)
-        self._delete = client.register_script(redis_lua.DELETE_SESSION)
-        self._advance = client.register_script(redis_lua.ADVANCE_CURSOR)
+        self._lua_append = client.register_script(redis_lua.APPEND)
+        self._lua_read = client.register_script(redis_lua.READ)
+        self._lua_retention = client.register_script(redis_lua.RETENTION)
+        self._lua_upsert_session = client.register_script(redis_lua.UPSERT_SESSION)
+        self._lua_delete_session = client.register_script(redis_lua.DELETE_SESSION)
+        self._lua_advance_cursor = client.register_script(redis_lua.ADVANCE_CURSOR)
         self._message_ids = message_ids()
 
     @classmethod
@@ -242,13 +242,15 @@ class RedisStore(Store):
             keys.append(idempotency_key(channel, message_id))
         window_ms = self.idempotency_window_s * 1000
         args = [*self._channel_args(), message_id, payload.encoded, payload.size, window_ms]
-        epoch, offset, duplicate = await self._script(self._append, keys, args, idempotent=False)
+        epoch, offset, duplicate = await self._script(
+            self._lua_append, keys, args, idempotent=False
+        )
         return AppendResult(channel, int(offset), epoch, message_id, duplicate=bool(duplicate))
 
     async def read(self, channel: str, start: int, limit: int) -> ReadResult:
         args = [*self._channel_args(), start, limit]
         keys = list(channel_keys(channel))
-        epoch, low, head, texts = await self._script(self._read, keys, args, idempotent=True)
+        epoch, low, head, texts = await self._script(self._lua_read, keys, args, idempotent=True)
         state = ChannelState(epoch, low if low <= head else None, head)
         return ReadResult(state, tuple(_message(start + i, t) for i, t in enumerate(texts)))
 
@@ -262,7 +264,9 @@ class RedisStore(Store):
             *flag(update.sets_max_age(), update.max_age_s),
         ]
         keys = list(channel_keys(channel))
-        max_messages, max_age_s = await self._script(self._retention, keys, args, idempotent=True)
+        max_messages, max_age_s = await self._script(
+            self._lua_retention, keys, args, idempotent=True
+        )
         return Retention(max_messages=max_messages, max_age_s=max_age_s)
 
     # --- sessions and cursors ---------------------------------------------------------------
@@ -276,7 +280,9 @@ class RedisStore(Store):
         )
         keys = list(session_keys(session.session_id))
         args = [self.clock(), keep_until, session.incarnation, *_session_hash(session)]
-        created, old_hash = await self._script(self._upsert, keys, args, idempotent=False)
+        created, old_hash = await self._script(
+            self._lua_upsert_session, keys, args, idempotent=False
+        )
         if old_hash is not None and old_hash != session.token_hash:  # SES-4
             await self._guard(lambda: self._redis.delete(token_key(old_hash)), idempotent=True)
         return bool(created)
@@ -298,7 +304,9 @@ class RedisStore(Store):
 
     async def delete_session(self, session_id: str) -> bool:
         keys = list(session_keys(session_id))
-        expires_at, old_hash = await self._script(self._delete, keys, [], idempotent=False)
+        expires_at, old_hash = await self._script(
+            self._lua_delete_session, keys, [], idempotent=False
+        )
         if old_hash is not None:  # SES-14: the token stops working
             await self._guard(lambda: self._redis.delete(token_key(old_hash)), idempotent=True)
         return expires_at is not None and self.clock() < int(expires_at)  # SES-13
@@ -317,5 +325,7 @@ class RedisStore(Store):
         keys = list(session_keys(session_id))
         fallback = self.clock() + self.session_grace_ms  # cursors of an unknown session
         args = [channel, epoch, offset, self.session_grace_ms, fallback]
-        new_epoch, new_offset = await self._script(self._advance, keys, args, idempotent=True)
+        new_epoch, new_offset = await self._script(
+            self._lua_advance_cursor, keys, args, idempotent=True
+        )
         return Cursor(new_epoch, int(new_offset))
