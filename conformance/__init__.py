@@ -14,7 +14,7 @@ never in a cycle (``tests/test_layers.py`` reads every import and keeps this tru
    error codes, features, actions, grants), ``spec_files``
 1. the spec's knowledge: ``clauses``, ``schemas``, ``expectations`` (the helpers cases judge with)
 2. the target's speakers: ``backend`` (HTTP API), ``spans`` and ``streams`` (subscriptions as a
-   socket saw them, checked as they arrive), ``recorder`` and ``client`` (Socket.IO),
+   socket saw them, checked as they arrive), ``recorder``, ``sio`` and ``client`` (Socket.IO),
    ``faults`` (the TCP proxy)
 3. judging and reporting: ``trace`` (a log read back), ``checkers``, ``grading``, ``report``
 4. running: ``driver``, ``registry``, ``context``, ``watchdog``, ``nodes``, ``target``, ``launch``

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from conformance.spec_files import spec_dir
 
-__all__ = ["Clause", "Level", "SpecError", "by_id", "check", "load", "parse", "spec_dir"]
+__all__ = ["Clause", "Level", "SpecError", "by_id", "check_ids", "load", "parse", "spec_dir"]
 
 _CLAUSE_START = re.compile(r"^- `\((?P<id>[A-Z]{3}-\d+)\)`\s*(?P<rest>.*)$")
 _ANY_ID = re.compile(r"`\(([A-Za-z]+-\w+)\)`")
@@ -118,7 +118,7 @@ def parse(text: str) -> list[Clause]:
     return clauses
 
 
-def check(text: str) -> list[str]:
+def check_ids(text: str) -> list[str]:
     """Return the problems with a document's clause IDs (empty when it is sound)."""
     problems: list[str] = []
     try:

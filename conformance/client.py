@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import socketio
-from socketio import packet
 
 from conformance.errors import ConnectFailed, ConnectionLost, ConnectRefused, NoReply, SuiteError
 from conformance.expectations import fail
 from conformance.recorder import Recorder, channel_of
+from conformance.sio import SocketIOClient, emit_data, new_http_session
 from conformance.text import ranges
 
 if TYPE_CHECKING:
@@ -33,21 +33,6 @@ __all__ = ["REPLY_TIMEOUT_S", "ReplayClient"]
 
 REPLY_TIMEOUT_S: Final = 10.0
 WAIT_TIMEOUT_S: Final = 5.0
-
-
-class _SocketIO(socketio.AsyncClient):  # type: ignore[misc]
-    """python-socketio's client, able to send a CONNECT without any auth payload (CON-2)."""
-
-    omit_auth = False
-
-    async def _handle_eio_connect(self) -> None:
-        if not self.omit_auth:
-            await super()._handle_eio_connect()
-            return
-        # The stock client always sends an object (``auth or {}``): replicate it without one.
-        self.sid = self.eio.sid
-        for namespace in self.connection_namespaces:
-            await self._send_packet(self.packet_class(packet.CONNECT, namespace=namespace))
 
 
 class ReplayClient:
@@ -76,7 +61,7 @@ class ReplayClient:
         # ends (and in __del__), so each connection gets its own. No cookie jar, so that a
         # cookie (a sticky-session cookie, say) never leaks from one client to another.
         self._http_sessions: list[aiohttp.ClientSession] = []
-        self._sio = _SocketIO(
+        self._sio = SocketIOClient(
             reconnection=False, handle_sigint=False, http_session=self._new_http_session
         )
         recorder = self.recorder
@@ -147,7 +132,7 @@ class ReplayClient:
     def _new_http_session(self) -> aiohttp.ClientSession:
         # engine.io leaves a factory-made session open when a connection dies (it treats it
         # as the caller's), so the client keeps them and closes those of ended connections.
-        session = _new_http_session()
+        session = new_http_session()
         self._http_sessions.append(session)
         return session
 
@@ -247,7 +232,7 @@ class ReplayClient:
             raise ConnectionLost(f"{self.name} is not connected; {event} not sent")
         pending = self.recorder.awaiting(op, event, channel, shown)
         await self._sio.emit(
-            event, _emit_data(args), callback=lambda *reply: self.recorder.on_reply(pending, reply)
+            event, emit_data(args), callback=lambda *reply: self.recorder.on_reply(pending, reply)
         )
         limit = timeout or self.timeout
         try:
@@ -266,7 +251,7 @@ class ReplayClient:
     async def emit_no_ack(self, event: str, *args: object) -> None:
         """Emit ``event`` with ``args`` and no ack callback (nothing to wait for)."""
         self.log.invoke(self.name, event, channel=None, payload=list(args))
-        await self._sio.emit(event, _emit_data(args))
+        await self._sio.emit(event, emit_data(args))
 
     # --- reading what arrived ------------------------------------------------------------------
 
@@ -383,17 +368,3 @@ class ReplayClient:
 def _compact(**fields: object) -> dict[str, Any]:
     """The fields that are not None (an omitted member, not a JSON null)."""
     return {key: value for key, value in fields.items() if value is not None}
-
-
-def _new_http_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-
-
-def _emit_data(args: tuple[object, ...]) -> object:
-    """What to hand python-socketio's ``emit`` so that exactly ``args`` are sent."""
-    if not args:
-        return None
-    if len(args) > 1:
-        return args  # a tuple is spread into several arguments
-    # A lone tuple would be spread too: send it as the one JSON array it stands for.
-    return list(args[0]) if isinstance(args[0], tuple) else args[0]

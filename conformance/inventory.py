@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.spec or spec_dir() / "protocol.md"
     text = path.read_text(encoding="utf-8")
     if args.check:
-        problems = clauses.check(text)
+        problems = clauses.check_ids(text)
         for problem in problems:
             print(problem, file=sys.stderr)
         print(

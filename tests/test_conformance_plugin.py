@@ -23,7 +23,6 @@ import pytest
 from aiohttp import web
 
 from conformance import clauses, schemas
-from conformance.client import _emit_data
 from conformance.context import run_case
 from conformance.driver import Driver
 from conformance.errors import CaseTimeout, ConformanceFailure, ConnectRefused, SuiteError
@@ -60,6 +59,7 @@ from conformance.report import (
     terminal_lines,
     write_report,
 )
+from conformance.sio import emit_data
 from conformance.text import ranges, summarize
 
 if TYPE_CHECKING:
@@ -495,10 +495,10 @@ async def test_invalid_replies_break_evt_1() -> None:
 
 
 def test_emit_data_sends_exactly_the_arguments() -> None:
-    assert _emit_data(()) is None
-    assert _emit_data(({"a": 1},)) == {"a": 1}
-    assert _emit_data(((1, 2),)) == [1, 2]
-    assert _emit_data((1, 2)) == (1, 2)
+    assert emit_data(()) is None
+    assert emit_data(({"a": 1},)) == {"a": 1}
+    assert emit_data(((1, 2),)) == [1, 2]
+    assert emit_data((1, 2)) == (1, 2)
 
 
 # --- grading and reports ------------------------------------------------------------------------
