@@ -80,14 +80,14 @@ def test_session_request() -> None:
         {
             "client_id": "u1",
             "grants": [{"channels": "room:*", "actions": ["subscribe", "history"]}],
-            "subscribe": [{"channel": "room:1", "from": 3.0}],
+            "subscribe": [{"channel": "room:1", "from": 3.0, "epoch": "e1"}],
             "ttl_s": 60,
         },
         max_ttl_s=3600,
     )
     assert request.session_id is None
     assert request.grants[0].actions == frozenset({Action.SUBSCRIBE, Action.HISTORY})
-    assert request.subscribe[0].start == 3
+    assert (request.subscribe[0].start, request.subscribe[0].epoch) == (3, "e1")
     assert request.ttl_s == 60
 
 
@@ -96,6 +96,7 @@ def test_session_request() -> None:
     [
         {"client_id": "u", "grants": [], "ttl_s": 3601},  # SES-6
         {"client_id": "u", "grants": [], "subscribe": [{"channel": "a"}, {"channel": "a"}]},
+        {"client_id": "u", "grants": [], "subscribe": [{"channel": "a", "from": 3}]},  # AUT-7
         {"client_id": "u", "grants": [{"channels": "a*b", "actions": ["subscribe"]}]},
         {"client_id": "u", "grants": [{"channels": "a", "actions": []}]},
         {"client_id": "u", "grants": [{"channels": "a", "actions": ["read"]}]},
@@ -119,22 +120,34 @@ def test_retention_distinguishes_omitted_from_null() -> None:  # RET-1
 @pytest.mark.parametrize(
     ("query", "parsed"),
     [
-        ({}, (None, None)),
-        ({"from": "beginning"}, ("beginning", None)),
-        ({"from": "7", "limit": "20"}, (7, 20)),
+        ({}, (None, None, None)),
+        ({"from": "beginning"}, ("beginning", None, None)),
+        ({"from": "beginning", "epoch": "e1"}, ("beginning", "e1", None)),
+        ({"from": "7", "epoch": "e1", "limit": "20"}, (7, "e1", 20)),
     ],
 )
-def test_history_query(query: dict[str, str], parsed: tuple[object, object]) -> None:
-    assert payloads.parse_http_history_query(query) == parsed
+def test_history_query(query: dict[str, str], parsed: tuple[object, object, object]) -> None:
+    read = payloads.parse_http_history("room:1", query)
+    assert (read.channel, read.start, read.epoch, read.limit) == ("room:1", *parsed)
 
 
 @pytest.mark.parametrize(
     "query",
-    [{"from": "0"}, {"from": "-1"}, {"from": "1e3"}, {"limit": "x"}, {"from": "٣"}, {"page": "1"}],
+    [
+        {"from": "0", "epoch": "e1"},
+        {"from": "-1", "epoch": "e1"},
+        {"from": "1e3", "epoch": "e1"},
+        {"limit": "x"},
+        {"from": "٣", "epoch": "e1"},
+        {"page": "1"},
+        {"from": "7"},  # an offset without its epoch (EPO-6, HIS-9)
+        {"from": "7", "epoch": ""},
+        {"from": "7", "epoch": "e" * 65},
+    ],
 )
-def test_bad_history_query(query: dict[str, str]) -> None:  # HIS-2
+def test_bad_history_query(query: dict[str, str]) -> None:  # HIS-2, HIS-9
     with pytest.raises(BadRequest):
-        payloads.parse_http_history_query(query)
+        payloads.parse_http_history("room:1", query)
 
 
 def test_channel_check() -> None:  # CHN-1

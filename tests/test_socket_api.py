@@ -30,7 +30,7 @@ async def test_late_join_from_offset_1_over_10000_messages() -> None:  # HND-1, 
         for n in range(10_000):
             await served.publish("big", n)
         client = await served.client()
-        reply = await client.call("replay:subscribe", {"channel": "big", "from": 1})
+        reply = await client.call("replay:subscribe", {"channel": "big", "from": "beginning"})
         assert reply["ok"] and reply["from"] == 1 and reply["head"] == 10_000
         await client.wait_for_offset("big", 10_000, timeout=30)
         assert client.offsets("big") == list(range(1, 10_001))
@@ -78,7 +78,7 @@ async def test_publishes_racing_a_subscribe_form_one_gapless_stream() -> None:  
 
         racing = asyncio.create_task(publisher())
         await asyncio.sleep(0.005)
-        reply = await client.call("replay:subscribe", {"channel": "race", "from": 1})
+        reply = await client.call("replay:subscribe", {"channel": "race", "from": "beginning"})
         await racing
         await client.wait_for_offset("race", 250, timeout=10)
         assert reply["from"] == 1
@@ -104,7 +104,7 @@ async def test_forbidden_channel() -> None:  # SUB-2, PUB-5, HIS-3, ACK-1, ACC-5
             ("replay:subscribe", {"channel": "secret"}),
             ("replay:publish", {"channel": "room:1", "data": 1}),
             ("replay:history", {"channel": "room:1"}),
-            ("replay:ack", {"channel": "secret", "offset": 1}),
+            ("replay:ack", {"channel": "secret", "offset": 1, "epoch": "e"}),
         ]:
             reply = await client.call(event, payload)
             assert reply == {"ok": False, "error": reply["error"]}
@@ -207,7 +207,10 @@ async def test_expiry_timer_disconnects_the_socket() -> None:  # SES-11
         ("replay:unsubscribe", {}),
         ("replay:unsubscribe", {"channel": ["c"]}),
         ("replay:ack", {"channel": "c"}),
-        ("replay:ack", {"channel": "c", "offset": "1"}),
+        ("replay:ack", {"channel": "c", "offset": "1", "epoch": "e"}),
+        ("replay:ack", {"channel": "c", "offset": 1}),  # ACK-8: an offset without its epoch
+        ("replay:subscribe", {"channel": "c", "from": 1}),  # SUB-16
+        ("replay:history", {"channel": "c", "from": 1}),  # HIS-9
         ("replay:publish", {"channel": "c"}),
         ("replay:publish", {"channel": "c", "data": 1, "id": ""}),
         ("replay:publish", {"channel": "c", "data": 1, "id": "x" * 129}),
@@ -280,8 +283,11 @@ async def test_cursor_resume_redelivers_only_unacknowledged() -> None:  # CUR-1,
         session = await served.register(subscribe=[{"channel": "c", "from": "beginning"}])
         client = await served.client(token=session["token"])
         await client.wait_for_offset("c", 10)
-        assert (await client.call("replay:ack", {"channel": "c", "offset": 6}))["cursor"] == 6
-        assert (await client.call("replay:ack", {"channel": "c", "offset": 2}))["cursor"] == 6
+        epoch = next(d["epoch"] for n, d in client.events if n == "replay:subscribed")
+        acked = await client.call("replay:ack", {"channel": "c", "offset": 6, "epoch": epoch})
+        assert acked == {"ok": True, "epoch": epoch, "cursor": 6}  # ACK-4, ACK-9
+        again = await client.call("replay:ack", {"channel": "c", "offset": 2, "epoch": epoch})
+        assert again["cursor"] == 6
         await client.close()
         again = await served.register(
             session_id=session["session_id"], subscribe=[{"channel": "c"}]

@@ -135,7 +135,7 @@ class ChannelRequest:
 class AckRequest:
     channel: str
     offset: int
-    epoch: str | None
+    epoch: str  # required: an offset travels with its epoch (EPO-6, ACK-8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +149,7 @@ class PublishRequest:
 class HistoryRequest:
     channel: str
     start: int | str | None
+    epoch: str | None  # present with an integer start (EPO-6, HIS-9)
     limit: int | None
 
 
@@ -198,7 +199,7 @@ def parse_unsubscribe(args: Sequence[object]) -> ChannelRequest:
 def parse_ack(args: Sequence[object]) -> AckRequest:
     body = single_argument(args)
     validate("ack-request", body)
-    return AckRequest(body["channel"], _integer(body["offset"]), body.get("epoch"))
+    return AckRequest(body["channel"], _integer(body["offset"]), body["epoch"])
 
 
 def parse_publish(args: Sequence[object], max_payload_bytes: int) -> PublishRequest:
@@ -211,7 +212,9 @@ def parse_publish(args: Sequence[object], max_payload_bytes: int) -> PublishRequ
 def parse_history(args: Sequence[object]) -> HistoryRequest:
     body = single_argument(args)
     validate("history-request", body)
-    return HistoryRequest(body["channel"], _integer(body.get("from")), _integer(body.get("limit")))
+    return HistoryRequest(
+        body["channel"], _integer(body.get("from")), body.get("epoch"), _integer(body.get("limit"))
+    )
 
 
 def parse_http_publish(channel: str, body: object, max_payload_bytes: int) -> PublishRequest:
@@ -222,18 +225,23 @@ def parse_http_publish(channel: str, body: object, max_payload_bytes: int) -> Pu
     )
 
 
-def parse_http_history_query(query: Mapping[str, str]) -> tuple[int | str | None, int | None]:
-    """``?from=&limit=`` of the history route (HIS-2)."""
-    unknown = set(query) - {"from", "limit"}
+def parse_http_history(channel: str, query: Mapping[str, str]) -> HistoryRequest:
+    """``?from=&epoch=&limit=`` of the history route (HIS-2, HIS-9)."""
+    unknown = set(query) - {"from", "epoch", "limit"}
     if unknown:
         raise BadRequest(f"unknown query parameter(s) {_short(sorted(unknown))}")
     start: int | str | None = None
     raw_from = query.get("from")
     if raw_from is not None:
         start = raw_from if raw_from == "beginning" else _query_int("from", raw_from, 1)
+    epoch = query.get("epoch")
+    if epoch is not None and not 1 <= len(epoch) <= 64:  # EPO-1
+        raise BadRequest("epoch must be 1 to 64 characters")
+    if isinstance(start, int) and epoch is None:
+        raise BadRequest("an integer from needs the epoch it belongs to")  # EPO-6, HIS-9
     raw_limit = query.get("limit")
     limit = None if raw_limit is None else _query_int("limit", raw_limit, 1)
-    return start, limit
+    return HistoryRequest(check_channel(channel), start, epoch, limit)
 
 
 def _query_int(name: str, raw: str, minimum: int) -> int:
@@ -250,7 +258,10 @@ def parse_session(body: object, max_ttl_s: int) -> SessionRequest:
     assert isinstance(body, dict)
     entries = tuple(
         AutoSubscription(
-            e["channel"], _integer(e.get("from", "latest")), e.get("allow_truncation", False)
+            e["channel"],
+            _integer(e.get("from", "latest")),
+            e.get("allow_truncation", False),
+            e.get("epoch"),  # present with an integer from (AUT-7): the schema requires it
         )
         for e in body.get("subscribe", [])
     )

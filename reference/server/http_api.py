@@ -113,8 +113,8 @@ async def publish(request: web.Request) -> web.Response:
 async def read_history(request: web.Request) -> web.Response:
     _authorize(request)
     channel = _channel_name(request)
-    start, limit = payloads.parse_http_history_query(request.query)
-    read = await request.app[NODE_KEY].history(payloads.HistoryRequest(channel, start, limit))
+    history = payloads.parse_http_history(channel, request.query)
+    read = await request.app[NODE_KEY].history(history)
     return web.json_response(read)
 
 

@@ -283,7 +283,7 @@ class SocketApi:
         cursor = await self.node.store.advance_cursor(
             connection.session_id, request.channel, state.epoch, request.offset
         )
-        return {"cursor": cursor.offset}
+        return {"epoch": cursor.epoch, "cursor": cursor.offset}  # ACK-9
 
     async def _publish(self, connection: Connection, args: Sequence[object]) -> Reply:
         request = payloads.parse_publish(args, self.node.limits.max_payload_bytes)
