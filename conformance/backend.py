@@ -22,6 +22,7 @@ import yarl
 
 from conformance import schemas
 from conformance.errors import Indeterminate
+from conformance.eventlog import KNOWN, KnownEpoch
 from conformance.expectations import fail
 from conformance.protocol import (
     ERROR_STATUS,
@@ -293,10 +294,19 @@ class Backend:
         return [int(a["offset"]) for a in answers]
 
     async def history(
-        self, channel: str, from_: int | str | None = None, limit: int | None = None
+        self,
+        channel: str,
+        from_: int | str | None = None,
+        limit: int | None = None,
+        *,
+        epoch: str | KnownEpoch | None = KNOWN,
     ) -> dict[str, Any]:
-        """``GET …/messages`` (feature ``history``); fails the case (HIS-1) unless 200."""
-        query = {k: v for k, v in (("from", from_), ("limit", limit)) if v is not None}
+        """``GET …/messages`` (feature ``history``); fails the case (HIS-1) unless 200. An
+        integer ``from`` goes with the epoch the case has seen for the channel unless
+        ``epoch`` says otherwise (``None``: none at all)."""
+        sent_epoch = self.log.epoch_for(channel, from_, epoch)
+        pairs = (("from", from_), ("epoch", sent_epoch), ("limit", limit))
+        query = {k: v for k, v in pairs if v is not None}
         path = messages_path(channel) + (f"?{urlencode(query)}" if query else "")
         response = await self.request("GET", path, channel=channel)
         if response.status != 200 or not isinstance(response.body, dict):

@@ -582,7 +582,7 @@ async def test_the_websocket_transport_is_accepted(target: Target) -> None:
 @case("TRN-6")
 async def test_the_polling_transport_is_accepted(target: Target) -> None:
     channel = target.channel()
-    await target.backend.publish(channel, {"n": 0})
+    epoch = (await target.backend.publish(channel, {"n": 0}))["epoch"]
     session = await target.register([grant(channel, "subscribe")])
     received: list[Any] = []
     arrived = asyncio.Event()
@@ -618,7 +618,8 @@ async def test_the_polling_transport_is_accepted(target: Target) -> None:
         expected="a polling connection",
         received=sio.transport(),
     )
-    reply = await sio.call("replay:subscribe", {"channel": channel, "from": 1}, timeout=10)
+    request = {"channel": channel, "from": 1, "epoch": epoch}
+    reply = await sio.call("replay:subscribe", request, timeout=10)
     problems = schemas.validate_reply("replay:subscribe", reply)
     expect(not problems, clause="EVT-1", expected="a valid reply", received=problems or reply)
     expect_ok(reply, clause="TRN-6", channel=channel)
@@ -702,17 +703,18 @@ async def test_integral_numbers_are_integers(target: Target) -> None:
     await target.backend.publish_many(channel, 6)
     client = await target.client(grants=[grant(channel)])
     reply = expect_ok(await client.subscribe(channel, from_=5.0), clause="TRN-5")  # type: ignore[arg-type]
+    epoch = reply.get("epoch")
     expect(reply.get("from") == 5, clause="TRN-5", expected="from 5", received=reply)
     await client.wait_for_offset(channel, 6, clause="TRN-5")
     expect_offsets(client.offsets(channel), [5, 6], clause="TRN-5", channel=channel)
     if "history" in target.features:
-        request = {"channel": channel, "from": 2.0, "limit": 2.0}
+        request = {"channel": channel, "from": 2.0, "epoch": epoch, "limit": 2.0}
         page = expect_ok(await client.request("replay:history", request), clause="TRN-5")
         offsets = [m.get("offset") for m in page["messages"]]
         expect(offsets == [2, 3], clause="TRN-5", expected="[2, 3]", received=offsets)
     if "cursors" in target.features:
         acked = expect_ok(
-            await client.request("replay:ack", {"channel": channel, "offset": 3.0}),
+            await client.request("replay:ack", {"channel": channel, "offset": 3.0, "epoch": epoch}),
             clause="TRN-5",
         )
         expect(acked.get("cursor") == 3, clause="TRN-5", expected="cursor 3", received=acked)
