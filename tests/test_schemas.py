@@ -96,6 +96,10 @@ BRIEF_ERROR_CODES = [
 # the one exception: other Socket.IO middleware may read the auth object too.
 STRICT_SCHEMAS = {name for name in EXPECTED_SCHEMAS if name.endswith("-request")}
 
+# Line terminators before which some regex dialect's `$` also matches (Python's `re`, PCRE and
+# .NET: "\n"; Java: all of them), so that a validator there accepts "room\n" by `pattern` alone.
+LINE_TERMINATORS = ["\n", "\r", "\r\n", "\u0085", "\u2028", "\u2029"]
+
 MIN_VALID_EXAMPLES = 2
 MIN_INVALID_EXAMPLES = 3
 
@@ -225,6 +229,23 @@ def test_request_schemas_are_strict(name: str) -> None:
 def test_response_schemas_are_open(name: str) -> None:
     for pointer, node in _walk(_schemas()[name]):
         assert node.get("additionalProperties", True) is not False, pointer
+
+
+@pytest.mark.parametrize("terminator", LINE_TERMINATORS, ids=ascii)
+@pytest.mark.parametrize(
+    ("definition", "name"),
+    [("channel", "room:lobby"), ("grant_pattern", "room:lobby"), ("grant_pattern", "room:*")],
+)
+def test_a_final_line_terminator_is_rejected_whatever_the_regex_dialect(
+    definition: str, name: str, terminator: str
+) -> None:
+    # CHN-1: "room\n" is no channel name. Whether `pattern` rejects it depends on the dialect's
+    # `$`, so the definition must reject it without `pattern` too (its `not`).
+    schema = dict(_schemas()["common"]["$defs"][definition])
+    assert Draft202012Validator(schema).is_valid(name)
+    assert not Draft202012Validator(schema).is_valid(name + terminator)
+    del schema["pattern"]
+    assert not Draft202012Validator(schema).is_valid(name + terminator)
 
 
 # ---------------------------------------------------------------------------- examples
