@@ -18,7 +18,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS_DIR = ROOT / "spec" / "schemas"
@@ -277,3 +277,57 @@ def test_valid_example_validates(path: Path) -> None:
 def test_invalid_example_fails(path: Path) -> None:
     schema_name = path.parents[1].name
     assert not _validator(schema_name).is_valid(_load_json(path))
+
+
+# Rules of the prose that compare two values, which JSON Schema cannot say: a valid example
+# must keep them too, or it shows a state no server may report.
+
+
+def _consecutive(offsets: list[int]) -> bool:
+    return offsets == list(range(offsets[0], offsets[0] + len(offsets))) if offsets else True
+
+
+def _start_problems(example: dict[str, Any]) -> list[str]:
+    problems = []
+    if example["from"] > example["head"] + 1:
+        problems.append("SUB-12: from > head + 1")
+    truncated = example.get("truncated")
+    if truncated is not None and truncated["first_available"] != example["from"]:
+        problems.append("SUB-11: truncated.first_available != from")
+    if truncated is not None and truncated["requested"] >= truncated["first_available"]:
+        problems.append("SUB-11: truncated.requested >= first_available")
+    return problems
+
+
+def _history_problems(example: dict[str, Any]) -> list[str]:
+    first, head = example["first"], example["head"]
+    offsets = [message["offset"] for message in example["messages"]]
+    problems = []
+    if first is not None and first > head:
+        problems.append("OFF-4: first > head")
+    if not _consecutive(offsets):
+        problems.append("HIS-4: messages are not consecutive")
+    if offsets and (first is None or offsets[0] < first or offsets[-1] > head):
+        problems.append("HIS-5: a message outside first..head")
+    return problems
+
+
+def _batch_problems(example: dict[str, Any]) -> list[str]:
+    offsets = [message["offset"] for message in example["messages"]]
+    return [] if _consecutive(offsets) else ["DLV-1: offsets are not consecutive"]
+
+
+PROSE_RULES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "subscribe-reply": _start_problems,
+    "subscribed-event": _start_problems,
+    "history-reply": _history_problems,
+    "http-history-response": _history_problems,
+    "messages-event": _batch_problems,
+}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in VALID_EXAMPLES if p.parents[1].name in PROSE_RULES], ids=_example_id
+)
+def test_valid_example_keeps_the_rules_a_schema_cannot_say(path: Path) -> None:
+    assert PROSE_RULES[path.parents[1].name](_load_json(path)) == []
