@@ -248,6 +248,15 @@ def test_a_final_line_terminator_is_rejected_whatever_the_regex_dialect(
     assert not Draft202012Validator(schema).is_valid(name + terminator)
 
 
+def test_every_token_a_server_returns_is_a_token_a_client_may_present() -> None:
+    # SES-4, CON-1: a session response's token always passes connect-auth.json.
+    returned = _schemas()["http-session-response"]["properties"]["token"]
+    presented = _schemas()["connect-auth"]["properties"]["token"]
+    assert returned["type"] == presented["type"] == "string"
+    assert returned["minLength"] >= presented["minLength"]
+    assert returned["maxLength"] <= presented["maxLength"]
+
+
 # ---------------------------------------------------------------------------- examples
 
 
