@@ -2,12 +2,17 @@
 
 Each schema must be a valid draft 2020-12 schema whose `$id` follows the file name, every
 `$ref` must resolve inside the schema set, and every example must validate (valid/) or fail
-(invalid/) against the schema its directory is named after.
+(invalid/) against the schema its directory is named after: with Python's `jsonschema` here and
+with ajv (ECMAScript, strict mode) through tests/node/check_schemas.mjs. Valid examples must also
+keep the rules of the prose that no schema can say (they compare two values).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS_DIR = ROOT / "spec" / "schemas"
 EXAMPLES_DIR = ROOT / "spec" / "examples"
+NODE_DIR = Path(__file__).parent / "node"
 
 DRAFT_URI = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:socketio-replay:replay-1:"
@@ -340,3 +346,17 @@ PROSE_RULES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 )
 def test_valid_example_keeps_the_rules_a_schema_cannot_say(path: Path) -> None:
     assert PROSE_RULES[path.parents[1].name](_load_json(path)) == []
+
+
+def test_ajv_in_strict_mode_compiles_every_schema_and_agrees_on_every_example() -> None:
+    # The ECMAScript view (spec/schemas/README.md promises ajv's strict mode), next to Python's.
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "ajv").is_dir():
+        reason = "needs node and `npm ci` in tests/node (scripts/test runs it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must check the schemas with ajv: {reason}")
+        pytest.skip(reason)
+    checker = NODE_DIR / "check_schemas.mjs"
+    run = [node, str(checker), str(ROOT / "spec")]
+    result = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
