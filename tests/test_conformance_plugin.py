@@ -355,7 +355,7 @@ async def test_expect_refused() -> None:
 
 def test_schema_validation() -> None:
     assert "subscribe-reply" in schemas.names()
-    good = {"ok": True, "channel": "a", "epoch": "e", "from": 1, "head": 0}
+    good = {"ok": True, "channel": "a", "epoch": "e", "from": 1, "head": 5}
     assert schemas.validate("subscribe-reply", good) == []
     assert schemas.validate("subscribe-reply", {**good, "from": 0}) == [
         "from: 0 is less than the minimum of 1"

@@ -100,6 +100,11 @@ def test_session_request() -> None:
         {"client_id": "u", "grants": [{"channels": "a*b", "actions": ["subscribe"]}]},
         {"client_id": "u", "grants": [{"channels": "a", "actions": []}]},
         {"client_id": "u", "grants": [{"channels": "a", "actions": ["read"]}]},
+        # CHN-1: a final line feed, which Python's `$` alone would let through
+        {"client_id": "u", "grants": [{"channels": "room:*\n", "actions": ["subscribe"]}]},
+        {"client_id": "u", "grants": [{"channels": "room\n", "actions": ["subscribe"]}]},
+        {"client_id": "u", "grants": [], "subscribe": [{"channel": "room\n"}]},
+        {"client_id": "u", "grants": [], "session_id": "s1\n"},
         {"grants": []},
         [],
     ],
@@ -107,6 +112,16 @@ def test_session_request() -> None:
 def test_bad_session_requests(body: object) -> None:
     with pytest.raises(BadRequest):
         payloads.parse_session(body, max_ttl_s=3600)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [(r"^[a-z]{1,9}$", "room\n"), (r"^[a-z]{0,9}\*$|^[a-z]{1,9}$", "room*\n")],
+)
+def test_schema_patterns_end_at_the_end_of_the_string(pattern: str, text: str) -> None:
+    # ECMAScript's `$`, in every alternative: not Python's, which also matches before a final "\n".
+    assert payloads._ecma_regex(pattern).search(text.rstrip("\n"))
+    assert payloads._ecma_regex(pattern).search(text) is None
 
 
 def test_retention_distinguishes_omitted_from_null() -> None:  # RET-1

@@ -164,6 +164,13 @@ async def test_revocation_disconnects_within_one_second() -> None:  # SES-14, SE
             await refused.connect(served.url, session["token"])
 
 
+async def test_an_omitted_ttl_is_capped_by_a_lower_max_ttl() -> None:  # SES-5
+    clock = FakeClock()
+    async with serve(MemoryStore(clock=clock), limits=Limits(max_ttl_s=600)) as served:
+        session = await served.register()
+        assert session["expires_at"] == clock.now + 600_000
+
+
 async def test_expired_token_is_refused_and_live_sockets_are_dropped() -> None:  # SES-10, SES-11
     clock = FakeClock()
     async with serve(MemoryStore(clock=clock)) as served:

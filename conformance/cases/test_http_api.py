@@ -90,6 +90,8 @@ _SCHEMA_VIOLATIONS: Final[dict[str, list[object]]] = {
         {"client_id": "c", "grants": [], "bogus": 1},
         {"client_id": "c", "grants": [{"channels": "a", "actions": ["fly"]}]},
         {"client_id": "c", "grants": [{"channels": "a b", "actions": ["subscribe"]}]},
+        {"client_id": "c", "grants": [{"channels": "a:*\n", "actions": ["subscribe"]}]},  # CHN-1
+        {"client_id": "c", "grants": [], "subscribe": [{"channel": "c\n"}]},  # CHN-1
         {"client_id": "c", "grants": [], "ttl_s": 0},
         {"client_id": "c", "grants": [], "session_id": "has space"},
         {"client_id": "c", "grants": [], "subscribe": [{"channel": "c", "from": "middle"}]},

@@ -33,13 +33,18 @@ def _registry() -> Registry[Any]:
     return Registry().with_resources(resources)
 
 
+# An unescaped `$` that ends the pattern or one of its top-level alternatives.
+_END_ANCHOR = re.compile(r"(?<!\\)\$(?=\||\Z)")
+
+
 @cache
 def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    # JSON Schema patterns are ECMAScript regexes, where a final `$` is the end of the string;
-    # Python's `$` also matches before a trailing newline, which would let "room\n" pass CHN-1.
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
+    # JSON Schema patterns are ECMAScript regexes, where `$` is the end of the string; Python's
+    # `$` also matches before a trailing newline, which would let "room\n" pass CHN-1 (and the
+    # grant "room:*\n", whose `$` ends the first alternative). common.json rejects line
+    # terminators with a `not` as well; this gives `$` ECMAScript's meaning in every other
+    # pattern too (session_id's).
+    return re.compile(_END_ANCHOR.sub(r"\\Z", pattern))
 
 
 def _pattern(

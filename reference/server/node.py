@@ -139,7 +139,8 @@ class ReplayNode:
     async def register(self, request: SessionRequest) -> tuple[bool, str, Session]:
         """Create or update a session (SES-1 to SES-5); returns (created, token, session)."""
         token = new_token()
-        ttl_s = request.ttl_s if request.ttl_s is not None else self.limits.default_ttl_s
+        default_ttl_s = min(self.limits.default_ttl_s, self.limits.max_ttl_s)  # SES-5
+        ttl_s = request.ttl_s if request.ttl_s is not None else default_ttl_s
         session = Session(
             session_id=request.session_id or new_token(),
             client_id=request.client_id,
