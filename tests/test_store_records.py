@@ -20,9 +20,7 @@ def test_a_record_is_json_and_leaves_out_the_id_and_incarnation() -> None:  # SE
     assert session_record(SESSION) == {
         "client_id": "user-17",
         "grants": [{"channels": "orders:*", "actions": ["history", "subscribe"]}],
-        "subscribe": [
-            {"channel": "orders:17", "from": 4, "allow_truncation": True, "epoch": "e1"}
-        ],
+        "subscribe": [{"channel": "orders:17", "from": 4, "allow_truncation": True, "epoch": "e1"}],
         "token_hash": "h1",
         "expires_at": 1_800_000_000_000,
     }
