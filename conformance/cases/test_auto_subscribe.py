@@ -267,16 +267,18 @@ async def test_an_entry_offset_travels_with_its_epoch(target: Target) -> None:
     ]
     client = await target.client(grants=grants, subscribe=entries)
     await _wait_reported(client, [stale, good], "AUT-7")
-    await _expect_reported(target, client, stale, "epoch_mismatch")
+    await _expect_reported(target, client, stale, "epoch_mismatch", clause="AUT-7")
     await target.backend.publish(good, {"n": 0})
     await client.wait_for_offset(good, 1, clause="AUT-4")
 
 
-async def _expect_reported(target: Target, client: ReplayClient, channel: str, code: str) -> None:
+async def _expect_reported(
+    target: Target, client: ReplayClient, channel: str, code: str, clause: str = "AUT-4"
+) -> None:
     ended = _by_channel(client, "replay:unsubscribed").get(channel)
     expect(
         ended is not None and ended.get("reason") == code,
-        clause="AUT-4",
+        clause=clause,
         expected=f'replay:unsubscribed {channel} with reason "{code}"',
         received=ended or _by_channel(client, "replay:subscribed").get(channel),
         channel=channel,
