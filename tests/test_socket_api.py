@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 import pytest
@@ -384,3 +386,76 @@ async def test_a_payload_nested_too_deeply_to_decode_gets_bad_request() -> None:
         answer = await asyncio.wait_for(reply, 5)
         assert answer["error"]["code"] == "bad_request"
         assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]
+
+
+def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    failures = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not failures, [r.getMessage() for r in failures]
+
+
+async def _send_with_ack(client: Client, body: str) -> list[Any]:
+    """Send ``2<id><body>`` by hand; the list the ack's arguments land in, if one ever comes."""
+    replies: list[Any] = []
+    ack_id = client.sio._generate_ack_id("/", lambda *args: replies.append(args))
+    await client.sio.eio.send(f"2{ack_id}{body}")
+    return replies
+
+
+async def test_an_event_without_an_ack_is_processed_all_the_same() -> None:  # EVT-7
+    async with serve() as served:
+        await served.publish("c", "one")
+        client = await served.client()
+        await client.sio.emit("replay:subscribe", {"channel": "c", "from": "beginning"})
+        await client.wait_for_offset("c", 1)
+        await client.sio.emit("replay:unsubscribe", {"channel": "c"})
+        reply = await client.call("replay:unsubscribe", {"channel": "c"})
+        assert reply["error"]["code"] == "not_subscribed"  # the ackless one ended it (EVT-2)
+        await client.sio.emit("replay:subscribe", {"channel": "d", "from": 0})  # bad_request
+        assert (await client.call("replay:subscribe", {"channel": "d"}))["ok"]
+
+
+RESERVED = ["disconnect", "connect", "connect_error", "disconnecting", "newListener"]
+
+
+async def test_reserved_event_names_leave_the_connection_alone(  # EVT-8
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve() as served:
+        session = await served.register()
+        other = await served.register()
+        client = await served.client(token=session["token"])
+        assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]
+        replies = []
+        for name in RESERVED:
+            await client.sio.eio.send(f"2{json.dumps([name])}")
+            replies.append(await _send_with_ack(client, json.dumps([name])))
+        # A CONNECT in disguise must not re-authenticate the socket as another session.
+        await client.sio.eio.send(f'2["connect",{{}},{json.dumps({"token": other["token"]})}]')
+        assert (await client.call("replay:subscribe", {"channel": "d"}))["ok"]
+        await served.publish("c", "still delivered")
+        await client.wait_for_offset("c", 1)
+        assert replies == [[]] * len(RESERVED)  # no reply, even when one was asked for
+        # Not a zombie: the socket still belongs to its session and goes when it is deleted.
+        status, _ = await served.call("DELETE", f"/replay/v1/sessions/{session['session_id']}")
+        assert status == 204
+        await asyncio.wait_for(client.disconnected.wait(), 1.0)
+    _no_traceback(caplog)
+
+
+async def test_event_names_that_are_not_strings_are_dropped(  # EVT-9
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve() as served:
+        client = await served.client()
+        assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]
+        bodies = ["[5]", "[null]", "[]", '[{"a":1}]', '[["replay:subscribe"]]', '[true,{"x":1}]']
+        replies = [await _send_with_ack(client, body) for body in bodies]
+        for body in bodies:
+            await client.sio.eio.send(f"2{body}")
+        assert (await client.call("replay:subscribe", {"channel": "d"}))["ok"]
+        await served.publish("c", "still delivered")
+        await client.wait_for_offset("c", 1)
+        assert replies == [[]] * len(bodies) and client.sio.connected
+    _no_traceback(caplog)
