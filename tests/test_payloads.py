@@ -170,3 +170,8 @@ def test_channel_check() -> None:  # CHN-1
     for bad in ("", "a b", "ü", "x" * 201, "a\n"):
         with pytest.raises(BadRequest):
             payloads.check_channel(bad)
+
+
+def test_encoding_a_lone_surrogate_is_bad_request_not_a_crash() -> None:
+    with pytest.raises(BadRequest):
+        payloads.encode_payload("\ud800", 65536)

@@ -101,9 +101,9 @@ def encode_payload(value: object, max_bytes: int) -> Payload:
     """Encode published ``data`` compactly and enforce ``max_payload_bytes`` (PUB-2, LIM-1)."""
     try:
         encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(encoded.encode("utf-8"))  # UnicodeEncodeError (a ValueError): a surrogate
     except (ValueError, TypeError, RecursionError) as exc:
         raise BadRequest(f"data is not encodable as JSON: {type(exc).__name__}") from None
-    size = len(encoded.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLarge(
             f"data is {size} bytes; the limit is {max_bytes}", size=size, limit=max_bytes
