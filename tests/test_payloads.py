@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference.core import payloads
+from reference.core import ijson, payloads
 from reference.core.errors import BadRequest, PayloadTooLarge
 from reference.core.model import Action
 
@@ -170,3 +170,42 @@ def test_channel_check() -> None:  # CHN-1
     for bad in ("", "a b", "ü", "x" * 201, "a\n"):
         with pytest.raises(BadRequest):
             payloads.check_channel(bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r'{"channel":"a","data":"\ud800"}',  # MSG-6
+        r'{"channel":"a","data":1,"id":"\udc00"}',
+        '{"channel":"a","data":{"k":1,"k":2}}',  # MSG-7
+        '{"channel":"a","data":1,"data":2}',
+        '{"channel":"a","data":123456789012345678901234567890}',  # MSG-8
+        '{"channel":"a","data":1e400}',
+    ],
+)
+def test_a_publish_that_is_not_i_json_is_bad_request(text: str) -> None:
+    body = ijson.loads(text)
+    with pytest.raises(BadRequest):
+        payloads.parse_publish((body,), 65536)
+    http_body = {k: v for k, v in body.items() if k != "channel"}
+    if isinstance(body, ijson.RepeatedMembers):
+        http_body = ijson.RepeatedMembers(http_body)
+    with pytest.raises(BadRequest):
+        payloads.parse_http_publish("a", http_body, 65536)
+
+
+def test_numbers_within_a_double_are_stored_as_doubles() -> None:  # MSG-9
+    body = ijson.loads('{"channel":"a","data":[1.0000000000000001,1e2,1e-400,9007199254740991]}')
+    request = payloads.parse_publish((body,), 65536)
+    assert request.payload.encoded == "[1.0,100.0,0.0,9007199254740991]"
+
+
+def test_an_unsafe_integer_elsewhere_fails_its_schema() -> None:  # TRN-5, not internal
+    body = ijson.loads('{"channel":"a","from":99999999999999999999,"epoch":"e"}')
+    with pytest.raises(BadRequest):
+        payloads.parse_subscribe((body,))
+
+
+def test_encoding_a_lone_surrogate_is_bad_request_not_a_crash() -> None:
+    with pytest.raises(BadRequest):
+        payloads.encode_payload("\ud800", 65536)

@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
+from reference.core import ijson
 from reference.core.errors import BadRequest, PayloadTooLarge
 from reference.core.model import CHANNEL_PATTERN, AutoSubscription, Grant, Payload
 from reference.spec_files import spec_dir
@@ -98,12 +99,16 @@ def check_channel(name: str) -> str:
 
 
 def encode_payload(value: object, max_bytes: int) -> Payload:
-    """Encode published ``data`` compactly and enforce ``max_payload_bytes`` (PUB-2, LIM-1)."""
+    """Encode published ``data`` compactly and enforce ``max_payload_bytes`` (PUB-2, LIM-1).
+
+    Whether ``data`` is I-JSON is the request's question (``parse_publish``); a store's own
+    tests encode integers beyond 2^53 here too.
+    """
     try:
         encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(encoded.encode("utf-8"))  # UnicodeEncodeError (a ValueError): a surrogate
     except (ValueError, TypeError, RecursionError) as exc:
         raise BadRequest(f"data is not encodable as JSON: {type(exc).__name__}") from None
-    size = len(encoded.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLarge(
             f"data is {size} bytes; the limit is {max_bytes}", size=size, limit=max_bytes
@@ -207,9 +212,22 @@ def parse_ack(args: Sequence[object]) -> AckRequest:
     return AckRequest(body["channel"], _integer(body["offset"]), body["epoch"])
 
 
+def _check_publish(body: object) -> None:
+    # MSG-7: a request naming `data` (or any member) twice leaves what was published ambiguous.
+    if isinstance(body, ijson.RepeatedMembers):
+        raise BadRequest("the request names a member more than once")
+    assert isinstance(body, dict)  # validated
+    problem = ijson.problem(body.get("data"))  # MSG-6 to MSG-8
+    if problem is not None:
+        raise BadRequest(f"data is not I-JSON: {problem}")
+    if isinstance(body.get("id"), str) and ijson.problem(body["id"]):
+        raise BadRequest("id holds an unpaired surrogate")  # MSG-6
+
+
 def parse_publish(args: Sequence[object], max_payload_bytes: int) -> PublishRequest:
     body = single_argument(args)
     validate("publish-request", body)
+    _check_publish(body)
     payload = encode_payload(body["data"], max_payload_bytes)
     return PublishRequest(body["channel"], payload, body.get("id"))
 
@@ -224,6 +242,7 @@ def parse_history(args: Sequence[object]) -> HistoryRequest:
 
 def parse_http_publish(channel: str, body: object, max_payload_bytes: int) -> PublishRequest:
     validate("http-publish-request", body)
+    _check_publish(body)
     assert isinstance(body, dict)
     return PublishRequest(
         check_channel(channel), encode_payload(body["data"], max_payload_bytes), body.get("id")
