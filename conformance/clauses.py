@@ -4,12 +4,14 @@ A clause is a list item that opens with a backticked ID, e.g. ``- `(ORD-1)` A su
 MUST ...``. Its level is the strongest RFC 2119 keyword in its text; the tags
 ``*[internal]*`` and ``*[feature: X]*`` qualify it (spec §0).
 
-Run ``python -m conformance.clauses`` to list them, ``--check`` to validate the IDs,
-``--cases ID`` to list the cases that cite a clause (see :mod:`conformance.inventory`).
+Run ``python -m conformance.clauses`` to list them, ``--check`` to validate the IDs and every
+reference to them, ``--cases ID`` to list the cases that cite a clause (see
+:mod:`conformance.inventory`).
 """
 
 from __future__ import annotations
 
+import bisect
 import enum
 import re
 from collections.abc import Iterator
@@ -26,6 +28,28 @@ _WELL_FORMED_ID = re.compile(r"^[A-Z]{3}-[1-9]\d*$")
 _FEATURE_TAG = re.compile(r"\*\[feature: (?P<feature>[a-z-]+)\]\*")
 _INTERNAL_TAG = "*[internal]*"
 _WITHDRAWN_TAG = "*Withdrawn"
+
+# A reference to clauses anywhere in the document, code blocks included: one ID (`SUB-4`,
+# `(SUB-4)`), a whole family (`SUB-*`), or a range. A range has one canonical form, `SUB-1 to
+# SUB-4`, both ends spelled in full so that a grep for either end finds it. The other ways one
+# might be written (`SUB-1..4`, `SUB-1..SUB-4`, the same with a hyphen, an en or em dash or an
+# ellipsis, `SUB-1 through SUB-4`, `SUB-1 to 4`) are matched too, so that the check can name
+# them. Around punctuation only spaces may stand, so that an ID ending one line is not read as a
+# range with a list item (`- 5 ...`) opening the next; around a word any whitespace may, since
+# prose wraps.
+_REFERENCE = re.compile(
+    r"\b(?P<first>(?P<prefix>[A-Z]{3})-[0-9]+)\b"
+    r"(?:(?P<separator>[ \t]*(?:\.{2,3}|[-\u2013\u2014\u2026])[ \t]*|\s+(?:to|through)\s+)"
+    r"(?P<last>(?:[A-Z]{3}-)?[0-9]+)\b)?"
+    r"|\b(?P<family>[A-Z]{3})-\*"
+)
+_CANONICAL_SEPARATOR = "to"
+
+# The prefixes of names that look like clause IDs (three capitals, a hyphen, digits) but are not.
+# They are excluded one by one, rather than by accepting only the prefixes the spec's clauses
+# use, so that a reference with a mistyped prefix (`SBU-4`) fails the check; a new look-alike
+# (`AES-128`) fails it too, loudly, with a message pointing here, which is the cheaper mistake.
+_NOT_CLAUSE_PREFIXES = frozenset({"SHA", "UTF"})  # SHA-256, UTF-8
 
 
 class Level(enum.Enum):
@@ -133,6 +157,61 @@ def check_ids(text: str) -> list[str]:
     for cited in _ANY_ID.findall(text):
         if not _WELL_FORMED_ID.match(cited):
             problems.append(f"malformed clause ID ({cited})")
+    for prefix in sorted(_NOT_CLAUSE_PREFIXES & {_prefix(clause_id) for clause_id in seen}):
+        problems.append(f"clause prefix {prefix} is listed as not a clause (_NOT_CLAUSE_PREFIXES)")
+    return problems + _check_references(text, seen)
+
+
+def _prefix(clause_id: str) -> str:
+    return clause_id.partition("-")[0]
+
+
+def _check_references(text: str, defined: set[str]) -> list[str]:
+    """Problems with the references to clauses, each with its line: IDs that name no clause,
+    families with no clause, and ranges not written canonically or not running over clauses."""
+    line_starts = [0] + [at + 1 for at, char in enumerate(text) if char == "\n"]
+    families = {_prefix(clause_id) for clause_id in defined}
+    problems: list[str] = []
+    for match in _REFERENCE.finditer(text):
+        line = bisect.bisect_right(line_starts, match.start())
+        for problem in _reference_problems(match, defined, families):
+            problems.append(f"line {line}: {problem}")
+    return problems
+
+
+def _reference_problems(match: re.Match[str], defined: set[str], families: set[str]) -> list[str]:
+    prefix = match["family"] or match["prefix"]
+    if prefix in _NOT_CLAUSE_PREFIXES:
+        return []
+    if match["family"] is not None:
+        return [] if prefix in families else [f"{match[0]} names no clause family"]
+    first: str = match["first"]
+    if match["last"] is None:
+        if first in defined:
+            return []
+        if prefix in families:
+            return [f"{first} names no clause"]
+        return [
+            f"{first} names no clause, and no clause ID starts with {prefix}- (if {first} is"
+            f" not a clause reference, list {prefix} in clauses._NOT_CLAUSE_PREFIXES)"
+        ]
+    return _range_problems(match, defined)
+
+
+def _range_problems(match: re.Match[str], defined: set[str]) -> list[str]:
+    first, written = match["first"], " ".join(match[0].split())
+    spelled = "-" in match["last"]
+    last = match["last"] if spelled else f"{match['prefix']}-{match['last']}"
+    problems: list[str] = []
+    if match["separator"].strip() != _CANONICAL_SEPARATOR or not spelled:
+        problems.append(f"range {written} is not written {first} {_CANONICAL_SEPARATOR} {last}")
+    problems += [
+        f"range {written}: {end} names no clause" for end in (first, last) if end not in defined
+    ]
+    if _prefix(first) != _prefix(last):
+        problems.append(f"range {written} mixes prefixes {_prefix(first)} and {_prefix(last)}")
+    elif int(first.partition("-")[2]) >= int(last.partition("-")[2]):
+        problems.append(f"range {written} is not in increasing order")
     return problems
 
 

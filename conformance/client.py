@@ -16,6 +16,7 @@ import aiohttp
 import socketio
 
 from conformance.errors import ConnectFailed, ConnectionLost, ConnectRefused, NoReply, SuiteError
+from conformance.eventlog import KNOWN, KnownEpoch
 from conformance.expectations import fail
 from conformance.recorder import Recorder, channel_of
 from conformance.sio import SocketIOClient, emit_data, new_http_session
@@ -178,12 +179,15 @@ class ReplayClient:
         channel: str,
         from_: int | str | None = None,
         *,
-        epoch: str | None = None,
+        epoch: str | KnownEpoch | None = KNOWN,
         allow_truncation: bool | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """``replay:subscribe``; ``None`` arguments are omitted from the payload."""
-        fields = {"from": from_, "epoch": epoch, "allow_truncation": allow_truncation}
+        """``replay:subscribe``; ``None`` arguments are omitted from the payload. An integer
+        ``from`` goes with the epoch the case has seen for the channel unless ``epoch`` says
+        otherwise (``None``: none at all)."""
+        sent_epoch = self.log.epoch_for(channel, from_, epoch)
+        fields = {"from": from_, "epoch": sent_epoch, "allow_truncation": allow_truncation}
         payload = _compact(channel=channel, **fields)
         return await self.request("replay:subscribe", payload, timeout=timeout)
 
@@ -192,10 +196,17 @@ class ReplayClient:
         return await self.request("replay:unsubscribe", {"channel": channel}, timeout=timeout)
 
     async def ack(
-        self, channel: str, offset: int, *, epoch: str | None = None, timeout: float | None = None
+        self,
+        channel: str,
+        offset: int,
+        *,
+        epoch: str | KnownEpoch | None = KNOWN,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
-        """``replay:ack`` (feature ``cursors``)."""
-        payload = _compact(channel=channel, offset=offset, epoch=epoch)
+        """``replay:ack`` (feature ``cursors``), with the epoch the case has seen for the
+        channel unless ``epoch`` says otherwise (``None``: none at all)."""
+        sent_epoch = self.log.epoch_for(channel, offset, epoch)
+        payload = _compact(channel=channel, offset=offset, epoch=sent_epoch)
         return await self.request("replay:ack", payload, timeout=timeout)
 
     async def publish(
@@ -210,11 +221,14 @@ class ReplayClient:
         channel: str,
         from_: int | str | None = None,
         *,
+        epoch: str | KnownEpoch | None = KNOWN,
         limit: int | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """``replay:history`` (feature ``history``)."""
-        payload = _compact(channel=channel, limit=limit, **{"from": from_})
+        """``replay:history`` (feature ``history``); an integer ``from`` goes with an epoch as
+        in :meth:`subscribe`."""
+        sent_epoch = self.log.epoch_for(channel, from_, epoch)
+        payload = _compact(channel=channel, limit=limit, epoch=sent_epoch, **{"from": from_})
         return await self.request("replay:history", payload, timeout=timeout)
 
     async def emit_raw(self, event: str, *args: object, timeout: float | None = None) -> Any:

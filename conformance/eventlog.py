@@ -8,15 +8,16 @@ when it ends. The whole-trace checkers read it back afterwards (:mod:`conformanc
 from __future__ import annotations
 
 import contextvars
+import enum
 import itertools
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from conformance.errors import ConformanceFailure
+from conformance.errors import ConformanceFailure, SuiteError
 from conformance.text import summarize
 
-__all__ = ["LOG_SLICE", "EventLog", "LogEntry", "active_log"]
+__all__ = ["KNOWN", "LOG_SLICE", "EventLog", "KnownEpoch", "LogEntry", "active_log"]
 
 LOG_SLICE: Final = 40  # entries kept with a failure: enough context, short enough to read
 _CONNECTION_KINDS: Final = frozenset({"connect", "connect_error", "disconnect"})
@@ -145,6 +146,44 @@ class EventLog:
             for e in self.entries
             if all(v is None or getattr(e, k) == v for k, v in wanted.items())
         ]
+
+    def epoch_of(self, channel: str) -> str | None:
+        """The latest epoch the case has seen for ``channel`` (in a publish answer, a reply or
+        an event), or None: what a client that keeps its offsets with their epochs knows."""
+        for entry in reversed(self.entries):
+            if entry.channel != channel or entry.kind not in ("reply", "event"):
+                continue
+            body = entry.payload
+            if isinstance(body, dict) and "status" in body and "body" in body:
+                body = body["body"]  # an HTTP answer
+            epoch = body.get("epoch") if isinstance(body, dict) else None
+            if isinstance(epoch, str) and body.get("channel", channel) == channel:
+                return epoch
+        return None
+
+    def epoch_for(self, channel: str, offset: object, epoch: str | KnownEpoch | None) -> str | None:
+        """The ``epoch`` to send with ``offset`` (EPO-6): as given, or with :data:`KNOWN` the
+        latest one seen for the channel when ``offset`` is an integer (none for a keyword)."""
+        if not isinstance(epoch, KnownEpoch):
+            return epoch
+        if not isinstance(offset, int | float) or isinstance(offset, bool):
+            return None  # a keyword (or nothing): no offset, no epoch (EPO-6)
+        known = self.epoch_of(channel)
+        if known is None:
+            raise SuiteError(
+                f"the case sends offset {offset} of {channel} before it has seen the channel's "
+                "epoch: pass epoch= (an offset always travels with its epoch, EPO-6)"
+            )
+        return known
+
+
+class KnownEpoch(enum.Enum):
+    """The default ``epoch`` of the helpers that send an offset: the one the case has seen."""
+
+    KNOWN = "known"
+
+
+KNOWN = KnownEpoch.KNOWN
 
 
 def _is_connection(entry: LogEntry) -> bool:

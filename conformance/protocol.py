@@ -16,9 +16,11 @@ from conformance.errors import SuiteError
 __all__ = [
     "ACTIONS",
     "API",
+    "DEFAULT_TTL_S",
     "ERROR_STATUS",
     "FEATURES",
     "INFO_PATH",
+    "MAX_TTL_S",
     "PROTOCOL",
     "ROUTE_INFO",
     "ROUTE_MESSAGES",
@@ -67,6 +69,11 @@ FEATURES: Final = frozenset(
 )
 # What a grant may allow (spec §9.1).
 ACTIONS: Final = ("subscribe", "publish", "history")
+
+# A session's lifetime: an omitted ttl_s (SES-5), and the longest one a target that does not
+# advertise limits.max_ttl_s must accept (SES-6, the bound in http-session-request.json).
+DEFAULT_TTL_S: Final = 3600
+MAX_TTL_S: Final = 30 * 24 * 3600
 
 
 def channel_segment(channel: str) -> str:

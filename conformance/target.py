@@ -20,8 +20,9 @@ from conformance.client import REPLY_TIMEOUT_S, ReplayClient
 from conformance.context import current, current_or_none, run_case
 from conformance.errors import ConnectRefused, SuiteError
 from conformance.eventlog import EventLog
-from conformance.expectations import fail
+from conformance.expectations import expect_ok, fail
 from conformance.faults import FaultProxy
+from conformance.protocol import grant
 from conformance.registry import CaseHost, CaseSpec
 
 if TYPE_CHECKING:
@@ -217,6 +218,21 @@ class Target(CaseHost):
                     actor=client.name,
                 )
         return client
+
+    async def epoch(self, channel: str, node: int = 0) -> str:
+        """The channel's epoch: the latest the case has seen, else what a subscriber from
+        ``"latest"`` is told (a never-used channel gets its epoch then, CHN-3). A case needs it
+        to send an offset, which always travels with its epoch (EPO-6)."""
+        known = self.log.epoch_of(channel)
+        if known is not None:
+            return known
+        probe = await self.client(grants=[grant(channel, "subscribe")], node=node)
+        reply = expect_ok(await probe.subscribe(channel, from_="latest"), clause="SUB-8")
+        await probe.close()
+        epoch = reply.get("epoch")
+        if not isinstance(epoch, str):
+            fail("SUB-12", "an epoch in the subscribe reply", reply, channel=channel)
+        return epoch
 
     async def settle(self, channel: str, *clients: ReplayClient, timeout: float = 15.0) -> int:
         """Publish a sentinel to ``channel`` and wait until every client received it; returns

@@ -180,7 +180,7 @@ async def test_node_catches_up_on_events_it_never_heard(
         deleted = await node.client(session_id="deleted")
         recreated = await node.client(session_id="recreated")
         for client in (reader, narrowed):
-            reply = await client.call("replay:subscribe", {"channel": "c", "from": 1})
+            reply = await client.call("replay:subscribe", {"channel": "c", "from": "beginning"})
             assert reply["ok"], reply
         # Another node appends, narrows a session, deletes one, and deletes and registers one
         # again under the same id; no event reaches this one.
@@ -268,7 +268,7 @@ async def test_two_nodes_over_one_mongomock_database(mock_db: Any) -> None:
     buses = [fast(MongoBus(one.database)), fast(MongoBus(two.database))]
     async with serve(one, bus=buses[0]) as a, serve(two, bus=buses[1]) as b:
         client = await b.client(session_id="s")
-        assert (await client.call("replay:subscribe", {"channel": "c", "from": 1}))["ok"]
+        assert (await client.call("replay:subscribe", {"channel": "c", "from": "beginning"}))["ok"]
         await a.publish("c", "through a")  # CLU-2
         await client.wait_for_offset("c", 1)
         status, _ = await a.call("DELETE", "/replay/v1/sessions/s")
@@ -288,7 +288,7 @@ async def test_two_nodes_over_real_mongodb(mongodb_url: str) -> None:
         buses = [fast(MongoBus(one.database)), fast(MongoBus(two.database))]
         async with serve(one, bus=buses[0]) as a, serve(two, bus=buses[1]) as b:
             subscriber = await b.client(session_id="s")
-            reply = await subscriber.call("replay:subscribe", {"channel": "c", "from": 1})
+            reply = await subscriber.call("replay:subscribe", {"channel": "c", "from": "beginning"})
             assert reply["ok"]
             await a.publish("c", "through a")  # CLU-2
             await subscriber.wait_for_offset("c", 1)

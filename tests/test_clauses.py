@@ -1,15 +1,18 @@
-"""The spec's clause IDs are unique and well formed, and the lister reports them."""
+"""The spec's clause IDs are unique and well formed, every reference to them names a clause, and
+the lister reports them."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conformance import clauses
 
 MINIMUM_CLAUSES = 40
+_ORD_1_TO_3 = "- `(ORD-1)` A MUST.\n- `(ORD-2)` B MUST.\n- `(ORD-3)` C MUST.\n"
 
 
 def test_spec_clause_ids_are_sound() -> None:
@@ -42,10 +45,34 @@ def test_levels_tags_and_sections_are_parsed() -> None:
         ("- `(ORD-1)` no keyword here.\n", "ORD-1 has no RFC 2119 keyword"),
         ("- `(ORD-1)` A MUST, see `(ord-2)`.\n", "malformed clause ID (ord-2)"),
         ("- `(ORD-1)` A MUST, see `(ORD-02)`.\n", "malformed clause ID (ORD-02)"),
+        ("- `(ORD-1)` A MUST.\n\nAs LIM-3 says.\n", "line 3: LIM-3 names no clause"),
+        ("- `(ORD-1)` A MUST (ORD-2).\n", "line 1: ORD-2 names no clause"),
+        ("- `(ORD-1)` A MUST.\n\nsee SBU-1\n", "line 3: SBU-1 names no clause, and no clause"),
+        ("- `(ORD-1)` A MUST.\n\nsee SUB-*\n", "line 3: SUB-* names no clause family"),
+        (f"{_ORD_1_TO_3}see ORD-1..3\n", "line 4: range ORD-1..3 is not written ORD-1 to ORD-3"),
+        (f"{_ORD_1_TO_3}see ORD-1..ORD-3\n", "line 4: range ORD-1..ORD-3 is not written ORD-1 to"),
+        (f"{_ORD_1_TO_3}see ORD-1\u20133\n", "line 4: range ORD-1\u20133 is not written ORD-1 to"),
+        (f"{_ORD_1_TO_3}see ORD-1 to 3\n", "line 4: range ORD-1 to 3 is not written ORD-1 to"),
+        (f"{_ORD_1_TO_3}ORD-1 through\n  ORD-3\n", "line 4: range ORD-1 through ORD-3 is not"),
+        (f"{_ORD_1_TO_3}see ORD-1 to ORD-4\n", "line 4: range ORD-1 to ORD-4: ORD-4 names no"),
+        (f"{_ORD_1_TO_3}see ORD-1 to SUB-3\n", "line 4: range ORD-1 to SUB-3 mixes prefixes"),
+        (f"{_ORD_1_TO_3}see ORD-3 to ORD-1\n", "line 4: range ORD-3 to ORD-1 is not in increasing"),
+        (f"{_ORD_1_TO_3}see ORD-2 to ORD-2\n", "line 4: range ORD-2 to ORD-2 is not in increasing"),
+        ("- `(SHA-1)` A MUST.\n", "clause prefix SHA is listed as not a clause"),
     ],
 )
 def test_check_finds_broken_documents(document: str, problem: str) -> None:
     assert any(found.startswith(problem) for found in clauses.check_ids(document))
+
+
+def test_check_accepts_every_canonical_reference() -> None:
+    document = (
+        f"{_ORD_1_TO_3}- `(ORD-4)` *Withdrawn: merged into ORD-3.*\n"
+        "See ORD-1, (ORD-2), `(ORD-3)`, the withdrawn ORD-4, ORD-1 to ORD-4 and ORD-*; a range\n"
+        "may wrap, ORD-2 to\n  ORD-3. SHA-256 and UTF-8 are not clauses.\n"
+        "- `(ORD-5)` A MUST, then a list item that is not a range: ORD-1\n- 3 items\n"
+    )
+    assert clauses.check_ids(document) == []
 
 
 def test_wrapped_lines_belong_to_their_clause_and_withdrawn_needs_no_keyword() -> None:
@@ -95,3 +122,20 @@ def test_command_lists_the_cases_citing_a_clause() -> None:
     assert internal.returncode == 0 and internal.stdout.rstrip().endswith(": 0 cases")
     unknown = run("--cases", "NOPE-1")
     assert unknown.returncode == 2 and "no clause 'NOPE-1'" in unknown.stderr
+
+
+def test_command_check_names_each_problem_with_its_line(tmp_path: Path) -> None:
+    spec = tmp_path / "protocol.md"
+    spec.write_text(f"{_ORD_1_TO_3}\nAs ORD-9 says, and ORD-1..3.\n", encoding="utf-8")
+    check = subprocess.run(
+        [sys.executable, "-m", "conformance.clauses", "--check", "--spec", str(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 1
+    assert check.stderr.splitlines() == [
+        "line 5: ORD-9 names no clause",
+        "line 5: range ORD-1..3 is not written ORD-1 to ORD-3",
+    ]
+    assert check.stdout.strip() == "0 clauses, 2 problems"

@@ -146,7 +146,7 @@ async def test_subscribe_on_c_while_a_publishes(nodes: list[Served]) -> None:  #
 
     racing = asyncio.create_task(publisher())
     client = await c.client()
-    reply = await client.call("replay:subscribe", {"channel": "race", "from": 1})
+    reply = await client.call("replay:subscribe", {"channel": "race", "from": "beginning"})
     await racing
     assert reply["ok"] and reply["from"] == 1, reply
     await client.wait_for_offset("race", 250, timeout=15)

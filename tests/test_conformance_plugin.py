@@ -19,10 +19,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from conformance import clauses, schemas
+from conformance.backend import Backend
 from conformance.context import run_case
 from conformance.driver import Driver
 from conformance.errors import CaseTimeout, ConformanceFailure, ConnectRefused, SuiteError
@@ -355,7 +357,7 @@ async def test_expect_refused() -> None:
 
 def test_schema_validation() -> None:
     assert "subscribe-reply" in schemas.names()
-    good = {"ok": True, "channel": "a", "epoch": "e", "from": 1, "head": 0}
+    good = {"ok": True, "channel": "a", "epoch": "e", "from": 1, "head": 5}
     assert schemas.validate("subscribe-reply", good) == []
     assert schemas.validate("subscribe-reply", {**good, "from": 0}) == [
         "from: 0 is less than the minimum of 1"
@@ -720,3 +722,30 @@ async def test_grading_end_to_end_against_a_stub(tmp_path: Path) -> None:
     assert failures["test_violation_in_passing"]["clause"] == "EVT-1"
     assert not failures["test_should_fails"]["strict"]
     assert (tmp_path / "report.md").read_text().startswith("# replay/1 conformance report")
+
+
+# --- the backend client's own checks ------------------------------------------------------------
+
+
+async def test_a_queried_history_read_is_checked_against_its_schema() -> None:  # HIS-1
+    """A read with ``?from=&epoch=`` is the same route as one without: its body is checked."""
+
+    async def history(request: web.Request) -> web.Response:
+        return web.json_response({"channel": "c", "messages": "not a list"})
+
+    app = web.Application()
+    app.router.add_get("/replay/v1/channels/{channel}/messages", history)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    log = EventLog()
+    try:
+        async with aiohttp.ClientSession() as http:
+            backend = Backend(http, f"http://127.0.0.1:{port}", "key", log)
+            for query in ("", "?from=2&epoch=e1&limit=5"):
+                await backend.request("GET", f"/replay/v1/channels/c/messages{query}")
+    finally:
+        await runner.cleanup()
+    assert [v.clause for v in log.violations] == ["HIS-1", "HIS-1"]

@@ -79,7 +79,8 @@ async def test_errors_are_json_with_the_spec_status() -> None:  # API-1, API-4, 
                 "payload_too_large",
             ),
             ("GET", "/channels/c/messages?from=0", None, 400, "bad_request"),
-            ("GET", "/channels/c/messages?from=9", None, 416, "offset_out_of_range"),
+            ("GET", "/channels/c/messages?from=9", None, 400, "bad_request"),  # HIS-9
+            ("GET", "/channels/c/messages?from=9&epoch=gone", None, 409, "epoch_mismatch"),
             ("DELETE", "/sessions/nobody", None, 404, "not_found"),
             ("GET", "/nowhere", None, 404, "not_found"),
             ("PATCH", "/info", None, 404, "not_found"),
@@ -109,17 +110,20 @@ async def test_publish_and_history_paging() -> None:  # PUB-1, HIS-4, HIS-8
             status, body = await served.call("POST", "/replay/v1/channels/c/messages", {"data": n})
             assert status == 201 and body["offset"] == n + 1 and body["duplicate"] is False
         seen: list[int] = []
-        start: int | str = "beginning"
+        start, epoch = "beginning", ""
         while True:
-            status, page = await served.call(
-                "GET", f"/replay/v1/channels/c/messages?from={start}&limit=10"
-            )
+            query = f"from={start}&limit=10" + (f"&epoch={epoch}" if epoch else "")
+            status, page = await served.call("GET", f"/replay/v1/channels/c/messages?{query}")
             assert status == 200 and len(page["messages"]) <= 10
             if not page["messages"]:
                 break
             seen += [m["data"] for m in page["messages"]]
-            start = page["messages"][-1]["offset"] + 1
+            start, epoch = str(page["messages"][-1]["offset"] + 1), page["epoch"]  # HIS-8
         assert seen == list(range(25))
+        status, body = await served.call(
+            "GET", f"/replay/v1/channels/c/messages?from=27&epoch={epoch}"
+        )
+        assert (status, body["error"]["code"]) == (416, "offset_out_of_range")  # HIS-6
 
 
 async def test_duplicate_publish_is_200_with_the_original_offset() -> None:  # IDM-1
@@ -144,7 +148,10 @@ async def test_retention_update_and_truncated_history() -> None:  # RET-1, RET-2
             await served.publish("c", n)
         status, body = await served.call("GET", "/replay/v1/channels/c/messages")
         assert body["first"] == 8 and [m["offset"] for m in body["messages"]] == [8, 9, 10]
-        status, body = await served.call("GET", "/replay/v1/channels/c/messages?from=2")
+        epoch = body["epoch"]
+        status, body = await served.call(
+            "GET", f"/replay/v1/channels/c/messages?from=2&epoch={epoch}"
+        )
         assert (status, body["error"]["code"]) == (410, "history_truncated")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference.core import payloads
+from reference.core import ijson, payloads
 from reference.core.errors import BadRequest, PayloadTooLarge
 from reference.core.model import Action
 
@@ -80,14 +80,14 @@ def test_session_request() -> None:
         {
             "client_id": "u1",
             "grants": [{"channels": "room:*", "actions": ["subscribe", "history"]}],
-            "subscribe": [{"channel": "room:1", "from": 3.0}],
+            "subscribe": [{"channel": "room:1", "from": 3.0, "epoch": "e1"}],
             "ttl_s": 60,
         },
         max_ttl_s=3600,
     )
     assert request.session_id is None
     assert request.grants[0].actions == frozenset({Action.SUBSCRIBE, Action.HISTORY})
-    assert request.subscribe[0].start == 3
+    assert (request.subscribe[0].start, request.subscribe[0].epoch) == (3, "e1")
     assert request.ttl_s == 60
 
 
@@ -96,9 +96,15 @@ def test_session_request() -> None:
     [
         {"client_id": "u", "grants": [], "ttl_s": 3601},  # SES-6
         {"client_id": "u", "grants": [], "subscribe": [{"channel": "a"}, {"channel": "a"}]},
+        {"client_id": "u", "grants": [], "subscribe": [{"channel": "a", "from": 3}]},  # AUT-7
         {"client_id": "u", "grants": [{"channels": "a*b", "actions": ["subscribe"]}]},
         {"client_id": "u", "grants": [{"channels": "a", "actions": []}]},
         {"client_id": "u", "grants": [{"channels": "a", "actions": ["read"]}]},
+        # CHN-1: a final line feed, which Python's `$` alone would let through
+        {"client_id": "u", "grants": [{"channels": "room:*\n", "actions": ["subscribe"]}]},
+        {"client_id": "u", "grants": [{"channels": "room\n", "actions": ["subscribe"]}]},
+        {"client_id": "u", "grants": [], "subscribe": [{"channel": "room\n"}]},
+        {"client_id": "u", "grants": [], "session_id": "s1\n"},
         {"grants": []},
         [],
     ],
@@ -106,6 +112,16 @@ def test_session_request() -> None:
 def test_bad_session_requests(body: object) -> None:
     with pytest.raises(BadRequest):
         payloads.parse_session(body, max_ttl_s=3600)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [(r"^[a-z]{1,9}$", "room\n"), (r"^[a-z]{0,9}\*$|^[a-z]{1,9}$", "room*\n")],
+)
+def test_schema_patterns_end_at_the_end_of_the_string(pattern: str, text: str) -> None:
+    # ECMAScript's `$`, in every alternative: not Python's, which also matches before a final "\n".
+    assert payloads._ecma_regex(pattern).search(text.rstrip("\n"))
+    assert payloads._ecma_regex(pattern).search(text) is None
 
 
 def test_retention_distinguishes_omitted_from_null() -> None:  # RET-1
@@ -119,22 +135,34 @@ def test_retention_distinguishes_omitted_from_null() -> None:  # RET-1
 @pytest.mark.parametrize(
     ("query", "parsed"),
     [
-        ({}, (None, None)),
-        ({"from": "beginning"}, ("beginning", None)),
-        ({"from": "7", "limit": "20"}, (7, 20)),
+        ({}, (None, None, None)),
+        ({"from": "beginning"}, ("beginning", None, None)),
+        ({"from": "beginning", "epoch": "e1"}, ("beginning", "e1", None)),
+        ({"from": "7", "epoch": "e1", "limit": "20"}, (7, "e1", 20)),
     ],
 )
-def test_history_query(query: dict[str, str], parsed: tuple[object, object]) -> None:
-    assert payloads.parse_http_history_query(query) == parsed
+def test_history_query(query: dict[str, str], parsed: tuple[object, object, object]) -> None:
+    read = payloads.parse_http_history("room:1", query)
+    assert (read.channel, read.start, read.epoch, read.limit) == ("room:1", *parsed)
 
 
 @pytest.mark.parametrize(
     "query",
-    [{"from": "0"}, {"from": "-1"}, {"from": "1e3"}, {"limit": "x"}, {"from": "٣"}, {"page": "1"}],
+    [
+        {"from": "0", "epoch": "e1"},
+        {"from": "-1", "epoch": "e1"},
+        {"from": "1e3", "epoch": "e1"},
+        {"limit": "x"},
+        {"from": "٣", "epoch": "e1"},
+        {"page": "1"},
+        {"from": "7"},  # an offset without its epoch (EPO-6, HIS-9)
+        {"from": "7", "epoch": ""},
+        {"from": "7", "epoch": "e" * 65},
+    ],
 )
-def test_bad_history_query(query: dict[str, str]) -> None:  # HIS-2
+def test_bad_history_query(query: dict[str, str]) -> None:  # HIS-2, HIS-9
     with pytest.raises(BadRequest):
-        payloads.parse_http_history_query(query)
+        payloads.parse_http_history("room:1", query)
 
 
 def test_channel_check() -> None:  # CHN-1
@@ -142,3 +170,42 @@ def test_channel_check() -> None:  # CHN-1
     for bad in ("", "a b", "ü", "x" * 201, "a\n"):
         with pytest.raises(BadRequest):
             payloads.check_channel(bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r'{"channel":"a","data":"\ud800"}',  # MSG-6
+        r'{"channel":"a","data":1,"id":"\udc00"}',
+        '{"channel":"a","data":{"k":1,"k":2}}',  # MSG-7
+        '{"channel":"a","data":1,"data":2}',
+        '{"channel":"a","data":123456789012345678901234567890}',  # MSG-8
+        '{"channel":"a","data":1e400}',
+    ],
+)
+def test_a_publish_that_is_not_i_json_is_bad_request(text: str) -> None:
+    body = ijson.loads(text)
+    with pytest.raises(BadRequest):
+        payloads.parse_publish((body,), 65536)
+    http_body = {k: v for k, v in body.items() if k != "channel"}
+    if isinstance(body, ijson.RepeatedMembers):
+        http_body = ijson.RepeatedMembers(http_body)
+    with pytest.raises(BadRequest):
+        payloads.parse_http_publish("a", http_body, 65536)
+
+
+def test_numbers_within_a_double_are_stored_as_doubles() -> None:  # MSG-9
+    body = ijson.loads('{"channel":"a","data":[1.0000000000000001,1e2,1e-400,9007199254740991]}')
+    request = payloads.parse_publish((body,), 65536)
+    assert request.payload.encoded == "[1.0,100.0,0.0,9007199254740991]"
+
+
+def test_an_unsafe_integer_elsewhere_fails_its_schema() -> None:  # TRN-5, not internal
+    body = ijson.loads('{"channel":"a","from":99999999999999999999,"epoch":"e"}')
+    with pytest.raises(BadRequest):
+        payloads.parse_subscribe((body,))
+
+
+def test_encoding_a_lone_surrogate_is_bad_request_not_a_crash() -> None:
+    with pytest.raises(BadRequest):
+        payloads.encode_payload("\ud800", 65536)

@@ -44,15 +44,21 @@ def test_no_offset_is_both_above_head_and_below_lowest(
     assert failed == expected
 
 
-def test_history_start() -> None:  # HIS-4, HIS-6, HIS-7
-    assert resolve_history(None, TRIMMED) == 5
-    assert resolve_history("beginning", TRIMMED) == 5
-    assert resolve_history(7, TRIMMED) == 7
-    assert resolve_history(11, TRIMMED) == 11
+def test_history_start() -> None:  # HIS-4, HIS-6, HIS-7, HIS-10
+    assert resolve_history(None, None, TRIMMED) == 5
+    assert resolve_history("beginning", None, TRIMMED) == 5
+    assert resolve_history(7, "e1", TRIMMED) == 7
+    assert resolve_history(11, "e1", TRIMMED) == 11
     with pytest.raises(OffsetOutOfRange):
-        resolve_history(12, TRIMMED)
+        resolve_history(12, "e1", TRIMMED)
     with pytest.raises(HistoryTruncated):
-        resolve_history(4, TRIMMED)
+        resolve_history(4, "e1", TRIMMED)
+    # The epoch is checked first (HIS-10), and an offset of no known epoch never resolves
+    # against the current one (EPO-6).
+    for epoch in ("old", None):
+        for start in (4, 7, 12):
+            with pytest.raises(EpochMismatch):
+                resolve_history(start, epoch, TRIMMED)
 
 
 def test_a_history_read_resolves_again_when_the_channel_moved() -> None:  # HIS-5
@@ -71,11 +77,13 @@ def test_history_limit_defaults_and_clamps() -> None:  # HIS-4
 
 def test_ack_checks_epoch_then_head() -> None:  # ACK-2, ACK-3
     check_ack(10, "e1", TRIMMED)
-    check_ack(1, None, TRIMMED)  # below first is fine: it only moves a cursor
+    check_ack(1, "e1", TRIMMED)  # below first is fine: it only moves a cursor
     with pytest.raises(EpochMismatch):
         check_ack(1, "old", TRIMMED)
+    with pytest.raises(EpochMismatch):
+        check_ack(11, "old", TRIMMED)  # the epoch before the range (ACK-2, ACK-3)
     with pytest.raises(OffsetOutOfRange):
-        check_ack(11, None, TRIMMED)
+        check_ack(11, "e1", TRIMMED)
 
 
 def test_cursor_advances_to_the_max_within_an_epoch() -> None:  # ACK-4, ACK-7

@@ -2,12 +2,17 @@
 
 Each schema must be a valid draft 2020-12 schema whose `$id` follows the file name, every
 `$ref` must resolve inside the schema set, and every example must validate (valid/) or fail
-(invalid/) against the schema its directory is named after.
+(invalid/) against the schema its directory is named after: with Python's `jsonschema` here and
+with ajv (ECMAScript, strict mode) through tests/node/check_schemas.mjs. Valid examples must also
+keep the rules of the prose that no schema can say (they compare two values).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,11 +23,12 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS_DIR = ROOT / "spec" / "schemas"
 EXAMPLES_DIR = ROOT / "spec" / "examples"
+NODE_DIR = Path(__file__).parent / "node"
 
 DRAFT_URI = "https://json-schema.org/draft/2020-12/schema"
 ID_PREFIX = "urn:socketio-replay:replay-1:"
@@ -95,6 +101,10 @@ BRIEF_ERROR_CODES = [
 # Payloads a client or backend sends: strict (additionalProperties: false). `connect-auth` is
 # the one exception: other Socket.IO middleware may read the auth object too.
 STRICT_SCHEMAS = {name for name in EXPECTED_SCHEMAS if name.endswith("-request")}
+
+# Line terminators before which some regex dialect's `$` also matches (Python's `re`, PCRE and
+# .NET: "\n"; Java: all of them), so that a validator there accepts "room\n" by `pattern` alone.
+LINE_TERMINATORS = ["\n", "\r", "\r\n", "\u0085", "\u2028", "\u2029"]
 
 MIN_VALID_EXAMPLES = 2
 MIN_INVALID_EXAMPLES = 3
@@ -227,6 +237,32 @@ def test_response_schemas_are_open(name: str) -> None:
         assert node.get("additionalProperties", True) is not False, pointer
 
 
+@pytest.mark.parametrize("terminator", LINE_TERMINATORS, ids=ascii)
+@pytest.mark.parametrize(
+    ("definition", "name"),
+    [("channel", "room:lobby"), ("grant_pattern", "room:lobby"), ("grant_pattern", "room:*")],
+)
+def test_a_final_line_terminator_is_rejected_whatever_the_regex_dialect(
+    definition: str, name: str, terminator: str
+) -> None:
+    # CHN-1: "room\n" is no channel name. Whether `pattern` rejects it depends on the dialect's
+    # `$`, so the definition must reject it without `pattern` too (its `not`).
+    schema = dict(_schemas()["common"]["$defs"][definition])
+    assert Draft202012Validator(schema).is_valid(name)
+    assert not Draft202012Validator(schema).is_valid(name + terminator)
+    del schema["pattern"]
+    assert not Draft202012Validator(schema).is_valid(name + terminator)
+
+
+def test_every_token_a_server_returns_is_a_token_a_client_may_present() -> None:
+    # SES-4, CON-1: a session response's token always passes connect-auth.json.
+    returned = _schemas()["http-session-response"]["properties"]["token"]
+    presented = _schemas()["connect-auth"]["properties"]["token"]
+    assert returned["type"] == presented["type"] == "string"
+    assert returned["minLength"] >= presented["minLength"]
+    assert returned["maxLength"] <= presented["maxLength"]
+
+
 # ---------------------------------------------------------------------------- examples
 
 
@@ -256,3 +292,71 @@ def test_valid_example_validates(path: Path) -> None:
 def test_invalid_example_fails(path: Path) -> None:
     schema_name = path.parents[1].name
     assert not _validator(schema_name).is_valid(_load_json(path))
+
+
+# Rules of the prose that compare two values, which JSON Schema cannot say: a valid example
+# must keep them too, or it shows a state no server may report.
+
+
+def _consecutive(offsets: list[int]) -> bool:
+    return offsets == list(range(offsets[0], offsets[0] + len(offsets))) if offsets else True
+
+
+def _start_problems(example: dict[str, Any]) -> list[str]:
+    problems = []
+    if example["from"] > example["head"] + 1:
+        problems.append("SUB-12: from > head + 1")
+    truncated = example.get("truncated")
+    if truncated is not None and truncated["first_available"] != example["from"]:
+        problems.append("SUB-11: truncated.first_available != from")
+    if truncated is not None and truncated["requested"] >= truncated["first_available"]:
+        problems.append("SUB-11: truncated.requested >= first_available")
+    return problems
+
+
+def _history_problems(example: dict[str, Any]) -> list[str]:
+    first, head = example["first"], example["head"]
+    offsets = [message["offset"] for message in example["messages"]]
+    problems = []
+    if first is not None and first > head:
+        problems.append("OFF-4: first > head")
+    if not _consecutive(offsets):
+        problems.append("HIS-4: messages are not consecutive")
+    if offsets and (first is None or offsets[0] < first or offsets[-1] > head):
+        problems.append("HIS-5: a message outside first..head")
+    return problems
+
+
+def _batch_problems(example: dict[str, Any]) -> list[str]:
+    offsets = [message["offset"] for message in example["messages"]]
+    return [] if _consecutive(offsets) else ["DLV-1: offsets are not consecutive"]
+
+
+PROSE_RULES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "subscribe-reply": _start_problems,
+    "subscribed-event": _start_problems,
+    "history-reply": _history_problems,
+    "http-history-response": _history_problems,
+    "messages-event": _batch_problems,
+}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in VALID_EXAMPLES if p.parents[1].name in PROSE_RULES], ids=_example_id
+)
+def test_valid_example_keeps_the_rules_a_schema_cannot_say(path: Path) -> None:
+    assert PROSE_RULES[path.parents[1].name](_load_json(path)) == []
+
+
+def test_ajv_in_strict_mode_compiles_every_schema_and_agrees_on_every_example() -> None:
+    # The ECMAScript view (spec/schemas/README.md promises ajv's strict mode), next to Python's.
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "ajv").is_dir():
+        reason = "needs node and `npm ci` in tests/node (scripts/test runs it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must check the schemas with ajv: {reason}")
+        pytest.skip(reason)
+    checker = NODE_DIR / "check_schemas.mjs"
+    run = [node, str(checker), str(ROOT / "spec")]
+    result = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 import pytest
@@ -30,7 +32,7 @@ async def test_late_join_from_offset_1_over_10000_messages() -> None:  # HND-1, 
         for n in range(10_000):
             await served.publish("big", n)
         client = await served.client()
-        reply = await client.call("replay:subscribe", {"channel": "big", "from": 1})
+        reply = await client.call("replay:subscribe", {"channel": "big", "from": "beginning"})
         assert reply["ok"] and reply["from"] == 1 and reply["head"] == 10_000
         await client.wait_for_offset("big", 10_000, timeout=30)
         assert client.offsets("big") == list(range(1, 10_001))
@@ -78,7 +80,7 @@ async def test_publishes_racing_a_subscribe_form_one_gapless_stream() -> None:  
 
         racing = asyncio.create_task(publisher())
         await asyncio.sleep(0.005)
-        reply = await client.call("replay:subscribe", {"channel": "race", "from": 1})
+        reply = await client.call("replay:subscribe", {"channel": "race", "from": "beginning"})
         await racing
         await client.wait_for_offset("race", 250, timeout=10)
         assert reply["from"] == 1
@@ -104,7 +106,7 @@ async def test_forbidden_channel() -> None:  # SUB-2, PUB-5, HIS-3, ACK-1, ACC-5
             ("replay:subscribe", {"channel": "secret"}),
             ("replay:publish", {"channel": "room:1", "data": 1}),
             ("replay:history", {"channel": "room:1"}),
-            ("replay:ack", {"channel": "secret", "offset": 1}),
+            ("replay:ack", {"channel": "secret", "offset": 1, "epoch": "e"}),
         ]:
             reply = await client.call(event, payload)
             assert reply == {"ok": False, "error": reply["error"]}
@@ -164,6 +166,13 @@ async def test_revocation_disconnects_within_one_second() -> None:  # SES-14, SE
             await refused.connect(served.url, session["token"])
 
 
+async def test_an_omitted_ttl_is_capped_by_a_lower_max_ttl() -> None:  # SES-5
+    clock = FakeClock()
+    async with serve(MemoryStore(clock=clock), limits=Limits(max_ttl_s=600)) as served:
+        session = await served.register()
+        assert session["expires_at"] == clock.now + 600_000
+
+
 async def test_expired_token_is_refused_and_live_sockets_are_dropped() -> None:  # SES-10, SES-11
     clock = FakeClock()
     async with serve(MemoryStore(clock=clock)) as served:
@@ -207,7 +216,10 @@ async def test_expiry_timer_disconnects_the_socket() -> None:  # SES-11
         ("replay:unsubscribe", {}),
         ("replay:unsubscribe", {"channel": ["c"]}),
         ("replay:ack", {"channel": "c"}),
-        ("replay:ack", {"channel": "c", "offset": "1"}),
+        ("replay:ack", {"channel": "c", "offset": "1", "epoch": "e"}),
+        ("replay:ack", {"channel": "c", "offset": 1}),  # ACK-8: an offset without its epoch
+        ("replay:subscribe", {"channel": "c", "from": 1}),  # SUB-16
+        ("replay:history", {"channel": "c", "from": 1}),  # HIS-9
         ("replay:publish", {"channel": "c"}),
         ("replay:publish", {"channel": "c", "data": 1, "id": ""}),
         ("replay:publish", {"channel": "c", "data": 1, "id": "x" * 129}),
@@ -280,8 +292,11 @@ async def test_cursor_resume_redelivers_only_unacknowledged() -> None:  # CUR-1,
         session = await served.register(subscribe=[{"channel": "c", "from": "beginning"}])
         client = await served.client(token=session["token"])
         await client.wait_for_offset("c", 10)
-        assert (await client.call("replay:ack", {"channel": "c", "offset": 6}))["cursor"] == 6
-        assert (await client.call("replay:ack", {"channel": "c", "offset": 2}))["cursor"] == 6
+        epoch = next(d["epoch"] for n, d in client.events if n == "replay:subscribed")
+        acked = await client.call("replay:ack", {"channel": "c", "offset": 6, "epoch": epoch})
+        assert acked == {"ok": True, "epoch": epoch, "cursor": 6}  # ACK-4, ACK-9
+        again = await client.call("replay:ack", {"channel": "c", "offset": 2, "epoch": epoch})
+        assert again["cursor"] == 6
         await client.close()
         again = await served.register(
             session_id=session["session_id"], subscribe=[{"channel": "c"}]
@@ -371,3 +386,76 @@ async def test_a_payload_nested_too_deeply_to_decode_gets_bad_request() -> None:
         answer = await asyncio.wait_for(reply, 5)
         assert answer["error"]["code"] == "bad_request"
         assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]
+
+
+def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    failures = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not failures, [r.getMessage() for r in failures]
+
+
+async def _send_with_ack(client: Client, body: str) -> list[Any]:
+    """Send ``2<id><body>`` by hand; the list the ack's arguments land in, if one ever comes."""
+    replies: list[Any] = []
+    ack_id = client.sio._generate_ack_id("/", lambda *args: replies.append(args))
+    await client.sio.eio.send(f"2{ack_id}{body}")
+    return replies
+
+
+async def test_an_event_without_an_ack_is_processed_all_the_same() -> None:  # EVT-7
+    async with serve() as served:
+        await served.publish("c", "one")
+        client = await served.client()
+        await client.sio.emit("replay:subscribe", {"channel": "c", "from": "beginning"})
+        await client.wait_for_offset("c", 1)
+        await client.sio.emit("replay:unsubscribe", {"channel": "c"})
+        reply = await client.call("replay:unsubscribe", {"channel": "c"})
+        assert reply["error"]["code"] == "not_subscribed"  # the ackless one ended it (EVT-2)
+        await client.sio.emit("replay:subscribe", {"channel": "d", "from": 0})  # bad_request
+        assert (await client.call("replay:subscribe", {"channel": "d"}))["ok"]
+
+
+RESERVED = ["disconnect", "connect", "connect_error", "disconnecting", "newListener"]
+
+
+async def test_reserved_event_names_leave_the_connection_alone(  # EVT-8
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve() as served:
+        session = await served.register()
+        other = await served.register()
+        client = await served.client(token=session["token"])
+        assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]
+        replies = []
+        for name in RESERVED:
+            await client.sio.eio.send(f"2{json.dumps([name])}")
+            replies.append(await _send_with_ack(client, json.dumps([name])))
+        # A CONNECT in disguise must not re-authenticate the socket as another session.
+        await client.sio.eio.send(f'2["connect",{{}},{json.dumps({"token": other["token"]})}]')
+        assert (await client.call("replay:subscribe", {"channel": "d"}))["ok"]
+        await served.publish("c", "still delivered")
+        await client.wait_for_offset("c", 1)
+        assert replies == [[]] * len(RESERVED)  # no reply, even when one was asked for
+        # Not a zombie: the socket still belongs to its session and goes when it is deleted.
+        status, _ = await served.call("DELETE", f"/replay/v1/sessions/{session['session_id']}")
+        assert status == 204
+        await asyncio.wait_for(client.disconnected.wait(), 1.0)
+    _no_traceback(caplog)
+
+
+async def test_event_names_that_are_not_strings_are_dropped(  # EVT-9
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve() as served:
+        client = await served.client()
+        assert (await client.call("replay:subscribe", {"channel": "c"}))["ok"]
+        bodies = ["[5]", "[null]", "[]", '[{"a":1}]', '[["replay:subscribe"]]', '[true,{"x":1}]']
+        replies = [await _send_with_ack(client, body) for body in bodies]
+        for body in bodies:
+            await client.sio.eio.send(f"2{body}")
+        assert (await client.call("replay:subscribe", {"channel": "d"}))["ok"]
+        await served.publish("c", "still delivered")
+        await client.wait_for_offset("c", 1)
+        assert replies == [[]] * len(bodies) and client.sio.connected
+    _no_traceback(caplog)

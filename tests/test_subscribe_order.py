@@ -32,7 +32,7 @@ ALL = (Grant("*", frozenset({Action.SUBSCRIBE})),)
 
 
 def subscribe(  # type: ignore[no-untyped-def]
-    start, *, epoch=None, allow=False, state=TRIMMED, cursor=None
+    start, *, epoch="e1", allow=False, state=TRIMMED, cursor=None
 ) -> Start:
     return resolve_from(start, epoch=epoch, allow_truncation=allow, state=state, cursor=cursor)
 
@@ -60,9 +60,15 @@ def checked(
 Case = tuple[dict[str, object], dict[str, object]]
 PAIRS: dict[str, tuple[Case, type[ReplayError], Case, type[ReplayError]]] = {
     "shape-before-grant": (
-        ({"channel": "secret", "from": 1, "colour": "red"}, {}),
+        ({"channel": "secret", "from": 1, "epoch": "e1", "colour": "red"}, {}),
         BadRequest,
+        ({"channel": "secret", "from": 1, "epoch": "e1"}, {}),
+        Forbidden,
+    ),
+    "missing-epoch-before-grant": (  # an offset without its epoch is a shape error (SUB-16)
         ({"channel": "secret", "from": 1}, {}),
+        BadRequest,
+        ({"channel": "secret", "from": 1, "epoch": "e1"}, {}),
         Forbidden,
     ),
     "grant-before-existing": (
@@ -116,12 +122,13 @@ def test_each_check_alone() -> None:  # SUB-1 to SUB-6, SUB-15
     assert checked({"channel": "room:1", "from": 6, "epoch": "e1"}).offset == 6
     cases: list[tuple[dict[str, object], dict[str, object], type[ReplayError]]] = [
         ({"channel": "room:1", "from": 0}, {}, BadRequest),
+        ({"channel": "room:1", "from": 6}, {}, BadRequest),  # SUB-16
         ({"channel": "secret"}, {}, Forbidden),
         ({"channel": "room:1"}, {"subscribed": {"room:1"}}, AlreadySubscribed),
         ({"channel": "room:1"}, {"subscribed": {"room:2"}, "max_subscriptions": 1}, RateLimited),
         ({"channel": "room:1", "from": 6, "epoch": "old"}, {}, EpochMismatch),
-        ({"channel": "room:1", "from": 12}, {}, OffsetOutOfRange),
-        ({"channel": "room:1", "from": 4}, {}, HistoryTruncated),
+        ({"channel": "room:1", "from": 12, "epoch": "e1"}, {}, OffsetOutOfRange),
+        ({"channel": "room:1", "from": 4, "epoch": "e1"}, {}, HistoryTruncated),
     ]
     for payload, kwargs, error in cases:
         with pytest.raises(error):
@@ -132,7 +139,7 @@ def test_an_auto_subscription_is_admitted_in_the_same_order() -> None:  # AUT-4,
     entry = AutoSubscription("secret", 4)
     with pytest.raises(Forbidden):
         admit(entry, grants=ROOMS, subscribed={"secret"}, max_subscriptions=1)
-    entry = AutoSubscription("room:1", 4)
+    entry = AutoSubscription("room:1", 4, epoch="e1")
     with pytest.raises(AlreadySubscribed):
         admit(entry, grants=ROOMS, subscribed={"room:1"}, max_subscriptions=1)
     admitted = admit(entry, grants=ROOMS, subscribed=(), max_subscriptions=1)
@@ -160,7 +167,7 @@ def test_beginning_is_first_and_latest_is_head_plus_one() -> None:  # SUB-7, SUB
     assert subscribe("beginning", state=ALL_TRIMMED).offset == 8
 
 
-def test_beginning_and_latest_ignore_a_stale_epoch() -> None:  # SUB-7
+def test_beginning_and_latest_ignore_a_stale_epoch() -> None:  # SUB-7, EPO-6
     assert subscribe("beginning", epoch="old").offset == 5
     assert subscribe("latest", epoch="old").offset == 11
 
@@ -171,8 +178,11 @@ def test_integer_within_range_starts_there() -> None:
         assert (start.offset, start.truncated) == (offset, None)
 
 
-def test_integer_without_epoch_uses_the_current_one() -> None:  # SUB-10
-    assert subscribe(6).offset == 6
+def test_an_integer_of_no_known_epoch_never_resolves() -> None:  # EPO-6, AUT-7
+    # The schema rejects such a request (SUB-16); an auto-subscription stored before 1.1 can
+    # still hold one, and it must not be resolved against whatever epoch is current.
+    with pytest.raises(EpochMismatch):
+        subscribe(6, epoch=None)
 
 
 def test_above_head_plus_one_is_out_of_range() -> None:  # SUB-5
@@ -234,7 +244,7 @@ def test_a_resolved_start_is_always_deliverable(
     first = None if retained == 0 or head == 0 else max(1, head - retained + 1)
     state = ChannelState("e", first, head)
     try:
-        resolved = subscribe(start, state=state, allow=allow)
+        resolved = subscribe(start, epoch="e", state=state, allow=allow)
     except (HistoryTruncated, OffsetOutOfRange):
         assert start > head + 1 or start < state.lowest
         return
@@ -246,7 +256,10 @@ def test_a_resolved_start_is_always_deliverable(
 def test_auto_subscription_prefers_a_current_cursor() -> None:  # AUT-1, AUT-6
     def auto(entry: int | str, cursor: Cursor | None) -> int:
         admitted = admit(
-            AutoSubscription("room:1", entry), grants=ROOMS, subscribed=(), max_subscriptions=1
+            AutoSubscription("room:1", entry, epoch="e1"),
+            grants=ROOMS,
+            subscribed=(),
+            max_subscriptions=1,
         )
         return resolve(admitted, state=TRIMMED, cursor=cursor).offset
 

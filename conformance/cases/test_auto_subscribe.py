@@ -60,7 +60,7 @@ async def test_each_entry_starts_from_its_from(target: Target) -> None:
     entries: list[dict[str, Any]] = [
         {"channel": beginning, "from": "beginning"},
         {"channel": latest, "from": "latest"},
-        {"channel": integer, "from": 2},
+        {"channel": integer, "from": 2, "epoch": target.log.epoch_of(integer)},  # AUT-7
         {"channel": default},
     ]
     channels = [e["channel"] for e in entries]
@@ -94,6 +94,8 @@ async def test_cursor_wins_over_the_entry(target: Target, entry_from: str | int 
     entry: dict[str, Any] = {"channel": channel}
     if entry_from is not None:
         entry["from"] = entry_from
+    if isinstance(entry_from, int):
+        entry["epoch"] = target.log.epoch_of(channel)  # AUT-7
     session = await target.register([grant(channel, "subscribe")], subscribe=[entry])
     first = await target.client(session=session)
     expect_ok(await first.ack(channel, 2), clause="AUT-1")
@@ -153,7 +155,14 @@ async def test_subscribed_reports_truncation(target: Target) -> None:
     await target.backend.publish_many(channel, 10)  # retained: 8, 9, 10
     client = await target.client(
         grants=[grant(channel, "subscribe")],
-        subscribe=[{"channel": channel, "from": 2, "allow_truncation": True}],
+        subscribe=[
+            {
+                "channel": channel,
+                "from": 2,
+                "epoch": target.log.epoch_of(channel),  # AUT-7
+                "allow_truncation": True,
+            }
+        ],
     )
     subscribed = await client.wait_for_event("replay:subscribed", clause="AUT-2")
     expect(
@@ -206,6 +215,7 @@ async def test_entry_that_cannot_start_is_reported(target: Target, problem: str)
     if problem == "offset_out_of_range":
         grants.append(grant(bad, "subscribe"))
         entry["from"] = 4  # head 2: 3 would be the first valid start above it
+        entry["epoch"] = target.log.epoch_of(bad)  # AUT-7
     client = await target.client(grants=grants, subscribe=[entry, {"channel": good}])
     await _wait_reported(client, [bad, good], "AUT-4")
     await _expect_reported(target, client, bad, problem)
@@ -221,7 +231,10 @@ async def test_truncated_entry_is_reported(target: Target) -> None:
     await target.backend.publish_many(bad, 5)  # retained: 4, 5
     client = await target.client(
         grants=[grant(bad, "subscribe"), grant(good, "subscribe")],
-        subscribe=[{"channel": bad, "from": 2}, {"channel": good}],
+        subscribe=[
+            {"channel": bad, "from": 2, "epoch": target.log.epoch_of(bad)},  # AUT-7
+            {"channel": good},
+        ],
     )
     await _wait_reported(client, [bad, good], "AUT-4")
     await _expect_reported(target, client, bad, "history_truncated")
@@ -229,11 +242,43 @@ async def test_truncated_entry_is_reported(target: Target) -> None:
     await client.wait_for_offset(good, 1, clause="AUT-4")
 
 
-async def _expect_reported(target: Target, client: ReplayClient, channel: str, code: str) -> None:
+@case("AUT-7", "EPO-6", "AUT-4")
+async def test_an_entry_offset_travels_with_its_epoch(target: Target) -> None:
+    stale, good = target.channel("stale"), target.channel("good")
+    await target.backend.publish_many(stale, 3)
+    grants = [grant(stale, "subscribe"), grant(good, "subscribe")]
+    # An integer from without its epoch is refused at registration (EPO-6).
+    status, body = await target.backend.register_raw(
+        {"client_id": "aut-7", "grants": grants, "subscribe": [{"channel": stale, "from": 2}]}
+    )
+    expect(
+        status == 400
+        and isinstance(body, dict)
+        and body.get("error", {}).get("code") == "bad_request",
+        clause="AUT-7",
+        expected="HTTP 400 bad_request for an entry with from 2 and no epoch",
+        received=f"HTTP {status} {body}",
+    )
+    # One whose epoch is not current is reported when the socket connects, and the
+    # connection and the other entries go on (AUT-4).
+    entries: list[dict[str, Any]] = [
+        {"channel": stale, "from": 2, "epoch": "conformance-gone"},
+        {"channel": good},
+    ]
+    client = await target.client(grants=grants, subscribe=entries)
+    await _wait_reported(client, [stale, good], "AUT-7")
+    await _expect_reported(target, client, stale, "epoch_mismatch", clause="AUT-7")
+    await target.backend.publish(good, {"n": 0})
+    await client.wait_for_offset(good, 1, clause="AUT-4")
+
+
+async def _expect_reported(
+    target: Target, client: ReplayClient, channel: str, code: str, clause: str = "AUT-4"
+) -> None:
     ended = _by_channel(client, "replay:unsubscribed").get(channel)
     expect(
         ended is not None and ended.get("reason") == code,
-        clause="AUT-4",
+        clause=clause,
         expected=f'replay:unsubscribed {channel} with reason "{code}"',
         received=ended or _by_channel(client, "replay:subscribed").get(channel),
         channel=channel,

@@ -47,6 +47,33 @@ async def test_ack_without_subscribe_grant_is_forbidden(target: Target) -> None:
     expect_error(await other.ack(channel, 1), "forbidden", clause="ACK-1")
 
 
+@case("ACK-8", "EPO-6", "EVT-6")
+async def test_ack_without_epoch_is_a_bad_request(target: Target) -> None:
+    channel = target.channel()
+    published = await target.backend.publish(channel, {"n": 0})
+    client = await target.client(grants=[grant(channel, "subscribe")])
+    expect_error(await client.ack(channel, 1, epoch=None), "bad_request", clause="ACK-8")
+    # It moved no cursor (EVT-6): a resume through the cursor still starts at the head + 1.
+    resolved = await _resume_from(client, channel, "EVT-6")
+    expect(resolved == 2, clause="EVT-6", expected="from 2 (no cursor)", received=resolved)
+    reply = expect_ok(await client.ack(channel, 1, epoch=published["epoch"]), clause="ACK-8")
+    expect(reply.get("cursor") == 1, clause="ACK-4", expected="cursor 1", received=reply)
+
+
+@case("ACK-9", "EPO-5")
+async def test_ack_reply_carries_the_cursors_epoch(target: Target) -> None:
+    channel = target.channel()
+    published = await target.backend.publish(channel, {"n": 0})
+    client = await target.client(grants=[grant(channel, "subscribe")])
+    reply = expect_ok(await client.ack(channel, 1, epoch=published["epoch"]), clause="ACK-9")
+    expect(
+        (reply.get("epoch"), reply.get("cursor")) == (published["epoch"], 1),
+        clause="ACK-9",
+        expected=f"epoch {published['epoch']!r} with cursor 1",
+        received=reply,
+    )
+
+
 @case("ACK-2")
 async def test_ack_with_an_epoch_that_was_never_current(target: Target) -> None:
     channel = target.channel()
@@ -82,6 +109,7 @@ async def test_ack_above_head_is_out_of_range(target: Target) -> None:
     client = await target.client(grants=[grant(channel, "subscribe"), grant(empty, "subscribe")])
     expect_error(await client.ack(channel, 4), "offset_out_of_range", clause="ACK-3")
     expect_error(await client.ack(channel, 1000), "offset_out_of_range", clause="ACK-3")
+    await target.epoch(empty)  # the empty channel's epoch, which an offset travels with
     expect_error(await client.ack(empty, 1), "offset_out_of_range", clause="ACK-3")
     reply = expect_ok(await client.ack(channel, 3), clause="ACK-3")
     expect(reply.get("cursor") == 3, clause="ACK-3", expected="cursor 3", received=reply)
@@ -94,10 +122,8 @@ async def test_ack_keeps_the_highest_offset(target: Target) -> None:
     epoch = (await target.backend.publish(channel, {"n": 5}))["epoch"]
     session = await target.register([grant(channel, "subscribe")])
     client = await target.client(session=session)
-    for n, (offset, cursor) in enumerate(((3, 3), (1, 3), (3, 3), (5, 5), (2, 5))):
-        # With and without the (optional) epoch alike.
-        with_epoch = epoch if n % 2 else None
-        reply = expect_ok(await client.ack(channel, offset, epoch=with_epoch), clause="ACK-4")
+    for offset, cursor in ((3, 3), (1, 3), (3, 3), (5, 5), (2, 5)):
+        reply = expect_ok(await client.ack(channel, offset, epoch=epoch), clause="ACK-4")
         expect(
             reply.get("cursor") == cursor,
             clause="ACK-4",

@@ -270,6 +270,7 @@ async def test_publishes_racing_a_subscribe_from_1(target: Target, publishers: s
         channel = target.channel(f"at{at}")
         burst = Burst(await _racing_publishers(target, channel, mixed), RACE_COUNT)
         client = await target.client(grants=[grant(channel, "subscribe")])
+        await target.epoch(channel)  # what offset 1 belongs to, before anything is published
         burst.start()
         await burst.reached(at)
         expect_ok(await client.subscribe(channel, from_=1), clause="HND-2")
@@ -408,6 +409,7 @@ async def test_one_total_order_for_every_publisher_and_subscriber(target: Target
                 grants=[grant(channel, "publish")], node=n % nodes, name=f"p{n}"
             )
             publishers.append(client_publisher(sender, channel))
+    await target.epoch(channel)  # what offset 1 belongs to, before anything is published
     for subscriber in subscribers[:2]:
         expect_ok(await subscriber.subscribe(channel, from_=1), clause="CNS-2")
     burst = Burst(publishers, 240)
@@ -483,6 +485,7 @@ async def test_a_stalled_subscriber_loses_nothing(target: Target) -> None:
     channel = target.channel()
     proxy = await target.proxy()
     slow = await target.client(grants=[grant(channel, "subscribe")], proxy=proxy, timeout=30)
+    await target.epoch(channel)  # what offset 1 belongs to, before anything is published
     expect_ok(await slow.subscribe(channel, from_=1), clause="FLW-1")
     loop = asyncio.get_running_loop()
     stalled_at = loop.time()

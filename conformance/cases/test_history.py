@@ -18,6 +18,7 @@ from conformance import (
     expect_ok,
     grant,
 )
+from conformance.eventlog import KNOWN, KnownEpoch
 from conformance.protocol import ERROR_STATUS, messages_path
 
 ROUTES = ["socket", "http"]
@@ -38,14 +39,21 @@ class _Reader:
         self.client = client
 
     async def raw(
-        self, channel: str, from_: int | str | None = None, limit: int | None = None
+        self,
+        channel: str,
+        from_: int | str | None = None,
+        limit: int | None = None,
+        epoch: str | KnownEpoch | None = KNOWN,
     ) -> tuple[str | None, dict[str, Any]]:
-        """``(error code or None, reply or body)``; HTTP errors are checked against §4.1."""
+        """``(error code or None, reply or body)``; HTTP errors are checked against §4.1.
+        An integer ``from`` goes with the epoch the case has seen, unless ``epoch`` says."""
         if self.client is not None:
-            reply = await self.client.history(channel, from_, limit=limit)
+            reply = await self.client.history(channel, from_, epoch=epoch, limit=limit)
             error = reply.get("error") if reply.get("ok") is False else None
             return (error.get("code") if isinstance(error, dict) else None), reply
-        query = {k: v for k, v in (("from", from_), ("limit", limit)) if v is not None}
+        sent = self.target.log.epoch_for(channel, from_, epoch)
+        pairs = (("from", from_), ("epoch", sent), ("limit", limit))
+        query = {k: v for k, v in pairs if v is not None}
         path = messages_path(channel) + (f"?{urlencode(query)}" if query else "")
         status, body = await self.target.backend.request("GET", path, channel=channel)
         if status == 200 and isinstance(body, dict):
@@ -75,8 +83,16 @@ class _Reader:
         )
         return reply
 
-    async def fails(self, channel: str, from_: int | str | None, code: str, *, clause: str) -> None:
-        got, reply = await self.raw(channel, from_)
+    async def fails(
+        self,
+        channel: str,
+        from_: int | str | None,
+        code: str,
+        *,
+        clause: str,
+        epoch: str | KnownEpoch | None = KNOWN,
+    ) -> None:
+        got, reply = await self.raw(channel, from_, epoch=epoch)
         expect(
             got == code,
             clause=clause,
@@ -213,6 +229,7 @@ async def test_from_above_head(target: Target, route: str) -> None:
     await target.backend.publish_many(channel, 3)
     reader = await _reader(target, route, channel, empty)
     for name, head in ((channel, 3), (empty, 0)):
+        await reader.read(name, "beginning", clause="HIS-6")  # learns the channel's epoch
         at_next = await reader.read(name, head + 1, clause="HIS-6")
         expect(
             _offsets(at_next) == [] and at_next.get("head") == head,
@@ -223,6 +240,24 @@ async def test_from_above_head(target: Target, route: str) -> None:
         )
         for beyond in (head + 2, head + 1000, 9007199254740991):
             await reader.fails(name, beyond, "offset_out_of_range", clause="HIS-6")
+
+
+@case("HIS-9", "HIS-10", "EPO-6", "HIS-1")
+@pytest.mark.parametrize("route", ROUTES)
+async def test_an_integer_from_travels_with_its_epoch(target: Target, route: str) -> None:
+    channel = target.channel()
+    epoch = (await target.backend.publish(channel, {"n": 0}))["epoch"]
+    await target.backend.publish_many(channel, 2)
+    reader = await _reader(target, route, channel)
+    for from_ in (1, 3, 4, 99):  # in range, at head, at head + 1, above: the epoch comes first
+        await reader.fails(channel, from_, "bad_request", clause="HIS-9", epoch=None)
+        await reader.fails(channel, from_, "epoch_mismatch", clause="HIS-10", epoch="gone")
+    page = await reader.read(channel, 2, clause="HIS-10")
+    expect(page.get("epoch") == epoch, clause="EPO-5", expected=f"epoch {epoch}", received=page)
+    expect_offsets(_offsets(page), [2, 3], clause="HIS-4", channel=channel)
+    # A keyword names no offset and needs no epoch.
+    code, reply = await reader.raw(channel, "beginning", epoch=None)
+    expect(code is None, clause="EPO-6", expected="a reply from beginning", received=reply)
 
 
 @case("HIS-7", "HIS-4", "HIS-1", feature="retention")

@@ -8,7 +8,7 @@ import json
 import warnings
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -90,6 +90,8 @@ _SCHEMA_VIOLATIONS: Final[dict[str, list[object]]] = {
         {"client_id": "c", "grants": [], "bogus": 1},
         {"client_id": "c", "grants": [{"channels": "a", "actions": ["fly"]}]},
         {"client_id": "c", "grants": [{"channels": "a b", "actions": ["subscribe"]}]},
+        {"client_id": "c", "grants": [{"channels": "a:*\n", "actions": ["subscribe"]}]},  # CHN-1
+        {"client_id": "c", "grants": [], "subscribe": [{"channel": "c\n"}]},  # CHN-1
         {"client_id": "c", "grants": [], "ttl_s": 0},
         {"client_id": "c", "grants": [], "session_id": "has space"},
         {"client_id": "c", "grants": [], "subscribe": [{"channel": "c", "from": "middle"}]},
@@ -163,13 +165,13 @@ async def test_errors_carry_the_status_of_their_code(target: Target) -> None:
         ),
     ]
     if "history" in target.features:
-        await target.backend.publish(channel, {"n": 0})
-        path = messages_path(channel) + "?from=3"
+        epoch = (await target.backend.publish(channel, {"n": 0}))["epoch"]
+        path = messages_path(channel) + "?" + urlencode({"from": 3, "epoch": epoch})
         produced.append(("offset_out_of_range", await target.backend.request("GET", path)))
         if "retention" in target.features:
             await target.backend.set_retention(channel, max_messages=1)
             await target.backend.publish(channel, {"n": 1})
-            path = messages_path(channel) + "?from=1"
+            path = messages_path(channel) + "?" + urlencode({"from": 1, "epoch": epoch})
             produced.append(("history_truncated", await target.backend.request("GET", path)))
     for code, (status, body) in produced:
         expect(
@@ -400,7 +402,9 @@ async def test_http_history_matches_replay_history(target: Target) -> None:
             received=f"{page} vs {expected}",
             channel=channel,
         )
-    path = messages_path(channel) + "?from=8"
+    path = (
+        messages_path(channel) + "?" + urlencode({"from": 8, "epoch": await target.epoch(channel)})
+    )
     expect_status(
         await target.backend.request("GET", path, channel=channel),
         416,
@@ -411,7 +415,11 @@ async def test_http_history_matches_replay_history(target: Target) -> None:
     if "retention" in target.features:
         await target.backend.set_retention(channel, max_messages=2)
         await target.backend.publish(channel, {"n": 6})
-        path = messages_path(channel) + "?from=2"
+        path = (
+            messages_path(channel)
+            + "?"
+            + urlencode({"from": 2, "epoch": target.log.epoch_of(channel)})
+        )
         expect_status(
             await target.backend.request("GET", path, channel=channel),
             410,

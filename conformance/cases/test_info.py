@@ -19,7 +19,7 @@ from conformance import (
     expect_status,
     grant,
 )
-from conformance.protocol import API, FEATURES, messages_path, retention_path
+from conformance.protocol import API, FEATURES, MAX_TTL_S, messages_path, retention_path
 
 OPTIONAL_FEATURES = sorted(FEATURES - {"sessions", "cluster"})
 
@@ -152,13 +152,34 @@ async def test_max_subscriptions_is_enforced(target: Target) -> None:
 
 @case("INF-3", "SES-6")
 async def test_max_ttl_s_is_enforced(target: Target) -> None:
-    max_ttl = target.limits.get("max_ttl_s")
-    if max_ttl is None:
-        pytest.skip("limits.max_ttl_s is not advertised")
+    # Without limits.max_ttl_s the maximum is the protocol's bound (SES-6).
+    advertised = target.limits.get("max_ttl_s")
+    max_ttl = MAX_TTL_S if advertised is None else advertised
     body: dict[str, Any] = {"client_id": "ttl", "grants": [], "ttl_s": max_ttl + 1}
     expect_status(await target.backend.register_raw(body), 400, clause="SES-6", code="bad_request")
     session = await target.register([], ttl_s=max_ttl)
-    expect(session.status == 201, clause="INF-3", expected="HTTP 201", received=session.status)
+    clause = "SES-1" if advertised is None else "INF-3"
+    expect(session.status == 201, clause=clause, expected="HTTP 201", received=session.status)
+
+
+@case("INF-5", "INF-6")
+async def test_advertised_limits_are_within_the_protocols_bounds(target: Target) -> None:
+    info = await target.backend.info()
+    limits = info.get("limits", {})
+    max_ttl = limits.get("max_ttl_s")
+    expect(
+        max_ttl is None or max_ttl <= MAX_TTL_S,
+        clause="INF-5",
+        expected=f"limits.max_ttl_s at most {MAX_TTL_S}",
+        received=limits,
+    )
+    window = limits.get("idempotency_window_s")
+    expect(
+        "idempotency" not in info.get("features", []) or (isinstance(window, int) and window >= 1),
+        clause="INF-6",
+        expected="idempotency_window_s >= 1 while idempotency is advertised",
+        received=limits,
+    )
 
 
 @case("INF-4", durable=True)

@@ -28,7 +28,8 @@ from conformance import (
     grant,
     schemas,
 )
-from conformance.protocol import API, channel_segment, retention_path
+from conformance.cases.test_robustness import RawSocket
+from conformance.protocol import API, channel_segment, messages_path, retention_path
 
 EVENTS: Final = (
     "replay:subscribe",
@@ -582,7 +583,7 @@ async def test_the_websocket_transport_is_accepted(target: Target) -> None:
 @case("TRN-6")
 async def test_the_polling_transport_is_accepted(target: Target) -> None:
     channel = target.channel()
-    await target.backend.publish(channel, {"n": 0})
+    epoch = (await target.backend.publish(channel, {"n": 0}))["epoch"]
     session = await target.register([grant(channel, "subscribe")])
     received: list[Any] = []
     arrived = asyncio.Event()
@@ -618,7 +619,8 @@ async def test_the_polling_transport_is_accepted(target: Target) -> None:
         expected="a polling connection",
         received=sio.transport(),
     )
-    reply = await sio.call("replay:subscribe", {"channel": channel, "from": 1}, timeout=10)
+    request = {"channel": channel, "from": 1, "epoch": epoch}
+    reply = await sio.call("replay:subscribe", request, timeout=10)
     problems = schemas.validate_reply("replay:subscribe", reply)
     expect(not problems, clause="EVT-1", expected="a valid reply", received=problems or reply)
     expect_ok(reply, clause="TRN-6", channel=channel)
@@ -702,17 +704,18 @@ async def test_integral_numbers_are_integers(target: Target) -> None:
     await target.backend.publish_many(channel, 6)
     client = await target.client(grants=[grant(channel)])
     reply = expect_ok(await client.subscribe(channel, from_=5.0), clause="TRN-5")  # type: ignore[arg-type]
+    epoch = reply.get("epoch")
     expect(reply.get("from") == 5, clause="TRN-5", expected="from 5", received=reply)
     await client.wait_for_offset(channel, 6, clause="TRN-5")
     expect_offsets(client.offsets(channel), [5, 6], clause="TRN-5", channel=channel)
     if "history" in target.features:
-        request = {"channel": channel, "from": 2.0, "limit": 2.0}
+        request = {"channel": channel, "from": 2.0, "epoch": epoch, "limit": 2.0}
         page = expect_ok(await client.request("replay:history", request), clause="TRN-5")
         offsets = [m.get("offset") for m in page["messages"]]
         expect(offsets == [2, 3], clause="TRN-5", expected="[2, 3]", received=offsets)
     if "cursors" in target.features:
         acked = expect_ok(
-            await client.request("replay:ack", {"channel": channel, "offset": 3.0}),
+            await client.request("replay:ack", {"channel": channel, "offset": 3.0, "epoch": epoch}),
             clause="TRN-5",
         )
         expect(acked.get("cursor") == 3, clause="TRN-5", expected="cursor 3", received=acked)
@@ -757,3 +760,117 @@ async def test_non_integral_numbers_are_bad_requests(target: Target) -> None:
         {"client_id": "trn-5", "grants": [], "ttl_s": 60.5}
     )
     expect_status(registered, 400, clause="TRN-5", code="bad_request")
+
+
+# --- §2.4 payloads are I-JSON (MSG-6 to MSG-9) -------------------------------------------------
+# Written as raw JSON text: a JSON library on the suite's side would refuse, merge or round
+# these before they reached the target (and python-socketio's client would re-encode them).
+
+
+async def _publish_text(target: Target, channel: str, members: str) -> list[tuple[str, object]]:
+    """Publish ``{<members>}`` as written, over HTTP and (with client-publish) over a raw socket;
+    the answers as ``(transport, answer)``."""
+    body = ("{" + members + "}").encode("utf-8")
+    headers = {"Content-Type": "application/json"}
+    path = messages_path(channel)
+    answers: list[tuple[str, object]] = [
+        ("http", await target.backend.request("POST", path, raw=body, headers=headers))
+    ]
+    if "client-publish" in target.features:
+        session = await target.register([grant(channel)])
+        raw = await RawSocket.open(target, session.token)
+        ack = await raw.send("replay:publish", f'{{"channel":{json.dumps(channel)},{members}}}')
+        answers.append(("socket.io", await raw.reply(ack)))
+    return answers
+
+
+async def _refused(target: Target, clause: str, members: list[str]) -> None:
+    """Every publish of ``members`` is ``bad_request`` on every transport and stores nothing."""
+    channel = target.channel()
+    for written in members:
+        for transport, answer in await _publish_text(target, channel, written):
+            if transport == "http":
+                assert isinstance(answer, tuple)
+                expect_status(answer, 400, clause=clause, code="bad_request", channel=channel)
+            else:
+                expect_error(answer, "bad_request", clause=clause)
+    stored = await target.backend.publish(channel, "after")
+    expect(
+        stored.get("offset") == 1,
+        clause=clause,
+        expected="offset 1: the refused publishes stored nothing",
+        received=stored,
+        channel=channel,
+    )
+
+
+@case("MSG-6")
+async def test_a_lone_surrogate_is_a_bad_request(target: Target) -> None:
+    await _refused(
+        target,
+        "MSG-6",
+        [
+            r'"data":"\ud800"',
+            r'"data":"x\udc00y"',
+            r'"data":{"\ud83d":1}',
+            r'"data":["ok","\ude00\ud83d"]',
+            r'"data":1,"id":"\udbff"',
+        ],
+    )
+
+
+@case("MSG-7")
+async def test_a_repeated_member_name_is_a_bad_request(target: Target) -> None:
+    await _refused(
+        target,
+        "MSG-7",
+        [
+            '"data":{"a":1,"a":2}',
+            '"data":[{"b":{"a":1,"a":1}}]',
+            r'"data":{"a":1,"\u0061":2}',
+            '"data":1,"data":2',
+        ],
+    )
+
+
+@case("MSG-8")
+async def test_an_unsafe_number_is_a_bad_request(target: Target) -> None:
+    await _refused(
+        target,
+        "MSG-8",
+        [
+            '"data":123456789012345678901234567890',
+            '"data":9007199254740992',
+            '"data":{"n":-9007199254740992}',
+            '"data":1e400',
+            '"data":[-1.5e309]',
+        ],
+    )
+
+
+ACCEPTED_NUMBERS: Final = (
+    "[9007199254740991,-9007199254740991,1.0000000000000001,1e2,1e-400,-0,"
+    "12345678901234567890.5,1e300,0.1]"
+)
+
+
+@case("MSG-9", "MSG-2")
+async def test_other_numbers_are_equal_as_doubles(target: Target) -> None:
+    channel = target.channel()
+    answers = await _publish_text(target, channel, f'"data":{ACCEPTED_NUMBERS}')
+    for transport, answer in answers:
+        if transport == "http":
+            assert isinstance(answer, tuple)
+            expect_status(answer, 201, clause="MSG-9", channel=channel)
+        else:
+            expect_ok(answer, clause="MSG-9")
+    sent = json.loads(ACCEPTED_NUMBERS)  # float() rounds each to its double, as MSG-9 compares
+    for message in await _read(target, channel, len(answers), "MSG-9"):
+        got = message.get("data")
+        expect(
+            _same_json(got, sent),
+            clause="MSG-2",
+            expected=f"numbers equal as IEEE 754 doubles to {ACCEPTED_NUMBERS}",
+            received=message,
+            channel=channel,
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 import aiohttp
@@ -35,7 +36,7 @@ from conformance import (
     schemas,
 )
 from conformance.context import current_or_none
-from conformance.eventlog import EventLog
+from conformance.eventlog import KNOWN, EventLog
 from conformance.text import summarize
 
 EVENTS: Final = (
@@ -142,7 +143,9 @@ class RawSocket:
             await self.ws.send_str("3")
         elif text.startswith("43"):  # Socket.IO ACK on "/"
             digits = len(text[2:]) - len(text[2:].lstrip("0123456789"))
-            ack_id, body = int(text[2 : 2 + digits]), json.loads(text[2 + digits :])
+            # An ACK without an id (no request has one) is kept under 0: ids start at 1.
+            ack_id = int(text[2 : 2 + digits]) if digits else 0
+            body = json.loads(text[2 + digits :])
             self.acks.setdefault(ack_id, []).append(body)
             op, event = self._ops.get(ack_id, (None, "?"))
             reply = body[0] if len(body) == 1 else body
@@ -152,6 +155,8 @@ class RawSocket:
                 log.record(self.name, "reply", event, op=op, outcome=outcome, payload=reply)
         elif text.startswith("42"):
             self.events.append(json.loads(text[2:]))
+        elif text.startswith("41"):  # Socket.IO DISCONNECT on "/": the socket is gone
+            self.closed = True  # even if Engine.IO keeps the WebSocket open a while
 
     def _notify(self) -> None:
         self._changed.set()
@@ -173,20 +178,54 @@ class RawSocket:
         """Send ``event`` with ``args`` JSON-encoded; its ack id."""
         return await self.send(event, ",".join(json.dumps(a) for a in args))
 
-    async def reply(
-        self, ack_id: int, clause: str = "EVT-1", timeout: float = REPLY_TIMEOUT_S
-    ) -> Any:
-        """The (first) reply to ``ack_id``, waiting for it; fails on timeout or disconnect."""
+    async def send_body(self, body: str, *, ack: bool = True) -> int | None:
+        """Send the EVENT packet ``42<id><body>`` (``body`` as written, any JSON at all), or
+        ``42<body>`` with no ack id when ``ack`` is false; its ack id, if any."""
+        ack_id = None
+        if ack:
+            self._next_id += 1
+            ack_id = self._next_id
+        shown = body if len(body) <= 200 else f"{body[:200]}..."
+        op = current().log.invoke(self.name, "raw EVENT", channel=None, payload=shown)
+        if ack_id is not None:
+            self._ops[ack_id] = (op, f"the EVENT packet {shown}")
+        await self.ws.send_str(f"42{'' if ack_id is None else ack_id}{body}")
+        return ack_id
+
+    async def emit_no_ack(self, event: str, *args: object) -> None:
+        """Send ``event`` with ``args`` JSON-encoded and no ack id (nothing to wait for)."""
+        await self.send_body(json.dumps([event, *args]), ack=False)
+
+    async def wait(self, predicate: Callable[[], bool], timeout: float = REPLY_TIMEOUT_S) -> bool:
+        """Wait until ``predicate()`` holds or the connection closes; whether it holds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while ack_id not in self.acks and not self.closed:
+        while not predicate() and not self.closed:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await self._changed.wait()
-        if ack_id not in self.acks:
+        return predicate()
+
+    def offsets(self, channel: str) -> list[int]:
+        """Offsets of every ``replay:messages`` message received on ``channel``."""
+        offsets: list[int] = []
+        for event in self.events:
+            payload = event[1] if len(event) == 2 and event[0] == "replay:messages" else None
+            if isinstance(payload, dict) and payload.get("channel") == channel:
+                messages = payload.get("messages")
+                for message in messages if isinstance(messages, list) else ():
+                    if isinstance(message, dict) and isinstance(message.get("offset"), int):
+                        offsets.append(message["offset"])
+        return offsets
+
+    async def reply(
+        self, ack_id: int, clause: str = "EVT-1", timeout: float = REPLY_TIMEOUT_S
+    ) -> Any:
+        """The (first) reply to ``ack_id``, waiting for it; fails on timeout or disconnect."""
+        if not await self.wait(lambda: ack_id in self.acks, timeout):
             why = "the connection closed" if self.closed else "no reply"
             fail(clause, f"a reply to {self._ops[ack_id][1]} (ack {ack_id})", why, actor=self.name)
         body = self.acks[ack_id][0]
@@ -212,17 +251,18 @@ async def test_every_event_gets_exactly_one_reply(target: Target) -> None:
     await target.backend.publish_many(channel, 2)
     session = await target.register([grant(channel)])
     raw = await RawSocket.open(target, session.token)
+    epoch = target.log.epoch_of(channel)
     sent: list[tuple[int, str]] = []
     # Pipelined, without waiting: valid requests, failing ones, and malformed ones.
     requests: list[tuple[str, str]] = [
-        ("replay:subscribe", json.dumps({"channel": channel, "from": 1})),
+        ("replay:subscribe", json.dumps({"channel": channel, "from": 1, "epoch": epoch})),
         ("replay:history", json.dumps({"channel": channel})),
-        ("replay:ack", json.dumps({"channel": channel, "offset": 1})),
+        ("replay:ack", json.dumps({"channel": channel, "offset": 1, "epoch": epoch})),
         ("replay:publish", json.dumps({"channel": channel, "data": {"n": 2}})),
         ("replay:unsubscribe", json.dumps({"channel": channel})),
         ("replay:unsubscribe", json.dumps({"channel": channel})),  # not_subscribed
         ("replay:subscribe", json.dumps({"channel": other})),  # forbidden
-        ("replay:subscribe", json.dumps({"channel": channel, "from": 99})),  # out of range
+        ("replay:subscribe", json.dumps({"channel": channel, "from": 99, "epoch": epoch})),
         ("replay:subscribe", "null"),
         ("replay:publish", ""),  # no argument
         ("replay:history", "null,null"),
@@ -475,8 +515,8 @@ async def test_failed_events_have_no_effect(target: Target) -> None:
     expect_ok(await watcher.subscribe(channel, from_="beginning"), clause="EVT-6")
     await watcher.wait_for_offset(channel, 2, clause="EVT-6")
     # Subscribes that fail create nothing; one that finds a subscription ends nothing.
-    for from_, stale, code in ((5, None, "offset_out_of_range"), (1, "stale", "epoch_mismatch")):
-        reply = await client.subscribe(channel, from_=from_, epoch=stale)
+    for from_, epoch, code in ((5, KNOWN, "offset_out_of_range"), (1, "stale", "epoch_mismatch")):
+        reply = await client.subscribe(channel, from_=from_, epoch=epoch)
         expect_error(reply, code, clause="EVT-6", channel=channel)
     expect_error(await client.subscribe(forbidden), "forbidden", clause="EVT-6")
     expect_error(await client.unsubscribe(channel), "not_subscribed", clause="EVT-6")
@@ -491,7 +531,8 @@ async def test_failed_events_have_no_effect(target: Target) -> None:
     if cursors:
         expect_error(await client.ack(channel, 3), "offset_out_of_range", clause="EVT-6")
         expect_error(await client.ack(channel, 2, epoch="stale"), "epoch_mismatch", clause="EVT-6")
-        expect_error(await client.ack(forbidden, 1), "forbidden", clause="EVT-6")
+        guess = "conformance-guessed-epoch"  # forbidden comes before the epoch (ACK-1)
+        expect_error(await client.ack(forbidden, 1, epoch=guess), "forbidden", clause="EVT-6")
     if "history" in target.features:
         expect_error(await client.history(channel, 4), "offset_out_of_range", clause="EVT-6")
     after = await _snapshot(target, channel, "EVT-6")
@@ -537,6 +578,122 @@ async def test_events_of_unadvertised_features_are_bad_requests(target: Target) 
     # No effect: nothing stored, no cursor (an omitted from still starts at latest).
     resumed = await _resume_from(target, session, channel, "EVT-5")
     expect(resumed == 3, clause="EVT-5", expected="from 3 (head 2, no cursor)", received=resumed)
+
+
+@case("EVT-7", "EVT-2")
+async def test_events_without_an_ack_are_processed(target: Target) -> None:
+    channel, forbidden = target.channel(), target.channel("forbidden")
+    await target.backend.publish_many(channel, 2)
+    session = await target.register([grant(channel)])
+    # A raw socket: the suite's client would take an unannounced subscription's messages for
+    # strays (CON-4), and ACK packets are counted here.
+    raw = await RawSocket.open(target, session.token)
+    await raw.emit_no_ack("replay:subscribe", {"channel": channel, "from": "beginning"})
+    delivered = await raw.wait(lambda: raw.offsets(channel) == [1, 2])
+    expect(delivered, clause="EVT-7", expected="messages 1 and 2", received=raw.offsets(channel))
+    again = await raw.emit("replay:subscribe", {"channel": channel})
+    expect_error(await raw.reply(again), "already_subscribed", clause="EVT-7")
+    await raw.emit_no_ack("replay:unsubscribe", {"channel": channel})
+    await raw.emit_no_ack("replay:subscribe", {"channel": forbidden})  # fails, unseen
+    for name in (channel, forbidden):
+        ack_id = await raw.emit("replay:unsubscribe", {"channel": name})
+        expect_error(await raw.reply(ack_id), "not_subscribed", clause="EVT-7")
+    head = 2
+    if "client-publish" in target.features:
+        await raw.emit_no_ack("replay:publish", {"channel": channel, "data": {"n": 3}})
+        head = 3
+    if "cursors" in target.features:
+        epoch = target.log.epoch_of(channel)
+        await raw.emit_no_ack("replay:ack", {"channel": channel, "offset": 1, "epoch": epoch})
+    resumed = expect_ok(
+        await raw.reply(await raw.emit("replay:subscribe", {"channel": channel})), clause="EVT-7"
+    )
+    expect(
+        resumed.get("head") == head,
+        clause="EVT-7",
+        expected=f"head {head}: an ackless publish is stored",
+        received=resumed,
+    )
+    start = 2 if "cursors" in target.features else head + 1  # SUB-9, through the cursor
+    expect(
+        resumed.get("from") == start,
+        clause="EVT-7",
+        expected=f"from {start}: an ackless ack moves the cursor",
+        received=resumed,
+    )
+    await asyncio.sleep(QUIET_S)
+    expect(0 not in raw.acks, clause="EVT-7", expected="no reply", received=raw.acks.get(0))
+
+
+async def _still_serving(raw: RawSocket, target: Target, channel: str, clause: str) -> bool:
+    """After a packet that names no client event: False if the server closed the connection
+    (allowed); True once the socket answered a probe and its subscription delivered again."""
+    probe = await raw.emit("replay:unsubscribe", {"channel": target.channel("probe")})
+    if not await raw.wait(lambda: probe in raw.acks):
+        expect(
+            raw.closed, clause=clause, expected="a reply to the probe, or a close", received="none"
+        )
+        return False
+    expect_error(await raw.reply(probe), "not_subscribed", clause=clause)
+    count = len(raw.offsets(channel))
+    await target.backend.publish(channel, {"after": "packet"})
+    delivered = await raw.wait(lambda: len(raw.offsets(channel)) > count)
+    expect(delivered, clause=clause, expected="the subscription still delivering", received="none")
+    return True
+
+
+@case("EVT-8", "ROB-5")
+@pytest.mark.parametrize("name", ["disconnect", "connect", "connect_error", "disconnecting"])
+async def test_reserved_event_names_are_dropped_or_close(target: Target, name: str) -> None:
+    channel, elsewhere = target.channel(), target.channel("elsewhere")
+    session = await target.register([grant(channel)])
+    other = await target.register([grant(elsewhere)])
+    raw = await RawSocket.open(target, session.token)
+    subscribed = await raw.emit("replay:subscribe", {"channel": channel})
+    expect_ok(await raw.reply(subscribed), clause="ROB-5")
+    await raw.send_body(json.dumps([name]), ack=False)
+    asked = [await raw.send_body(json.dumps([name]))]
+    # What a CONNECT carries, in disguise: the socket must not become the other session's.
+    asked.append(await raw.send_body(json.dumps([name, {}, {"token": other.token}])))
+    if not await _still_serving(raw, target, channel, "EVT-8"):
+        return  # closed, as the official server does
+    for ack_id in asked:
+        expect(
+            ack_id not in raw.acks,
+            clause="EVT-8",
+            expected=f"no reply to {name!r}",
+            received=raw.acks.get(ack_id or 0),
+        )
+    ack_id = await raw.emit("replay:subscribe", {"channel": elsewhere})
+    expect_error(await raw.reply(ack_id), "forbidden", clause="EVT-8")
+    # Still its session's socket: deleting the session disconnects it (no zombie).
+    deleted = await target.backend.delete_session(session.session_id)
+    expect(deleted.status == 204, clause="EVT-8", expected="HTTP 204", received=deleted.status)
+    closed = await raw.wait(lambda: raw.closed, timeout=5)
+    expect(closed, clause="EVT-8", expected="disconnected with its session", received="open")
+    witness = await target.client(grants=[grant(channel)])  # the server serves on
+    expect_ok(await witness.subscribe(channel, from_="beginning"), clause="ROB-5")
+
+
+@case("EVT-9", "ROB-5")
+@pytest.mark.parametrize("body", ["[5]", "[null]", "[]", '[{"channel":"x"}]', "[true,{}]"])
+async def test_non_string_event_names_are_dropped_or_close(target: Target, body: str) -> None:
+    channel = target.channel()
+    session = await target.register([grant(channel)])
+    raw = await RawSocket.open(target, session.token)
+    subscribed = await raw.emit("replay:subscribe", {"channel": channel})
+    expect_ok(await raw.reply(subscribed), clause="ROB-5")
+    await raw.send_body(body, ack=False)
+    asked = await raw.send_body(body)
+    if await _still_serving(raw, target, channel, "EVT-9"):
+        expect(
+            asked not in raw.acks,
+            clause="EVT-9",
+            expected=f"no reply to {body}",
+            received=raw.acks.get(asked or 0),
+        )
+    witness = await target.client(grants=[grant(channel)])
+    expect_ok(await witness.subscribe(channel, from_="beginning"), clause="ROB-5")
 
 
 # --- §10.9 robustness ---------------------------------------------------------------------------

@@ -244,8 +244,8 @@ async def test_from_above_head_plus_one_is_out_of_range(target: Target) -> None:
     channel = target.channel()
     epoch, head = await _epoch_and_head(target, channel, 3)
     client = await target.client(grants=[grant(channel, "subscribe")])
-    for from_, epoch_ in ((head + 2, None), (head + 2, epoch), (MAX_OFFSET, None)):
-        reply = await client.subscribe(channel, from_=from_, epoch=epoch_)
+    for from_ in (head + 2, MAX_OFFSET):
+        reply = await client.subscribe(channel, from_=from_, epoch=epoch)
         expect_error(reply, "offset_out_of_range", clause="SUB-5")
     # head + 1 is the boundary: accepted, it delivers the next publish.
     reply = expect_ok(await client.subscribe(channel, from_=head + 1), clause="SUB-5")
@@ -260,6 +260,7 @@ async def test_from_above_head_plus_one_is_out_of_range(target: Target) -> None:
 async def test_from_two_on_an_empty_channel_is_out_of_range(target: Target) -> None:
     channel = target.channel()
     client = await target.client(grants=[grant(channel, "subscribe")])
+    await target.epoch(channel)  # the empty channel's epoch, which an offset travels with
     expect_error(await client.subscribe(channel, from_=2), "offset_out_of_range", clause="SUB-5")
     expect_ok(await client.subscribe(channel, from_=1), clause="SUB-5")
     await target.settle(channel, client)
@@ -273,8 +274,8 @@ async def test_from_below_first_is_truncated(target: Target) -> None:
     epoch, head = await _epoch_and_head(target, channel, 10)  # first = 8 (RET-2)
     first = head - 2
     client = await target.client(grants=[grant(channel, "subscribe")])
-    for from_, epoch_, allow in ((1, None, None), (first - 1, epoch, None), (2, None, False)):
-        reply = await client.subscribe(channel, from_=from_, epoch=epoch_, allow_truncation=allow)
+    for from_, allow in ((1, None), (first - 1, None), (2, False)):
+        reply = await client.subscribe(channel, from_=from_, epoch=epoch, allow_truncation=allow)
         expect_error(reply, "history_truncated", clause="SUB-6")
     reply = expect_ok(await client.subscribe(channel, from_=first), clause="SUB-6")
     expect(reply.get("from") == first, clause="SUB-6", expected=f"from {first}", received=reply)
@@ -340,27 +341,34 @@ async def test_cursor_below_first_follows_the_lower_bound_rules(target: Target) 
     )
 
 
-@case("SUB-10")
-async def test_integer_from_without_epoch_uses_the_current_epoch(target: Target) -> None:
+@case("SUB-16", "EPO-6", "EVT-6")
+async def test_integer_from_without_epoch_is_a_bad_request(target: Target) -> None:
     channel = target.channel()
     epoch, head = await _epoch_and_head(target, channel, 5)
     client = await target.client(grants=[grant(channel, "subscribe")])
-    reply = expect_ok(await client.subscribe(channel, from_=3), clause="SUB-10")
+    for from_ in (3, 1, head + 1):
+        reply = await client.subscribe(channel, from_=from_, epoch=None)
+        expect_error(reply, "bad_request", clause="SUB-16")
+    # It created no subscription (EVT-6): the same offset with its epoch is accepted.
+    reply = expect_ok(await client.subscribe(channel, from_=3, epoch=epoch), clause="SUB-16")
     expect(
         (reply.get("epoch"), reply.get("from")) == (epoch, 3),
-        clause="SUB-10",
+        clause="SUB-16",
         expected=f"epoch {epoch}, from 3",
         received=reply,
     )
     last = await target.settle(channel, client)
-    expect_offsets(client.offsets(channel), range(3, last + 1), clause="SUB-10", channel=channel)
-    data = [m.get("data") for m in client.messages(channel)[: head - 2]]
-    expect(
-        data == [{"n": n} for n in range(2, head)],
-        clause="SUB-10",
-        expected=f"the messages of the current epoch at offsets 3..{head}",
-        received=data,
-    )
+    expect_offsets(client.offsets(channel), range(3, last + 1), clause="ORD-1", channel=channel)
+
+
+@case("SUB-7", "SUB-8", "EPO-6")
+async def test_keyword_starts_need_no_epoch(target: Target) -> None:
+    channel = target.channel()
+    await _epoch_and_head(target, channel, 2)
+    client = await target.client(grants=[grant(channel, "subscribe")])
+    expect_ok(await client.subscribe(channel, from_="beginning", epoch=None), clause="SUB-7")
+    expect_ok(await client.unsubscribe(channel), clause="UNS-1")
+    expect_ok(await client.subscribe(channel, from_="latest", epoch=None), clause="SUB-8")
 
 
 @case("SUB-11", feature="retention")
@@ -559,9 +567,8 @@ async def test_after_a_failed_auto_subscription_the_socket_no_longer_subscribes(
 ) -> None:
     channel = target.channel()
     # from 50 on a never-used channel cannot start (offset_out_of_range, AUT-4).
-    client = await target.client(
-        grants=[grant(channel, "subscribe")], subscribe=[{"channel": channel, "from": 50}]
-    )
+    entry = {"channel": channel, "from": 50, "epoch": await target.epoch(channel)}
+    client = await target.client(grants=[grant(channel, "subscribe")], subscribe=[entry])
     await client.wait_for_event(
         "replay:unsubscribed", lambda p: p.get("channel") == channel, clause="UNS-6"
     )

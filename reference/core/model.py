@@ -135,18 +135,21 @@ class AutoSubscription:
     channel: str
     start: int | str = "latest"  # an offset, "beginning" or "latest"
     allow_truncation: bool = False
+    epoch: str | None = None  # the epoch of an integer start (AUT-7)
 
     def to_wire(self) -> dict[str, JsonValue]:
         return {
             "channel": self.channel,
             "from": self.start,
             "allow_truncation": self.allow_truncation,
+            "epoch": self.epoch,
         }
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> AutoSubscription:
-        """An entry from ``to_wire``'s form, every member present (as the stores keep it)."""
-        return cls(wire["channel"], wire["from"], wire["allow_truncation"])
+        """An entry from ``to_wire``'s form, as the stores keep it (entries stored before 1.1
+        have no ``epoch``)."""
+        return cls(wire["channel"], wire["from"], wire["allow_truncation"], wire.get("epoch"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
+from reference.core import ijson
 from reference.core.errors import BadRequest, PayloadTooLarge
 from reference.core.model import CHANNEL_PATTERN, AutoSubscription, Grant, Payload
 from reference.spec_files import spec_dir
@@ -33,13 +34,18 @@ def _registry() -> Registry[Any]:
     return Registry().with_resources(resources)
 
 
+# An unescaped `$` that ends the pattern or one of its top-level alternatives.
+_END_ANCHOR = re.compile(r"(?<!\\)\$(?=\||\Z)")
+
+
 @cache
 def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    # JSON Schema patterns are ECMAScript regexes, where a final `$` is the end of the string;
-    # Python's `$` also matches before a trailing newline, which would let "room\n" pass CHN-1.
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern)
+    # JSON Schema patterns are ECMAScript regexes, where `$` is the end of the string; Python's
+    # `$` also matches before a trailing newline, which would let "room\n" pass CHN-1 (and the
+    # grant "room:*\n", whose `$` ends the first alternative). common.json rejects line
+    # terminators with a `not` as well; this gives `$` ECMAScript's meaning in every other
+    # pattern too (session_id's).
+    return re.compile(_END_ANCHOR.sub(r"\\Z", pattern))
 
 
 def _pattern(
@@ -93,12 +99,16 @@ def check_channel(name: str) -> str:
 
 
 def encode_payload(value: object, max_bytes: int) -> Payload:
-    """Encode published ``data`` compactly and enforce ``max_payload_bytes`` (PUB-2, LIM-1)."""
+    """Encode published ``data`` compactly and enforce ``max_payload_bytes`` (PUB-2, LIM-1).
+
+    Whether ``data`` is I-JSON is the request's question (``parse_publish``); a store's own
+    tests encode integers beyond 2^53 here too.
+    """
     try:
         encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(encoded.encode("utf-8"))  # UnicodeEncodeError (a ValueError): a surrogate
     except (ValueError, TypeError, RecursionError) as exc:
         raise BadRequest(f"data is not encodable as JSON: {type(exc).__name__}") from None
-    size = len(encoded.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLarge(
             f"data is {size} bytes; the limit is {max_bytes}", size=size, limit=max_bytes
@@ -135,7 +145,7 @@ class ChannelRequest:
 class AckRequest:
     channel: str
     offset: int
-    epoch: str | None
+    epoch: str  # required: an offset travels with its epoch (EPO-6, ACK-8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +159,7 @@ class PublishRequest:
 class HistoryRequest:
     channel: str
     start: int | str | None
+    epoch: str | None  # present with an integer start (EPO-6, HIS-9)
     limit: int | None
 
 
@@ -198,12 +209,25 @@ def parse_unsubscribe(args: Sequence[object]) -> ChannelRequest:
 def parse_ack(args: Sequence[object]) -> AckRequest:
     body = single_argument(args)
     validate("ack-request", body)
-    return AckRequest(body["channel"], _integer(body["offset"]), body.get("epoch"))
+    return AckRequest(body["channel"], _integer(body["offset"]), body["epoch"])
+
+
+def _check_publish(body: object) -> None:
+    # MSG-7: a request naming `data` (or any member) twice leaves what was published ambiguous.
+    if isinstance(body, ijson.RepeatedMembers):
+        raise BadRequest("the request names a member more than once")
+    assert isinstance(body, dict)  # validated
+    problem = ijson.problem(body.get("data"))  # MSG-6 to MSG-8
+    if problem is not None:
+        raise BadRequest(f"data is not I-JSON: {problem}")
+    if isinstance(body.get("id"), str) and ijson.problem(body["id"]):
+        raise BadRequest("id holds an unpaired surrogate")  # MSG-6
 
 
 def parse_publish(args: Sequence[object], max_payload_bytes: int) -> PublishRequest:
     body = single_argument(args)
     validate("publish-request", body)
+    _check_publish(body)
     payload = encode_payload(body["data"], max_payload_bytes)
     return PublishRequest(body["channel"], payload, body.get("id"))
 
@@ -211,29 +235,37 @@ def parse_publish(args: Sequence[object], max_payload_bytes: int) -> PublishRequ
 def parse_history(args: Sequence[object]) -> HistoryRequest:
     body = single_argument(args)
     validate("history-request", body)
-    return HistoryRequest(body["channel"], _integer(body.get("from")), _integer(body.get("limit")))
+    return HistoryRequest(
+        body["channel"], _integer(body.get("from")), body.get("epoch"), _integer(body.get("limit"))
+    )
 
 
 def parse_http_publish(channel: str, body: object, max_payload_bytes: int) -> PublishRequest:
     validate("http-publish-request", body)
+    _check_publish(body)
     assert isinstance(body, dict)
     return PublishRequest(
         check_channel(channel), encode_payload(body["data"], max_payload_bytes), body.get("id")
     )
 
 
-def parse_http_history_query(query: Mapping[str, str]) -> tuple[int | str | None, int | None]:
-    """``?from=&limit=`` of the history route (HIS-2)."""
-    unknown = set(query) - {"from", "limit"}
+def parse_http_history(channel: str, query: Mapping[str, str]) -> HistoryRequest:
+    """``?from=&epoch=&limit=`` of the history route (HIS-2, HIS-9)."""
+    unknown = set(query) - {"from", "epoch", "limit"}
     if unknown:
         raise BadRequest(f"unknown query parameter(s) {_short(sorted(unknown))}")
     start: int | str | None = None
     raw_from = query.get("from")
     if raw_from is not None:
         start = raw_from if raw_from == "beginning" else _query_int("from", raw_from, 1)
+    epoch = query.get("epoch")
+    if epoch is not None and not 1 <= len(epoch) <= 64:  # EPO-1
+        raise BadRequest("epoch must be 1 to 64 characters")
+    if isinstance(start, int) and epoch is None:
+        raise BadRequest("an integer from needs the epoch it belongs to")  # EPO-6, HIS-9
     raw_limit = query.get("limit")
     limit = None if raw_limit is None else _query_int("limit", raw_limit, 1)
-    return start, limit
+    return HistoryRequest(check_channel(channel), start, epoch, limit)
 
 
 def _query_int(name: str, raw: str, minimum: int) -> int:
@@ -250,7 +282,10 @@ def parse_session(body: object, max_ttl_s: int) -> SessionRequest:
     assert isinstance(body, dict)
     entries = tuple(
         AutoSubscription(
-            e["channel"], _integer(e.get("from", "latest")), e.get("allow_truncation", False)
+            e["channel"],
+            _integer(e.get("from", "latest")),
+            e.get("allow_truncation", False),
+            e.get("epoch"),  # present with an integer from (AUT-7): the schema requires it
         )
         for e in body.get("subscribe", [])
     )

@@ -12,9 +12,11 @@ from reference.core.model import ChannelState, Cursor
 
 
 def check_epoch(epoch: str | None, state: ChannelState) -> None:
-    """Raise ``EpochMismatch`` when an epoch is given and is not the channel's current one
-    (SUB-4, ACK-2); an absent epoch means the current one (SUB-10)."""
-    if epoch is not None and epoch != state.epoch:
+    """Raise ``EpochMismatch`` unless ``epoch`` is the channel's current one (SUB-4, ACK-2,
+    HIS-10, SIG-4). An offset always comes with its epoch (EPO-6): the request schemas reject
+    one without, so ``None`` only reaches here from an auto-subscription stored before 1.1,
+    and an offset of an unknown epoch is never resolved against the current one."""
+    if epoch != state.epoch:
         raise EpochMismatch(f"epoch {epoch!r} is not the current epoch", current_epoch=state.epoch)
 
 
@@ -38,12 +40,14 @@ def check_lower_bound(offset: int, state: ChannelState) -> None:
         )
 
 
-def resolve_history(start: int | str | None, state: ChannelState) -> int:
-    """Resolve a history read's ``from`` to the first offset to return (HIS-4, HIS-6, HIS-7)."""
+def resolve_history(start: int | str | None, epoch: str | None, state: ChannelState) -> int:
+    """Resolve a history read's ``from`` (with its ``epoch``) to the first offset to return
+    (HIS-4, HIS-6, HIS-7, HIS-10)."""
     if start is None or start == "beginning":
         return state.lowest
     if not isinstance(start, int):
         raise TypeError(f"unexpected from {start!r}")
+    check_epoch(epoch, state)  # HIS-10, before the range checks
     check_upper_bound(start, state)  # HIS-6
     check_lower_bound(start, state)  # HIS-7
     return start
@@ -63,7 +67,7 @@ def history_limit(requested: int | None, max_history_limit: int) -> int:
     return min(requested, max_history_limit)
 
 
-def check_ack(offset: int, epoch: str | None, state: ChannelState) -> None:
+def check_ack(offset: int, epoch: str, state: ChannelState) -> None:
     """Validate an ack against the channel state (ACK-2, ACK-3)."""
     check_epoch(epoch, state)
     if offset > state.head:

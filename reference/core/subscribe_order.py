@@ -120,7 +120,7 @@ def resolve(admitted: Admitted, *, state: ChannelState, cursor: Cursor | None) -
         has_cursor = cursor is not None and cursor.epoch == state.epoch
         return resolve_from(
             None if has_cursor else request.start,
-            epoch=None,
+            epoch=request.epoch,  # AUT-7: an integer start is checked against its epoch
             allow_truncation=request.allow_truncation,
             state=state,
             cursor=cursor,
@@ -156,7 +156,7 @@ def resolve_from(
         return Start(state, state.head + 1)
     if not isinstance(start, int):
         raise TypeError(f"unexpected from {start!r}")  # payload validation keeps this out
-    positions.check_epoch(epoch, state)  # SUB-4, SIG-4 (SUB-10 when absent)
+    positions.check_epoch(epoch, state)  # SUB-4, AUT-7, SIG-4
     return _within_bounds(start, state, allow_truncation=allow_truncation)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import socketio
 from aiohttp import web
 
 from reference.bus.base import Bus
 from reference.core.model import Limits
 from reference.server.http_api import API_KEY, NODE_KEY, add_routes, errors_middleware
 from reference.server.node import ReplayNode
-from reference.server.socket_api import SocketApi
+from reference.server.socket_api import ReplaySocketServer, SocketApi
 from reference.server.wire import SocketJson
 from reference.store.base import Store
 
@@ -39,7 +38,7 @@ def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> w
     The store is opened on startup and closed on cleanup.
     """
     node = ReplayNode(store, limits=options.limits, bus=bus)
-    sio = socketio.AsyncServer(
+    sio = ReplaySocketServer(
         async_mode="aiohttp",
         async_handlers=False,  # one socket's events in order (EVT-2); see socket_api
         cors_allowed_origins=options.cors_allowed_origins,

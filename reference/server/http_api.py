@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from reference.core import payloads
+from reference.core import ijson, payloads
 from reference.core.errors import (
     BadRequest,
     InternalError,
@@ -70,7 +69,7 @@ def _authorize(request: web.Request) -> None:
 async def _json_body(request: web.Request) -> object:
     raw = await request.read()
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return ijson.loads(raw.decode("utf-8"), parse_constant=_reject_constant)  # MSG-6 to MSG-8
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None  # API-1
 
@@ -113,8 +112,8 @@ async def publish(request: web.Request) -> web.Response:
 async def read_history(request: web.Request) -> web.Response:
     _authorize(request)
     channel = _channel_name(request)
-    start, limit = payloads.parse_http_history_query(request.query)
-    read = await request.app[NODE_KEY].history(payloads.HistoryRequest(channel, start, limit))
+    history = payloads.parse_http_history(channel, request.query)
+    read = await request.app[NODE_KEY].history(history)
     return web.json_response(read)
 
 

@@ -126,20 +126,21 @@ class ReplayNode:
 
     async def history(self, request: HistoryRequest) -> dict[str, JsonValue]:
         """A history read, for ``replay:history`` and the HTTP route alike (HIS-1, HIS-4 to
-        HIS-7); the caller has checked the grant, where there is one to check (HIS-3)."""
+        HIS-10); the caller has checked the grant, where there is one to check (HIS-3)."""
         state = await self.store.state(request.channel)
-        first = positions.resolve_history(request.start, state)
+        first = positions.resolve_history(request.start, request.epoch, state)
         count = positions.history_limit(request.limit, self.limits.max_history_limit)
         read = await self.store.read(request.channel, first, count)
         if positions.history_moved(state, first, read.state):  # retention, or a lost epoch
-            first = positions.resolve_history(request.start, read.state)
+            first = positions.resolve_history(request.start, request.epoch, read.state)
             read = await self.store.read(request.channel, first, count)
         return read.to_wire(request.channel)
 
     async def register(self, request: SessionRequest) -> tuple[bool, str, Session]:
         """Create or update a session (SES-1 to SES-5); returns (created, token, session)."""
         token = new_token()
-        ttl_s = request.ttl_s if request.ttl_s is not None else self.limits.default_ttl_s
+        default_ttl_s = min(self.limits.default_ttl_s, self.limits.max_ttl_s)  # SES-5
+        ttl_s = request.ttl_s if request.ttl_s is not None else default_ttl_s
         session = Session(
             session_id=request.session_id or new_token(),
             client_id=request.client_id,

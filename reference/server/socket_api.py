@@ -23,6 +23,7 @@ from reference.core.errors import (
     ReplayError,
     Unauthorized,
 )
+from reference.core.event_names import names_client_event
 from reference.core.model import Action, AutoSubscription, JsonValue
 from reference.core.payloads import SubscribeRequest
 from reference.core.subscribe_order import Start
@@ -39,6 +40,27 @@ DRAIN_POLL_S = 0.5
 
 Reply = dict[str, JsonValue]
 EventHandler = Callable[[Connection, Sequence[object]], Awaitable[Reply]]
+
+
+class ReplaySocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio is untyped
+    """python-socketio's server, but an EVENT packet that names no client event reaches no
+    handler: it is dropped, with no reply and no effect (EVT-8, EVT-9).
+
+    python-socketio dispatches on the packet's first element, so ``42["disconnect"]`` would
+    run the disconnect handler for a socket that stays connected, and ``42[5]`` or ``42[]``
+    would raise in a handler or in python-socketio itself. ``_handle_event`` is the one place
+    every EVENT (and reassembled BINARY_EVENT) packet passes before dispatch; it is private,
+    so tests/test_socket_api.py pins this behaviour.
+    """
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: object
+    ) -> None:
+        if not names_client_event(data):
+            name = data[0] if isinstance(data, list) and data else None
+            log.info("dropped an EVENT packet named %.60r (not a client event)", name)
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
 
 
 class SocketOutlet:
@@ -283,7 +305,7 @@ class SocketApi:
         cursor = await self.node.store.advance_cursor(
             connection.session_id, request.channel, state.epoch, request.offset
         )
-        return {"cursor": cursor.offset}
+        return {"epoch": cursor.epoch, "cursor": cursor.offset}  # ACK-9
 
     async def _publish(self, connection: Connection, args: Sequence[object]) -> Reply:
         request = payloads.parse_publish(args, self.node.limits.max_payload_bytes)

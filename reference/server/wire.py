@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from reference.core import ijson
 from reference.core.batching import messages_event
 from reference.core.model import JsonValue, Message
 
@@ -62,7 +63,8 @@ class SocketJson:
     Valid JSON nested deeper than Python's recursion limit makes ``json.loads`` raise
     RecursionError, and python-socketio then drops the packet silently: a client event would
     get no reply at all (EVT-1). Decoding it instead as an event named ``UNDECODABLE_EVENT``
-    keeps the packet's ack id, so the server answers ``bad_request`` (ROB-1).
+    keeps the packet's ack id, so the server answers ``bad_request`` (ROB-1). Decoding uses
+    ``reference.core.ijson``, so a payload that is not I-JSON reaches the handler marked.
     """
 
     @staticmethod
@@ -72,6 +74,7 @@ class SocketJson:
     @staticmethod
     def loads(text: str | bytes, **kwargs: object) -> object:
         try:
-            return json.loads(text, **kwargs)  # type: ignore[arg-type]
+            # MSG-6 to MSG-8: marks a payload that is not I-JSON, for ``payloads`` to refuse
+            return ijson.loads(text)
         except RecursionError:
             return [UNDECODABLE_EVENT]

@@ -222,12 +222,16 @@ def delivers_after_unsubscribe() -> None:
     "SUB-4",
     "SIG-4",
     "SUB-1",
+    "AUT-7",
+    "HIS-10",
+    "ACK-2",
 )
 def stale_epoch_accepted() -> None:
     original = subscribe_order.resolve_from
 
     def resolve(start: Any, **kwargs: Any) -> Start:
-        return original(start, **{**kwargs, "epoch": None})
+        # Whatever epoch came with the offset, resolve it as if it were the current one.
+        return original(start, **{**kwargs, "epoch": kwargs["state"].epoch})
 
     subscribe_order.resolve_from = resolve  # type: ignore[assignment]
 

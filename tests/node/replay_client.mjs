@@ -1,6 +1,7 @@
 // A replay/1 client written the way most users write one: socket.io-client from npm.
 // Usage: node replay_client.mjs URL TOKEN CHANNEL EXPECTED_HEAD
-// Subscribes from offset 1, prints one JSON line per replay:messages event and a final
+// Subscribes from the beginning (a first read knows no epoch, so it names no offset: spec
+// EPO-6), prints one JSON line per replay:messages event and a final
 // {"done": ...} line once EXPECTED_HEAD arrived; exits 1 on any error or after 30 s.
 import { io } from "socket.io-client";
 
@@ -27,7 +28,7 @@ socket.on("replay:messages", (event) => {
   }
 });
 socket.on("connect", () => {
-  socket.emit("replay:subscribe", { channel, from: 1 }, (answer) => {
+  socket.emit("replay:subscribe", { channel, from: "beginning" }, (answer) => {
     if (!answer.ok) fail(`subscribe failed: ${JSON.stringify(answer)}`);
     reply = answer;
   });
