@@ -24,7 +24,7 @@ from conformance.errors import ConnectionLost
 from conformance.streams import StreamBook
 
 if TYPE_CHECKING:
-    from conformance.eventlog import EventLog
+    from conformance.eventlog import EventLog, LogEntry
 
 __all__ = ["Pending", "Recorder"]
 
@@ -78,9 +78,9 @@ class Recorder:
 
     def complete(
         self, op: int, event: str, channel: str | None, outcome: str, payload: object
-    ) -> None:
-        """Log the completion of operation ``op``."""
-        self.log.record(
+    ) -> LogEntry:
+        """Log the completion of operation ``op``; returns its entry."""
+        return self.log.record(
             self.name, "reply", event, channel=channel, op=op, outcome=outcome, payload=payload
         )
 
@@ -101,8 +101,8 @@ class Recorder:
         """The ack of an emitted event arrived."""
         reply = args[0] if len(args) == 1 else list(args)
         ok = isinstance(reply, dict) and reply.get("ok") is True
-        self.complete(pending.op, pending.event, pending.channel, "ok" if ok else "failed", reply)
-        entry = self.log.entries[-1]
+        outcome = "ok" if ok else "failed"
+        entry = self.complete(pending.op, pending.event, pending.channel, outcome, reply)
         self._settled(pending)
         if len(args) != 1:
             self.violation(
@@ -158,8 +158,7 @@ class Recorder:
         self.notify()
 
     def on_messages(self, *args: object) -> None:
-        payload = self._event("replay:messages", args)
-        entry = self.log.entries[-1]
+        payload, entry = self._event("replay:messages", args)
         if isinstance(payload, dict) and isinstance(payload.get("channel"), str):
             messages = payload.get("messages")
             if isinstance(messages, list):
@@ -174,28 +173,29 @@ class Recorder:
         self.notify()
 
     def on_subscribed(self, *args: object) -> None:
-        payload = self._event("replay:subscribed", args)
+        payload, entry = self._event("replay:subscribed", args)
         if isinstance(payload, dict) and isinstance(payload.get("channel"), str):
-            seq = self.log.entries[-1].seq
-            self.book.open(payload["channel"], payload, seq=seq, origin="auto")
+            self.book.open(payload["channel"], payload, seq=entry.seq, origin="auto")
         self.notify()
 
     def on_unsubscribed(self, *args: object) -> None:
-        payload = self._event("replay:unsubscribed", args)
+        payload, entry = self._event("replay:unsubscribed", args)
         if isinstance(payload, dict) and isinstance(payload.get("channel"), str):
-            channel, seq = payload["channel"], self.log.entries[-1].seq
+            channel = payload["channel"]
             self.book.stream(channel).unsubscribed.append(payload)
-            self.book.end(channel, f"unsubscribed:{payload.get('reason')}", seq)
+            self.book.end(channel, f"unsubscribed:{payload.get('reason')}", entry.seq)
         self.notify()
 
     def on_other(self, event: str, *args: object) -> None:
         self._event(event, args)
         self.notify()
 
-    def _event(self, event: str, args: tuple[object, ...]) -> object:
-        """Log a server event, validate its payload; return the payload."""
+    def _event(self, event: str, args: tuple[object, ...]) -> tuple[object, LogEntry]:
+        """Log a server event, validate its payload; return the payload and its entry."""
         payload = args[0] if len(args) == 1 else list(args)
-        self.log.record(self.name, "event", event, channel=channel_of(payload), payload=payload)
+        entry = self.log.record(
+            self.name, "event", event, channel=channel_of(payload), payload=payload
+        )
         self.events.append((event, payload))
         if event in _EVENT_SCHEMAS:
             schema, clause = _EVENT_SCHEMAS[event]
@@ -208,7 +208,7 @@ class Recorder:
                 self.violation(
                     clause, f"a valid {event} payload", "; ".join(problems), channel_of(payload)
                 )
-        return payload
+        return payload, entry
 
     def check(self, schema: str, clause: str, payload: object, what: str) -> None:
         """Record a violation of ``clause`` unless ``payload`` is valid against ``schema``."""
