@@ -491,22 +491,49 @@ def _multibyte_object(size: int) -> dict[str, Any]:
     return shell
 
 
-@case("LIM-1", "PUB-2", "ROB-3")
+@case("API-8", "LIM-1")
+async def test_the_body_limit_fits_any_escaping(target: Target) -> None:
+    limit = target.limits["max_payload_bytes"]
+    channel = target.channel()
+    # A string of limit compact bytes (its quotes included), every character escaped: the
+    # body is about 6 x max_payload_bytes, which API-8 requires a server to accept.
+    escaped = "".join(f"\\u{ord(c):04x}" for c in "a" * (limit - 2))
+    body = ('{"data":"' + escaped + '"}').encode()
+    answer = await target.backend.request(
+        "POST", messages_path(channel), raw=body, headers=JSON, channel=channel
+    )
+    expect_status(answer, 201, clause="API-8", channel=channel)
+    # One character more is a payload too large (PUB-2), still answered, not a closed socket.
+    over = ('{"data":"' + escaped + '\\u0061"}').encode()
+    answer = await target.backend.request(
+        "POST", messages_path(channel), raw=over, headers=JSON, channel=channel
+    )
+    expect_status(answer, 413, clause="PUB-2", code="payload_too_large", channel=channel)
+
+
+@case("LIM-1", "PUB-2", "ROB-3", "API-8")
 async def test_max_payload_bytes_counts_compact_utf8(target: Target) -> None:
     limit = target.limits["max_payload_bytes"]
     channel = target.channel()
-    # The backend client sends JSON with spaces and \\u escapes: only the compact UTF-8
-    # encoding counts.
+    # Sent compact first: a refusal then is the server's count (LIM-1). Then as the backend
+    # client writes it, with spaces and \\u escapes (at most 3 bytes of body per byte counted):
+    # a refusal of what the compact body passed is the body limit's (API-8), not LIM-1's.
     for exact in (_multibyte_string(limit), _multibyte_object(limit)):
-        answer = await target.backend.publish_raw(channel, {"data": exact})
+        compact = json.dumps({"data": exact}, separators=(",", ":"), ensure_ascii=False)
+        path = messages_path(channel)
+        answer = await target.backend.request(
+            "POST", path, raw=compact.encode(), headers=JSON, channel=channel
+        )
         expect_status(answer, 201, clause="LIM-1", channel=channel)
+        answer = await target.backend.publish_raw(channel, {"data": exact})
+        expect_status(answer, 201, clause="API-8", channel=channel)
     over_string = _multibyte_string(limit) + "x"
     over_object = _multibyte_object(limit)
     over_object["k"]["$"] += "x"
     for over in (over_string, over_object):
         answer = await target.backend.publish_raw(channel, {"data": over})
         expect_status(answer, 413, clause="LIM-1", code="payload_too_large", channel=channel)
-    stored = 2
+    stored = 4
     client = await target.client(grants=[grant(channel)])
     if "client-publish" in target.features:
         exact = _multibyte_string(limit, widest=False)

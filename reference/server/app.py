@@ -27,9 +27,10 @@ class ServerOptions:
 
 
 def transport_buffer_bytes(limits: Limits) -> int:
-    """Engine.IO's packet limit: comfortably above TRN-4's bound, so oversized data gets a
+    """The HTTP body limit and Engine.IO's packet limit: at least API-8's minimum (any valid
+    request fits however it is escaped) and above TRN-4's bound, so oversized data gets a
     typed ``payload_too_large`` instead of a closed connection."""
-    return 4 * limits.max_payload_bytes + 64 * 1024
+    return 6 * limits.max_payload_bytes + 64 * 1024
 
 
 def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> web.Application:
