@@ -294,6 +294,23 @@ class Backend:
         )
         return [int(a["offset"]) for a in answers]
 
+    async def history_raw(
+        self,
+        channel: str,
+        from_: int | str | None = None,
+        limit: int | None = None,
+        *,
+        epoch: str | KnownEpoch | None = KNOWN,
+    ) -> HttpResponse:
+        """``GET …/messages?from=&epoch=&limit=`` as answered. An integer ``from`` goes with
+        the epoch the case has seen for the channel unless ``epoch`` says otherwise
+        (``None``: none at all)."""
+        sent_epoch = self.log.epoch_for(channel, from_, epoch)
+        pairs = (("from", from_), ("epoch", sent_epoch), ("limit", limit))
+        query = {k: v for k, v in pairs if v is not None}
+        path = messages_path(channel) + (f"?{urlencode(query)}" if query else "")
+        return await self.request("GET", path, channel=channel)
+
     async def history(
         self,
         channel: str,
@@ -302,14 +319,9 @@ class Backend:
         *,
         epoch: str | KnownEpoch | None = KNOWN,
     ) -> dict[str, Any]:
-        """``GET …/messages`` (feature ``history``); fails the case (HIS-1) unless 200. An
-        integer ``from`` goes with the epoch the case has seen for the channel unless
-        ``epoch`` says otherwise (``None``: none at all)."""
-        sent_epoch = self.log.epoch_for(channel, from_, epoch)
-        pairs = (("from", from_), ("epoch", sent_epoch), ("limit", limit))
-        query = {k: v for k, v in pairs if v is not None}
-        path = messages_path(channel) + (f"?{urlencode(query)}" if query else "")
-        response = await self.request("GET", path, channel=channel)
+        """``GET …/messages`` (feature ``history``), as :meth:`history_raw`; fails the case
+        (HIS-1) unless 200."""
+        response = await self.history_raw(channel, from_, limit, epoch=epoch)
         if response.status != 200 or not isinstance(response.body, dict):
             fail("HIS-1", "HTTP 200 with messages", _answer(response), channel=channel)
         return response.body

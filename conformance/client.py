@@ -18,7 +18,8 @@ import socketio
 from conformance.errors import ConnectFailed, ConnectionLost, ConnectRefused, NoReply, SuiteError
 from conformance.eventlog import KNOWN, KnownEpoch
 from conformance.expectations import fail
-from conformance.recorder import Recorder, channel_of
+from conformance.protocol import channel_of
+from conformance.recorder import Recorder
 from conformance.sio import SocketIOClient, emit_data, new_http_session
 from conformance.text import ranges
 

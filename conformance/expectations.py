@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from conformance.errors import ConformanceFailure, ConnectRefused
 from conformance.eventlog import active_log
+from conformance.protocol import channel_of
 from conformance.text import ranges, summarize
 
 if TYPE_CHECKING:
@@ -58,15 +59,10 @@ def expect(
         fail(clause, expected, received, channel=channel, actor=actor)
 
 
-def _channel_of(reply: object) -> str | None:
-    channel = reply.get("channel") if isinstance(reply, dict) else None
-    return channel if isinstance(channel, str) else None
-
-
 def expect_ok(reply: object, *, clause: str | None, channel: str | None = None) -> dict[str, Any]:
     """The reply is an ok reply (``"ok": true``); returns it."""
     __tracebackhide__ = True
-    channel = channel or _channel_of(reply)
+    channel = channel or channel_of(reply)
     if isinstance(reply, dict) and reply.get("ok") is True:
         return reply
     fail(clause, "an ok reply", reply, channel=channel)

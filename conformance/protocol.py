@@ -27,6 +27,7 @@ __all__ = [
     "ROUTE_RETENTION",
     "ROUTE_SESSION",
     "ROUTE_SESSIONS",
+    "channel_of",
     "channel_segment",
     "grant",
     "grants_allow",
@@ -94,6 +95,12 @@ def retention_path(channel: str) -> str:
 def session_path(session_id: str | None = None) -> str:
     """``/replay/v1/sessions`` or ``/replay/v1/sessions/<id>``."""
     return f"{API}/sessions" + ("" if session_id is None else f"/{quote(session_id, safe='')}")
+
+
+def channel_of(payload: object) -> str | None:
+    """The ``channel`` member of a payload or reply, when it is a string."""
+    channel = payload.get("channel") if isinstance(payload, dict) else None
+    return channel if isinstance(channel, str) else None
 
 
 def grant(channels: str, *actions: str) -> dict[str, Any]:

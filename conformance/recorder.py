@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from conformance import schemas
 from conformance.errors import ConnectionLost
+from conformance.protocol import channel_of
 from conformance.streams import StreamBook
 
 if TYPE_CHECKING:
@@ -218,9 +219,3 @@ class Recorder:
 
     def violation(self, clause: str, expected: str, received: str, channel: str | None) -> None:
         self.log.violation(clause, expected, received, channel=channel, actor=self.name)
-
-
-def channel_of(payload: object) -> str | None:
-    """The ``channel`` member of a payload, when it is a string."""
-    channel = payload.get("channel") if isinstance(payload, dict) else None
-    return channel if isinstance(channel, str) else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -19,7 +18,7 @@ from conformance import (
     grant,
 )
 from conformance.eventlog import KNOWN, KnownEpoch
-from conformance.protocol import ERROR_STATUS, messages_path
+from conformance.protocol import ERROR_STATUS
 
 ROUTES = ["socket", "http"]
 
@@ -51,11 +50,8 @@ class _Reader:
             reply = await self.client.history(channel, from_, epoch=epoch, limit=limit)
             error = reply.get("error") if reply.get("ok") is False else None
             return (error.get("code") if isinstance(error, dict) else None), reply
-        sent = self.target.log.epoch_for(channel, from_, epoch)
-        pairs = (("from", from_), ("epoch", sent), ("limit", limit))
-        query = {k: v for k, v in pairs if v is not None}
-        path = messages_path(channel) + (f"?{urlencode(query)}" if query else "")
-        status, body = await self.target.backend.request("GET", path, channel=channel)
+        backend = self.target.backend
+        status, body = await backend.history_raw(channel, from_, limit, epoch=epoch)
         if status == 200 and isinstance(body, dict):
             return None, body
         error = body.get("error") if isinstance(body, dict) else None
