@@ -373,3 +373,80 @@ async def test_auto_subscription_survives_a_rejected_duplicate(target: Target) -
     await target.backend.publish(channel, {"n": 0})
     await client.wait_for_offset(channel, 1, clause="AUT-5")
     expect_offsets(client.offsets(channel), [1], clause="AUT-5", channel=channel)
+
+
+# --- AUT-8, AUT-9, AUT-10 ----------------------------------------------------------------------
+
+
+def _reports(client: ReplayClient) -> list[tuple[str, str]]:
+    """(event, channel) of every replay:subscribed and replay:unsubscribed, in arrival order."""
+    return [
+        (event, str(payload.get("channel")))
+        for event, payload in client.events
+        if event in ("replay:subscribed", "replay:unsubscribed") and isinstance(payload, dict)
+    ]
+
+
+@case("AUT-8", "AUT-9")
+async def test_auto_subscriptions_come_before_the_first_client_events(target: Target) -> None:
+    channels = [target.channel(f"e{n}") for n in range(12)]
+    refused = channels[5]  # no grant: reported in its place in the list (AUT-4, AUT-9)
+    session = await target.register(
+        [grant(c, "subscribe") for c in channels if c != refused],
+        subscribe=[{"channel": c, "from": "latest"} for c in channels],
+    )
+    client = await target.client(session=session, connect=False)
+    await client.connect()
+    # At once, not waiting for any event: both must find the last two entries in place.
+    duplicate, unsubscribed = await asyncio.gather(
+        client.subscribe(channels[-1], from_="latest"), client.unsubscribe(channels[-2])
+    )
+    expect_error(duplicate, "already_subscribed", clause="AUT-8", channel=channels[-1])
+    expect_ok(unsubscribed, clause="AUT-8", channel=channels[-2])
+    for name, channel in (("replay:subscribe", channels[-1]), ("replay:unsubscribe", channels[-2])):
+        report = target.log.find(kind="event", name="replay:subscribed", channel=channel)
+        reply = target.log.find(kind="reply", name=name, actor=client.name, channel=channel)
+        expect(
+            bool(report) and bool(reply) and report[0].seq < reply[0].seq,
+            clause="AUT-8",
+            expected=f"replay:subscribed {channel} before the reply to {name}",
+            received=[e.line() for e in (*report[:1], *reply[:1])],
+            channel=channel,
+        )
+    await _wait_reported(client, channels, "AUT-9")
+    expected = [
+        ("replay:unsubscribed" if c == refused else "replay:subscribed", c) for c in channels
+    ]
+    expect(
+        _reports(client) == expected,
+        clause="AUT-9",
+        expected="one report per entry, in the order of the subscribe list",
+        received=[f"{event} {channel.rsplit('-', 2)[-2]}" for event, channel in _reports(client)],
+    )
+
+
+@case("AUT-10")
+async def test_re_registration_leaves_connected_sockets_subscriptions_alone(
+    target: Target,
+) -> None:
+    kept, added = target.channel("kept"), target.channel("added")
+    grants = [grant(kept, "subscribe"), grant(added, "subscribe")]
+    session = await target.register(grants, subscribe=[{"channel": kept, "from": "latest"}])
+    client = await target.client(session=session)
+    await _wait_reported(client, [kept], "AUT-1")
+    await target.register(
+        grants, subscribe=[{"channel": added, "from": "latest"}], session_id=session.session_id
+    )
+    # Longer than the 1 s a re-registration may take to reach a socket (§10.13).
+    await asyncio.sleep(1.5)
+    expect(
+        _reports(client) == [("replay:subscribed", kept)],
+        clause="AUT-10",
+        expected=f"no new replay:subscribed or replay:unsubscribed after re-registering: only "
+        f"the first connection's report for {kept}",
+        received=_reports(client),
+    )
+    # The old list's subscription still delivers; the new list's channel is not subscribed.
+    offset = int((await target.backend.publish(kept, {"n": "after"}))["offset"])
+    await client.wait_for_offset(kept, offset, clause="AUT-10")
+    expect_ok(await client.subscribe(added, from_="latest"), clause="AUT-10", channel=added)

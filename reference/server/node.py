@@ -48,6 +48,9 @@ class Connection:
     # Serialises adding and removing subscriptions between the socket's own events and the
     # auto-subscription task, so one channel never gets two subscriptions (SUB-3, AUT-5).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set once the auto-subscriptions are started or reported: the socket's own events wait
+    # for it, so that the first of them already finds every auto-subscription (AUT-8).
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def may(self, channel: str, action: Action) -> bool:
         return grants.allows(self.grants, channel, action)
@@ -118,7 +121,7 @@ class ReplayNode:
     # --- operations -------------------------------------------------------------------------
 
     async def publish(self, request: PublishRequest) -> AppendResult:
-        """Append a message and wake its subscribers on every node (PUB-1, PUB-3)."""
+        """Append a message and wake its subscribers on every node (PUB-1, PUB-10)."""
         result = await self.store.append(request.channel, request.payload, request.id)
         if not result.duplicate:
             await self.bus.publish(HeadMoved(request.channel))

@@ -143,6 +143,8 @@ class SocketApi:
         self._schedule_expiry(connection)
         if session.subscribe:
             self._spawn(self._auto_subscribe(connection))
+        else:
+            connection.ready.set()
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         timer = self._expiry.pop(sid, None)
@@ -180,7 +182,14 @@ class SocketApi:
         self._spawn(self._disconnect(sid))
 
     async def _auto_subscribe(self, connection: Connection) -> None:
-        """Start the session's auto-subscriptions once the socket is connected (AUT-1 to AUT-6)."""
+        """Start the session's auto-subscriptions once the socket is connected (AUT-1 to AUT-9),
+        then let the socket's own events through (AUT-8)."""
+        try:
+            await self._start_auto_subscriptions(connection)
+        finally:
+            connection.ready.set()
+
+    async def _start_auto_subscriptions(self, connection: Connection) -> None:
         # python-socketio marks the socket connected right after the connect handler returns
         # and the CONNECT packet is queued; events sent before that would be lost (AUT-3).
         while not self.sio.manager.is_connected(connection.sid, "/"):
@@ -212,6 +221,7 @@ class SocketApi:
                 connection = self.node.connections.get(sid)
                 if connection is None:
                     raise Unauthorized("the socket is not authenticated")
+                await connection.ready.wait()  # AUT-8: auto-subscriptions come first
                 return {"ok": True, **await handler(connection, args)}
             except ReplayError as exc:
                 return {"ok": False, "error": exc.to_wire()}
