@@ -37,6 +37,7 @@ from conformance import (
     schemas,
 )
 from conformance.context import current_or_none
+from conformance.protocol import messages_path, retention_path, session_path
 from conformance.eventlog import KNOWN, EventLog
 from conformance.text import summarize
 
@@ -849,3 +850,70 @@ async def test_packets_above_the_transport_bound_harm_no_one_else(target: Target
     await witness.wait_for_offset(channel, 3, clause="LIM-2")
     expect_offsets(witness.offsets(channel), [1, 2, 3], clause="LIM-2", channel=channel)
     expect_error(await witness.unsubscribe(target.channel("x")), "not_subscribed", clause="LIM-2")
+
+
+# --- EVT-12, EVT-13, API-13: what is not I-JSON anywhere in a request -------------------------
+
+
+@case("EVT-12", "EVT-6")
+async def test_a_repeated_member_anywhere_in_an_event_is_a_bad_request(target: Target) -> None:
+    first, second = target.channel("first"), target.channel("second")
+    session = await target.register([grant(first), grant(second)])
+    raw = await RawSocket.open(target, session.token)
+    repeated = [
+        # Which channel? A decoder keeping the first and one keeping the last disagree.
+        f'["replay:subscribe",{{"channel":"{first}","channel":"{second}"}}]',
+        f'["replay:subscribe",{{"channel":"{first}","from":"latest","from":"beginning"}}]',
+        f'["replay:subscribe",{{"channel":"{first}","\\u0066rom":"latest","from":"latest"}}]',
+        f'["replay:unsubscribe",{{"channel":"{first}","channel":"{first}"}}]',
+    ]
+    for body in repeated:
+        ack_id = await raw.send_body(body)
+        expect_error(await raw.reply(ack_id), "bad_request", clause="EVT-12")
+    # No effect: neither channel is subscribed.
+    for channel in (first, second):
+        ack_id = await raw.emit("replay:unsubscribe", {"channel": channel})
+        expect_error(await raw.reply(ack_id), "not_subscribed", clause="EVT-6")
+
+
+@case("EVT-13", "ROB-2")
+async def test_an_event_outside_replay_affects_nothing(target: Target) -> None:
+    channel = target.channel()
+    session = await target.register([grant(channel)])
+    raw = await RawSocket.open(target, session.token)
+    subscribed = await raw.emit("replay:subscribe", {"channel": channel})
+    expect_ok(await raw.reply(subscribed), clause="SUB-14")
+    await raw.send_body(json.dumps(["chat message", {"channel": channel}]))
+    await raw.send_body(json.dumps(["unsubscribe", {"channel": channel}]), ack=False)
+    # The subscription still delivers, and is still there to be ended.
+    await target.backend.publish(channel, {"n": 1})
+    delivered = await raw.wait(lambda: raw.offsets(channel) == [1])
+    expect(delivered, clause="EVT-13", expected="offset 1 delivered", received=raw.offsets(channel))
+    ended = await raw.emit("replay:unsubscribe", {"channel": channel})
+    expect_ok(await raw.reply(ended), clause="EVT-13")
+
+
+@case("API-13")
+async def test_a_repeated_member_anywhere_in_a_body_is_a_bad_request(target: Target) -> None:
+    backend = target.backend
+    channel = target.channel()
+    bodies = [
+        '{"client_id":"a","client_id":"b","grants":[]}',
+        f'{{"client_id":"a","grants":[{{"channels":"{channel}","channels":"*",'
+        '"actions":["subscribe"]}]}',
+    ]
+    for body in bodies:
+        answer = await backend.request("POST", session_path(), raw=body.encode())
+        expect_status(answer, 400, clause="API-13", code="bad_request")
+    published = await backend.request(
+        "POST", messages_path(channel), raw=b'{"data":1,"data":2}', channel=channel
+    )
+    expect_status(published, 400, clause="API-13", code="bad_request", channel=channel)
+    if "retention" in target.features:
+        answer = await backend.request(
+            "PUT",
+            retention_path(channel),
+            raw=b'{"max_messages":5,"max_messages":null}',
+            channel=channel,
+        )
+        expect_status(answer, 400, clause="API-13", code="bad_request", channel=channel)

@@ -120,7 +120,16 @@ def single_argument(args: Sequence[object]) -> Mapping[str, Any]:
     """The one object argument every replay event carries (TRN-3)."""
     if len(args) != 1 or not isinstance(args[0], dict):
         raise BadRequest("expected exactly one JSON object argument")
+    require_i_json(args[0])
     return args[0]
+
+
+def require_i_json(request: object) -> None:
+    """EVT-12, API-13: a request that names a member twice, or holds an unpaired surrogate,
+    anywhere in it is refused whole; no member's value is guessed at."""
+    problem = ijson.problem(request)
+    if problem is not None:
+        raise BadRequest(f"the request is not I-JSON: {problem}")
 
 
 # --- typed requests -------------------------------------------------------------------------
@@ -278,6 +287,7 @@ def _query_int(name: str, raw: str, minimum: int) -> int:
 
 
 def parse_session(body: object, max_ttl_s: int) -> SessionRequest:
+    require_i_json(body)
     validate("http-session-request", body)
     assert isinstance(body, dict)
     entries = tuple(
@@ -300,6 +310,7 @@ def parse_session(body: object, max_ttl_s: int) -> SessionRequest:
 
 
 def parse_retention(body: object) -> RetentionUpdate:
+    require_i_json(body)
     validate("http-retention-request", body)
     assert isinstance(body, dict)
     return RetentionUpdate(
