@@ -148,7 +148,7 @@ async def test_a_subscribe_reads_the_channel_only_after_the_checks_that_need_no_
         assert store.states_read == ["room:1"]
 
 
-async def test_revocation_disconnects_within_one_second() -> None:  # SES-14, SES-15
+async def test_revocation_disconnects_within_one_second() -> None:  # SES-23, SES-15
     async with serve() as served:
         session = await served.register()
         client = await served.client(token=session["token"])

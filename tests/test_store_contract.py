@@ -379,7 +379,7 @@ async def test_delete_session(store: Store, clock: FakeClock) -> None:
     await store.advance_cursor("other", "a", "e1", 3)
     assert await store.delete_session("s1") is True  # SES-13
     assert await store.session("s1") is None
-    assert await store.session_by_token_hash("h1") is None  # SES-14
+    assert await store.session_by_token_hash("h1") is None  # SES-23
     assert await store.cursor("s1", "a") is None
     assert await store.cursor("s1", "b.c") is None
     assert await store.cursor("other", "a") == Cursor("e1", 3)  # SES-12

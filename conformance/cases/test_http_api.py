@@ -315,7 +315,7 @@ async def test_publish_answers_201_with_the_stored_message(target: Target) -> No
         expect_ok(await client.unsubscribe(channel), clause="PUB-1")
 
 
-@case("PUB-3")
+@case("PUB-10", "TIM-1")
 async def test_read_your_writes(target: Target) -> None:
     channel = target.channel()
     client = await target.client(grants=[grant(channel)])
@@ -327,26 +327,26 @@ async def test_read_your_writes(target: Target) -> None:
             offsets = [m.get("offset") for m in page["messages"]]
             expect(
                 offsets == [offset],
-                clause="PUB-3",
+                clause="PUB-10",
                 expected=f"history right after the publish includes offset {offset}",
                 received=page,
             )
-            page = expect_ok(await client.history(channel, from_=offset), clause="PUB-3")
+            page = expect_ok(await client.history(channel, from_=offset), clause="PUB-10")
             expect(
                 [m.get("offset") for m in page["messages"]] == [offset],
-                clause="PUB-3",
+                clause="PUB-10",
                 expected=f"replay:history includes offset {offset}",
                 received=page,
             )
-        reply = expect_ok(await client.subscribe(channel, from_="beginning"), clause="PUB-3")
+        reply = expect_ok(await client.subscribe(channel, from_="beginning"), clause="PUB-10")
         expect(
             isinstance(reply.get("head"), int) and reply["head"] >= offset,
-            clause="PUB-3",
+            clause="PUB-10",
             expected=f"head >= {offset}",
             received=reply,
         )
-        await client.wait_for_offset(channel, offset, clause="PUB-3")
-        expect_ok(await client.unsubscribe(channel), clause="PUB-3")
+        await client.wait_for_offset(channel, offset, clause="PUB-10")
+        expect_ok(await client.unsubscribe(channel), clause="PUB-10")
 
 
 @case("PUB-4", "OFF-2")

@@ -292,3 +292,30 @@ async def test_epoch_change_while_subscribed_ends_the_subscription(target: Targe
     # to wipe a running target's store (retention never changes the epoch, RET-4). Until a
     # target exposes such a trigger, SIG-3 is not observable: report it as not claimed.
     pytest.skip("not claimed: no way to change a channel's epoch while a socket stays connected")
+
+
+@case("RES-4", "SUB-6", "SUB-11", feature="retention")
+async def test_a_resume_past_retention_fails_or_starts_truncated(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.publish_many(channel, 10)
+    first = await target.client(grants=[grant(channel, "subscribe")])
+    expect_ok(await first.subscribe(channel, from_="beginning"), clause="SUB-7")
+    await first.wait_for_offset(channel, 10, clause="SUB-14")
+    await first.disconnect()  # the client saw up to 10, and resumes from 6 (say, a lost page)
+    await target.backend.set_retention(channel, max_messages=3)
+    await target.backend.publish(channel, {"n": 10})  # offset 11: 9 to 11 are retained (RET-2)
+    second = await target.client(grants=[grant(channel, "subscribe")])
+    expect_error(await second.subscribe(channel, from_=6), "history_truncated", clause="RES-4")
+    reply = expect_ok(
+        await second.subscribe(channel, from_=6, allow_truncation=True), clause="RES-4"
+    )
+    expect(
+        reply.get("from") == 9
+        and reply.get("truncated") == {"requested": 6, "first_available": 9},
+        clause="RES-4",
+        expected='from 9 with "truncated": {"requested": 6, "first_available": 9}',
+        received=reply,
+        channel=channel,
+    )
+    await second.wait_for_offset(channel, 11, clause="RES-4")
+    expect_offsets(second.offsets(channel), [9, 10, 11], clause="RES-4", channel=channel)

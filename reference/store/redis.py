@@ -307,7 +307,7 @@ class RedisStore(Store):
         expires_at, old_hash = await self._script(
             self._lua_delete_session, keys, [], idempotent=False
         )
-        if old_hash is not None:  # SES-14: the token stops working
+        if old_hash is not None:  # SES-23: the token stops working
             await self._guard(lambda: self._redis.delete(token_key(old_hash)), idempotent=True)
         return expires_at is not None and self.clock() < int(expires_at)  # SES-13
 
