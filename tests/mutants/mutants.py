@@ -17,7 +17,9 @@ from reference.core import grants, subscribe_order
 from reference.core.model import Cursor, Session
 from reference.core.subscribe_order import Start
 from reference.core.subscription import CaughtUp, Deliver, End, Trigger, decide
-from reference.server import delivery, node, socket_api
+from reference.core.errors import NotFound
+from reference.server import delivery, http_api, node, socket_api
+from reference.store import memory
 from reference.store.memory import MemoryStore
 
 
@@ -388,3 +390,30 @@ def malformed_closes_socket() -> None:
         return reply
 
     socket_api.SocketApi._replying = replying  # type: ignore[method-assign]
+
+
+@mutant(
+    "silent-memory-cap",
+    "retention is not advertised (its route answers 404), yet the memory store keeps only the "
+    "1000 newest messages of each channel, an operator's memory cap, and trims past it",
+    "LIF-3",
+    "LIF-1",
+    "SIG-1",
+    "SUB-14",
+    "DUR-1",
+    "HIS-4",
+)
+def silent_memory_cap() -> None:
+    node.OPTIONAL_FEATURES = tuple(f for f in node.OPTIONAL_FEATURES if f != "retention")
+
+    async def no_retention_route(request: Any) -> Any:
+        raise NotFound("no such route")  # API-6: the unadvertised feature's route
+
+    http_api.set_retention = no_retention_route
+    original = memory._Channel.expire_count
+
+    def capped(self: Any) -> None:
+        original(self)
+        self.drop_before(self.head - 1000 + 1)
+
+    memory._Channel.expire_count = capped  # type: ignore[method-assign]
