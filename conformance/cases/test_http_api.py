@@ -262,7 +262,7 @@ async def test_unknown_routes_are_not_found(target: Target) -> None:
 async def test_a_body_above_the_limit_is_payload_too_large(target: Target) -> None:
     channel = target.channel()
     # The body limit is not advertised; this is far above max_payload_bytes, so a server
-    # whose body limit is larger still answers 413 for the data (PUB-2).
+    # whose body limit is larger still answers 413 for the data (LIM-4).
     size = max(4 * 1024 * 1024, 8 * target.limits["max_payload_bytes"])
     raw = json.dumps({"data": "x" * size}).encode()
     try:
@@ -491,7 +491,7 @@ def _multibyte_object(size: int) -> dict[str, Any]:
     return shell
 
 
-@case("API-8", "LIM-1")
+@case("API-8", "LIM-4")
 async def test_the_body_limit_fits_any_escaping(target: Target) -> None:
     limit = target.limits["max_payload_bytes"]
     channel = target.channel()
@@ -503,28 +503,28 @@ async def test_the_body_limit_fits_any_escaping(target: Target) -> None:
         "POST", messages_path(channel), raw=body, headers=JSON, channel=channel
     )
     expect_status(answer, 201, clause="API-8", channel=channel)
-    # One character more is a payload too large (PUB-2), still answered, not a closed socket.
+    # One character more is a payload too large (LIM-4), still answered, not a closed socket.
     over = ('{"data":"' + escaped + '\\u0061"}').encode()
     answer = await target.backend.request(
         "POST", messages_path(channel), raw=over, headers=JSON, channel=channel
     )
-    expect_status(answer, 413, clause="PUB-2", code="payload_too_large", channel=channel)
+    expect_status(answer, 413, clause="LIM-4", code="payload_too_large", channel=channel)
 
 
-@case("LIM-1", "PUB-2", "ROB-3", "API-8")
+@case("LIM-3", "LIM-4", "LIM-5", "ROB-3", "API-8")
 async def test_max_payload_bytes_counts_compact_utf8(target: Target) -> None:
     limit = target.limits["max_payload_bytes"]
     channel = target.channel()
-    # Sent compact first: a refusal then is the server's count (LIM-1). Then as the backend
+    # Sent compact first: a refusal then is the server's count (LIM-3). Then as the backend
     # client writes it, with spaces and \\u escapes (at most 3 bytes of body per byte counted):
-    # a refusal of what the compact body passed is the body limit's (API-8), not LIM-1's.
+    # a refusal of what the compact body passed is the body limit's (API-8), not LIM-3's.
     for exact in (_multibyte_string(limit), _multibyte_object(limit)):
         compact = json.dumps({"data": exact}, separators=(",", ":"), ensure_ascii=False)
         path = messages_path(channel)
         answer = await target.backend.request(
             "POST", path, raw=compact.encode(), headers=JSON, channel=channel
         )
-        expect_status(answer, 201, clause="LIM-1", channel=channel)
+        expect_status(answer, 201, clause="LIM-5", channel=channel)
         answer = await target.backend.publish_raw(channel, {"data": exact})
         expect_status(answer, 201, clause="API-8", channel=channel)
     over_string = _multibyte_string(limit) + "x"
@@ -532,21 +532,21 @@ async def test_max_payload_bytes_counts_compact_utf8(target: Target) -> None:
     over_object["k"]["$"] += "x"
     for over in (over_string, over_object):
         answer = await target.backend.publish_raw(channel, {"data": over})
-        expect_status(answer, 413, clause="LIM-1", code="payload_too_large", channel=channel)
+        expect_status(answer, 413, clause="LIM-4", code="payload_too_large", channel=channel)
     stored = 4
     client = await target.client(grants=[grant(channel)])
     if "client-publish" in target.features:
         exact = _multibyte_string(limit, widest=False)
-        expect_ok(await client.publish(channel, exact), clause="LIM-1")
+        expect_ok(await client.publish(channel, exact), clause="LIM-5")
         stored += 1
         reply = await client.publish(channel, exact + "x")
-        expect_error(reply, "payload_too_large", clause="LIM-1", channel=channel)
-    expect_ok(await client.subscribe(channel, from_="beginning"), clause="LIM-1")
-    await client.wait_for_offset(channel, stored, clause="LIM-1")
-    expect_offsets(client.offsets(channel), range(1, stored + 1), clause="LIM-1", channel=channel)
+        expect_error(reply, "payload_too_large", clause="LIM-4", channel=channel)
+    expect_ok(await client.subscribe(channel, from_="beginning"), clause="LIM-3")
+    await client.wait_for_offset(channel, stored, clause="LIM-3")
+    expect_offsets(client.offsets(channel), range(1, stored + 1), clause="LIM-3", channel=channel)
     sizes = [_compact_size(m.get("data")) for m in client.messages(channel)]
     expect(
-        sizes == [limit] * stored, clause="LIM-1", expected=f"{limit} bytes each", received=sizes
+        sizes == [limit] * stored, clause="LIM-3", expected=f"{limit} bytes each", received=sizes
     )
 
 
