@@ -1,4 +1,8 @@
-"""LIM-3's payload size: the UTF-8 length of the RFC 8785 form, as JavaScript counts it."""
+"""LIM-3's payload size: the UTF-8 length of the RFC 8785 form, as JavaScript counts it.
+
+The reference's fast measure (``reference.core.jcs``) and the suite's (``conformance.protocol``,
+``rfc8785`` itself) are both held to Node.js's ``Buffer.byteLength(JSON.stringify(value))``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import rfc8785
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conformance.protocol import payload_size
 from reference.core import jcs
 
 # One Node.js process answers every example: a line of JSON in, its byte count out.
@@ -66,7 +71,7 @@ def size(value: object) -> int:
     ],
 )
 def test_worked_examples(value: object, measured: int) -> None:  # LIM-3
-    assert size(value) == measured == len(rfc8785.dumps(value))
+    assert size(value) == measured == payload_size(value)
 
 
 def test_integers_beyond_the_safe_range_count_their_digits() -> None:
@@ -127,7 +132,7 @@ def test_floats_measure_as_javascript_writes_them(
     node_size: Callable[[object], int], x: float
 ) -> None:
     assert math.isfinite(x)
-    assert size(x) == node_size(x)
+    assert size(x) == node_size(x) == payload_size(x)
 
 
 @settings(max_examples=700, deadline=None)
@@ -135,7 +140,7 @@ def test_floats_measure_as_javascript_writes_them(
 def test_strings_measure_as_javascript_writes_them(
     node_size: Callable[[object], int], text: str
 ) -> None:
-    assert size(text) == node_size(text)
+    assert size(text) == node_size(text) == payload_size(text)
 
 
 @settings(max_examples=300, deadline=None)
@@ -143,4 +148,4 @@ def test_strings_measure_as_javascript_writes_them(
 def test_values_measure_as_javascript_writes_them(
     node_size: Callable[[object], int], value: object
 ) -> None:
-    assert size(value) == node_size(value)
+    assert size(value) == node_size(value) == payload_size(value)
