@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
+import rfc8785
+
 from conformance.errors import SuiteError
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "grant",
     "grants_allow",
     "messages_path",
+    "payload_size",
     "retention_path",
     "session_path",
 ]
@@ -101,6 +104,12 @@ def channel_of(payload: object) -> str | None:
     """The ``channel`` member of a payload or reply, when it is a string."""
     channel = payload.get("channel") if isinstance(payload, dict) else None
     return channel if isinstance(channel, str) else None
+
+
+def payload_size(data: Any) -> int:
+    """``data``'s size for ``max_payload_bytes`` (LIM-3): the UTF-8 length of its RFC 8785
+    form, what ``Buffer.byteLength(JSON.stringify(data))`` gives for I-JSON data."""
+    return len(rfc8785.dumps(data))
 
 
 def grant(channels: str, *actions: str) -> dict[str, Any]:

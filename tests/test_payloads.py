@@ -1,4 +1,4 @@
-"""Payload validation into typed requests (EVT-3, TRN-3, TRN-5, LIM-1, SES-6, SES-7)."""
+"""Payload validation into typed requests (EVT-3, TRN-3, TRN-5, LIM-3, LIM-4, SES-6, SES-7)."""
 
 from __future__ import annotations
 
@@ -52,13 +52,27 @@ def test_unknown_members_are_named() -> None:
         payloads.parse_unsubscribe(({"channel": "a", "offset": 1},))
 
 
-def test_publish_measures_compact_utf8_json() -> None:  # LIM-1, PUB-2
+def test_publish_measures_compact_utf8_json() -> None:  # LIM-3, LIM-4
     exact = payloads.parse_publish(({"channel": "a", "data": "é" * 3},), max_payload_bytes=8)
     assert exact.payload.encoded == '"ééé"' and exact.payload.size == 8
     with pytest.raises(PayloadTooLarge):
         payloads.parse_publish(({"channel": "a", "data": "é" * 4},), max_payload_bytes=8)
     compact = payloads.encode_payload({"a": [1, 2]}, 100)
     assert compact.encoded == '{"a":[1,2]}'
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("[1.0,1.0,1.0]", 7),  # JCS writes "[1,1,1]"; json.dumps "[1.0,1.0,1.0]", 13 bytes
+        ("[1e16,-0.0]", 21),  # "[10000000000000000,0]"; json.dumps "[1e+16,-0.0]", 12 bytes
+    ],
+)
+def test_publish_measures_numbers_as_ecmascript_writes_them(text: str, size: int) -> None:
+    body = ijson.loads(f'{{"channel":"a","data":{text}}}')  # LIM-3, LIM-4
+    assert payloads.parse_publish((body,), max_payload_bytes=size).payload.size == size
+    with pytest.raises(PayloadTooLarge):
+        payloads.parse_http_publish("a", {"data": body["data"]}, max_payload_bytes=size - 1)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
@@ -198,6 +212,7 @@ def test_numbers_within_a_double_are_stored_as_doubles() -> None:  # MSG-9
     body = ijson.loads('{"channel":"a","data":[1.0000000000000001,1e2,1e-400,9007199254740991]}')
     request = payloads.parse_publish((body,), 65536)
     assert request.payload.encoded == "[1.0,100.0,0.0,9007199254740991]"
+    assert request.payload.size == len("[1,100,0,9007199254740991]")  # LIM-3
 
 
 def test_an_unsafe_integer_elsewhere_fails_its_schema() -> None:  # TRN-5, not internal

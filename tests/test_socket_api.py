@@ -244,7 +244,7 @@ async def test_malformed_payloads_get_bad_request_and_store_nothing(
 
 
 async def test_oversized_data_gets_payload_too_large_and_the_socket_survives() -> None:
-    async with serve() as served:  # ROB-3, TRN-4
+    async with serve() as served:  # ROB-3, TRN-7
         client = await served.client()
         reply = await client.call("replay:publish", {"channel": "c", "data": "x" * 131_072})
         assert reply["error"]["code"] == "payload_too_large"

@@ -30,17 +30,13 @@ from conformance.protocol import (
     ERROR_STATUS,
     FEATURES,
     messages_path,
+    payload_size,
     retention_path,
     session_path,
 )
 
 JSON: Final = {"Content-Type": "application/json"}
 OPTIONAL_FEATURES: Final = sorted(FEATURES - {"sessions"})
-
-
-def _compact_size(value: object) -> int:
-    """LIM-1: bytes of the compact UTF-8 JSON encoding, as ``JSON.stringify`` writes it."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 # --- §4.1 general rules -------------------------------------------------------------------------
@@ -262,7 +258,7 @@ async def test_unknown_routes_are_not_found(target: Target) -> None:
 async def test_a_body_above_the_limit_is_payload_too_large(target: Target) -> None:
     channel = target.channel()
     # The body limit is not advertised; this is far above max_payload_bytes, so a server
-    # whose body limit is larger still answers 413 for the data (PUB-2).
+    # whose body limit is larger still answers 413 for the data (LIM-4).
     size = max(4 * 1024 * 1024, 8 * target.limits["max_payload_bytes"])
     raw = json.dumps({"data": "x" * size}).encode()
     try:
@@ -465,7 +461,7 @@ async def test_bad_history_queries_are_bad_requests(target: Target) -> None:
 
 
 def _multibyte_string(size: int, *, widest: bool = True) -> str:
-    """A string whose compact JSON encoding is exactly ``size`` bytes, mostly multi-byte.
+    """A string that measures exactly ``size`` bytes (LIM-3), mostly multi-byte.
 
     ``widest`` mixes 4-, 3- and 2-byte characters; otherwise only 3-byte ones, whose
     ``\\uXXXX`` escapes are just twice their UTF-8 size (a client may send escapes).
@@ -478,24 +474,24 @@ def _multibyte_string(size: int, *, widest: bool = True) -> str:
         rest -= count * width
     parts.append("x" * rest)
     text = "".join(parts)
-    assert _compact_size(text) == size
+    assert payload_size(text) == size
     return text
 
 
 def _multibyte_object(size: int) -> dict[str, Any]:
-    """An object whose compact JSON encoding is exactly ``size`` bytes (spaces would not count)."""
+    """An object that measures exactly ``size`` bytes (LIM-3; spaces sent would not count)."""
     shell: dict[str, Any] = {"é": ["中", "🎉"], "k": {"$": ""}}
-    fill = size - _compact_size(shell) + 2  # the filler string's own quotes already counted
+    fill = size - payload_size(shell) + 2  # the filler string's own quotes already counted
     shell["k"]["$"] = _multibyte_string(fill)
-    assert _compact_size(shell) == size
+    assert payload_size(shell) == size
     return shell
 
 
-@case("API-8", "LIM-1")
+@case("API-8", "LIM-4")
 async def test_the_body_limit_fits_any_escaping(target: Target) -> None:
     limit = target.limits["max_payload_bytes"]
     channel = target.channel()
-    # A string of limit compact bytes (its quotes included), every character escaped: the
+    # A string measuring limit bytes (its quotes included), every character escaped: the
     # body is about 6 x max_payload_bytes, which API-8 requires a server to accept.
     escaped = "".join(f"\\u{ord(c):04x}" for c in "a" * (limit - 2))
     body = ('{"data":"' + escaped + '"}').encode()
@@ -503,28 +499,28 @@ async def test_the_body_limit_fits_any_escaping(target: Target) -> None:
         "POST", messages_path(channel), raw=body, headers=JSON, channel=channel
     )
     expect_status(answer, 201, clause="API-8", channel=channel)
-    # One character more is a payload too large (PUB-2), still answered, not a closed socket.
+    # One character more is a payload too large (LIM-4), still answered, not a closed socket.
     over = ('{"data":"' + escaped + '\\u0061"}').encode()
     answer = await target.backend.request(
         "POST", messages_path(channel), raw=over, headers=JSON, channel=channel
     )
-    expect_status(answer, 413, clause="PUB-2", code="payload_too_large", channel=channel)
+    expect_status(answer, 413, clause="LIM-4", code="payload_too_large", channel=channel)
 
 
-@case("LIM-1", "PUB-2", "ROB-3", "API-8")
+@case("LIM-3", "LIM-4", "LIM-5", "ROB-3", "API-8")
 async def test_max_payload_bytes_counts_compact_utf8(target: Target) -> None:
     limit = target.limits["max_payload_bytes"]
     channel = target.channel()
-    # Sent compact first: a refusal then is the server's count (LIM-1). Then as the backend
+    # Sent compact first: a refusal then is the server's count (LIM-3). Then as the backend
     # client writes it, with spaces and \\u escapes (at most 3 bytes of body per byte counted):
-    # a refusal of what the compact body passed is the body limit's (API-8), not LIM-1's.
+    # a refusal of what the compact body passed is the body limit's (API-8), not LIM-3's.
     for exact in (_multibyte_string(limit), _multibyte_object(limit)):
         compact = json.dumps({"data": exact}, separators=(",", ":"), ensure_ascii=False)
         path = messages_path(channel)
         answer = await target.backend.request(
             "POST", path, raw=compact.encode(), headers=JSON, channel=channel
         )
-        expect_status(answer, 201, clause="LIM-1", channel=channel)
+        expect_status(answer, 201, clause="LIM-5", channel=channel)
         answer = await target.backend.publish_raw(channel, {"data": exact})
         expect_status(answer, 201, clause="API-8", channel=channel)
     over_string = _multibyte_string(limit) + "x"
@@ -532,21 +528,98 @@ async def test_max_payload_bytes_counts_compact_utf8(target: Target) -> None:
     over_object["k"]["$"] += "x"
     for over in (over_string, over_object):
         answer = await target.backend.publish_raw(channel, {"data": over})
-        expect_status(answer, 413, clause="LIM-1", code="payload_too_large", channel=channel)
+        expect_status(answer, 413, clause="LIM-4", code="payload_too_large", channel=channel)
     stored = 4
     client = await target.client(grants=[grant(channel)])
     if "client-publish" in target.features:
         exact = _multibyte_string(limit, widest=False)
-        expect_ok(await client.publish(channel, exact), clause="LIM-1")
+        expect_ok(await client.publish(channel, exact), clause="LIM-5")
         stored += 1
         reply = await client.publish(channel, exact + "x")
-        expect_error(reply, "payload_too_large", clause="LIM-1", channel=channel)
-    expect_ok(await client.subscribe(channel, from_="beginning"), clause="LIM-1")
-    await client.wait_for_offset(channel, stored, clause="LIM-1")
-    expect_offsets(client.offsets(channel), range(1, stored + 1), clause="LIM-1", channel=channel)
-    sizes = [_compact_size(m.get("data")) for m in client.messages(channel)]
+        expect_error(reply, "payload_too_large", clause="LIM-4", channel=channel)
+    expect_ok(await client.subscribe(channel, from_="beginning"), clause="LIM-3")
+    await client.wait_for_offset(channel, stored, clause="LIM-3")
+    expect_offsets(client.offsets(channel), range(1, stored + 1), clause="LIM-3", channel=channel)
+    sizes = [payload_size(m.get("data")) for m in client.messages(channel)]
     expect(
-        sizes == [limit] * stored, clause="LIM-1", expected=f"{limit} bytes each", received=sizes
+        sizes == [limit] * stored, clause="LIM-3", expected=f"{limit} bytes each", received=sizes
+    )
+
+
+# JSON text whose LIM-3 form differs from what is sent and from what common encoders write.
+# "longer": sent, and written by Python's json (and by python-socketio on the wire), longer
+# than LIM-3 writes it, so a server counting either refuses a data that fits. "shorter": sent
+# or so written shorter than LIM-3 writes it, so such a server accepts a data one byte over.
+# Kept apart so that the two errors cannot cancel out within one payload.
+_SPELLINGS: Final = {
+    "longer numbers": "1.0,-0.0,1.5e-07",  # LIM-3: 1, 0, 1.5e-7
+    "shorter numbers": "1e16,1E20,0.000001",  # 10000000000000000, 1e20 in 21 digits, 0.000001
+    # LIM-3: 1, 1, 3 and 2 bytes; often escaped (PHP's "\/", ASCII-only encoders, JS-safe ones)
+    "literal characters": r'"\/\u007f\u2028\u00e9"',
+    # LIM-3: 6, 2, 2, 2 and 6 bytes, though each decodes to a single byte of UTF-8
+    "escaped characters": r'"\u0000\n\"\\\u001f"',
+}
+
+
+def _spelled(kind: str, size: int) -> str:
+    """JSON text of an array measuring exactly ``size`` bytes (LIM-3): about half of it
+    ``_SPELLINGS[kind]`` repeated as written there, the rest one string of ``x``."""
+    group = _SPELLINGS[kind]
+    each = payload_size(json.loads(f"[{group}]")) - 1  # its brackets, less the comma after it
+    count = max(0, (size - 4) // (2 * each))
+    fill = size - 4 - count * each  # the brackets and the filler's quotes
+    text = "[" + f"{group}," * count + json.dumps("x" * fill) + "]"
+    assert payload_size(json.loads(text)) == size, (kind, size)
+    return text
+
+
+@case("LIM-3", "LIM-4", "LIM-5")
+@pytest.mark.parametrize("kind", sorted(_SPELLINGS))
+async def test_data_is_measured_as_rfc8785_writes_it(target: Target, kind: str) -> None:
+    limit = target.limits["max_payload_bytes"]
+    channel = target.channel()
+    path = messages_path(channel)
+    for size in (limit, limit + 1):
+        # Raw JSON, so that "1.0" and "\u0000" travel as written: a body under twice the
+        # measure, well within API-8's minimum.
+        raw = ('{"data":' + _spelled(kind, size) + "}").encode()
+        answer = await target.backend.request("POST", path, raw=raw, headers=JSON, channel=channel)
+        if size == limit:
+            expect_status(answer, 201, clause="LIM-5", channel=channel)
+        else:
+            expect_status(answer, 413, clause="LIM-4", code="payload_too_large", channel=channel)
+    await _expect_head(target, channel, 1, clause="LIM-4")
+
+
+@case("LIM-3", "LIM-4", "LIM-5", feature="client-publish")
+@pytest.mark.parametrize("kind", sorted(_SPELLINGS))
+async def test_client_data_is_measured_as_rfc8785_writes_it(target: Target, kind: str) -> None:
+    limit = target.limits["max_payload_bytes"]
+    channel = target.channel()
+    client = await target.client(grants=[grant(channel)])
+    for size in (limit, limit + 1):
+        # python-socketio writes the packet with Python's json: 1.0 as "1.0", 1e16 as "1e+16",
+        # 0.000001 as "1e-06", DEL, é and U+2028 as \u escapes; under twice the measure in all,
+        # so within TRN-7's bound.
+        data = json.loads(_spelled(kind, size))
+        reply = await client.publish(channel, data)
+        if size == limit:
+            expect_ok(reply, clause="LIM-5")
+        else:
+            expect_error(reply, "payload_too_large", clause="LIM-4", channel=channel)
+    await _expect_head(target, channel, 1, clause="LIM-4")
+
+
+async def _expect_head(target: Target, channel: str, head: int, *, clause: str) -> None:
+    """What ``channel`` holds ends at ``head``: nothing refused was stored."""
+    reader = await target.client(grants=[grant(channel, "subscribe")])
+    reply = expect_ok(await reader.subscribe(channel, from_="latest"), clause=clause)
+    expect(
+        reply.get("head") == head,
+        clause=clause,
+        expected=f"head {head}",
+        received=reply,
+        channel=channel,
     )
 
 

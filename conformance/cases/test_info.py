@@ -82,14 +82,14 @@ async def test_features_match_behaviour(target: Target, feature: str) -> None:
     )
 
 
-@case("INF-3", "PUB-2")
+@case("INF-3", "LIM-4", "LIM-5")
 async def test_max_payload_bytes_is_enforced(target: Target) -> None:
     limit = target.limits["max_payload_bytes"]
     channel = target.channel()
-    # A JSON string of n characters encodes as n + 2 bytes (its quotes; LIM-1).
+    # A JSON string of n characters encodes as n + 2 bytes (its quotes; LIM-3).
     fits = "x" * (limit - 2)
     answer = await target.backend.publish_raw(channel, {"data": fits})
-    expect_status(answer, 201, clause="PUB-2", channel=channel)
+    expect_status(answer, 201, clause="LIM-5", channel=channel)
     too_big = await target.backend.publish_raw(channel, {"data": fits + "x"})
     expect_status(too_big, 413, clause="INF-3", code="payload_too_large", channel=channel)
 

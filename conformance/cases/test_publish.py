@@ -135,7 +135,7 @@ async def test_concurrent_client_and_backend_publishes_are_dense(target: Target)
     )
 
 
-@case("PUB-6", "PUB-2")
+@case("PUB-6", "LIM-4", "LIM-5")
 async def test_client_publish_enforces_max_payload_bytes(target: Target) -> None:
     limit = target.limits["max_payload_bytes"]
     channel = target.channel()

@@ -45,7 +45,7 @@ class Message:
     id: str
     ts: int
     data: JsonValue
-    size: int  # bytes of data's compact JSON encoding (LIM-1), used to cut batches
+    size: int  # data's size as LIM-3 measures it, used to cut batches
     wire: dict[str, JsonValue] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,11 +55,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Payload:
-    """Published ``data`` with its compact JSON encoding (LIM-1), computed once."""
+    """Published ``data`` with its compact JSON encoding and its LIM-3 size, computed once."""
 
     value: JsonValue
     encoded: str
-    size: int  # len(encoded) in UTF-8 bytes
+    size: int  # LIM-3: the UTF-8 length of its RFC 8785 form, not always len(encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
-from reference.core import ijson
+from reference.core import ijson, jcs
 from reference.core.errors import BadRequest, PayloadTooLarge
 from reference.core.model import CHANNEL_PATTERN, AutoSubscription, Grant, Payload
 from reference.spec_files import spec_dir
@@ -99,14 +99,15 @@ def check_channel(name: str) -> str:
 
 
 def encode_payload(value: object, max_bytes: int) -> Payload:
-    """Encode published ``data`` compactly and enforce ``max_payload_bytes`` (PUB-2, LIM-1).
+    """Encode published ``data`` compactly, measure it and enforce ``max_payload_bytes``
+    (LIM-3, LIM-4).
 
     Whether ``data`` is I-JSON is the request's question (``parse_publish``); a store's own
-    tests encode integers beyond 2^53 here too.
+    tests encode integers beyond 2^53 here too (measured as their decimal digits).
     """
     try:
         encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        size = len(encoded.encode("utf-8"))  # UnicodeEncodeError (a ValueError): a surrogate
+        size = jcs.canonical_size(value, encoded)  # UnicodeEncodeError: a lone surrogate
     except (ValueError, TypeError, RecursionError) as exc:
         raise BadRequest(f"data is not encodable as JSON: {type(exc).__name__}") from None
     if size > max_bytes:

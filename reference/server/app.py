@@ -28,7 +28,7 @@ class ServerOptions:
 
 def transport_buffer_bytes(limits: Limits) -> int:
     """The HTTP body limit and Engine.IO's packet limit: at least API-8's minimum (any valid
-    request fits however it is escaped) and above TRN-4's bound, so oversized data gets a
+    request fits however it is escaped) and above TRN-7's bound, so oversized data gets a
     typed ``payload_too_large`` instead of a closed connection."""
     return 6 * limits.max_payload_bytes + 64 * 1024
 
