@@ -120,14 +120,17 @@ class Backend:
         raw: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
+        omit: Sequence[str] = (),
         channel: str | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
     ) -> HttpResponse:
         """Send one request (``path`` already percent-encoded) and check the answer.
 
         ``body`` is sent as JSON, ``raw`` as given; ``auth=False`` omits the API key (a
-        ``headers`` entry for ``Authorization`` overrides it). Raises :class:`Indeterminate`
-        when no answer arrives (connection refused or reset, timeout).
+        ``headers`` entry for ``Authorization`` overrides it); ``omit`` names headers not to
+        send at all, not even those aiohttp adds by itself (``Content-Type`` for ``raw``).
+        Raises :class:`Indeterminate` when no answer arrives (connection refused or reset,
+        timeout).
         """
         sent: dict[str, str] = {"Authorization": f"Bearer {self.api_key}"} if auth else {}
         data: bytes | None = raw
@@ -135,12 +138,19 @@ class Backend:
             data = json.dumps(body).encode()
             sent["Content-Type"] = "application/json"
         sent.update(headers or {})
+        for header in omit:
+            sent.pop(header, None)
         name = f"{method} {path}"
         op = self.log.invoke(self.actor, name, channel=channel, payload=_shown(body, raw))
         url = yarl.URL(self.base_url + path, encoded=True)
         try:
             async with self._http.request(
-                method, url, data=data, headers=sent, timeout=aiohttp.ClientTimeout(total=timeout)
+                method,
+                url,
+                data=data,
+                headers=sent,
+                skip_auto_headers=omit,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 content = await response.read()
                 content_type = response.headers.get("Content-Type", "")

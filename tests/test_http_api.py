@@ -19,9 +19,16 @@ async def raw(
     *,
     key: str | None = API_KEY,
     data: Any = None,
+    content_type: str | None = "application/json",
 ) -> tuple[int, Any]:
+    """One request; ``data`` goes with ``content_type``, or with no Content-Type at all."""
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-    async with http.request(method, url, data=data, headers=headers) as response:
+    if data is not None and content_type is not None:
+        headers["Content-Type"] = content_type
+    skip = ["Content-Type"] if content_type is None else []
+    async with http.request(
+        method, url, data=data, headers=headers, skip_auto_headers=skip
+    ) as response:
         body = await response.json() if response.content_type == "application/json" else None
         return response.status, body
 
@@ -174,3 +181,99 @@ async def test_delete_session_twice() -> None:  # SES-13, SES-16
         assert (await served.call("DELETE", "/replay/v1/sessions/s1"))[0] == 404
         status, _ = await served.call("POST", "/replay/v1/sessions", SESSION | {"session_id": "s1"})
         assert status == 201 and session["session_id"] == "s1"
+
+
+# A body above the reference's default body limit (6 x 65536 + 64 KiB), and data within that
+# limit but above max_payload_bytes.
+OVER_BODY_LIMIT = '{"data": 1}' + " " * 500_000
+TOO_LARGE_DATA = '{"data": "' + "x" * 70_000 + '"}'
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+async def test_json_bodies_are_accepted_with_any_parameters(content_type: str) -> None:  # API-11
+    async with serve() as served:
+        url = served.url + "/replay/v1"
+        body = '{"data": 1}'
+        status, _ = await raw(
+            served.http, "POST", url + "/channels/c/messages", data=body, content_type=content_type
+        )
+        assert status == 201
+        status, _ = await raw(
+            served.http,
+            "PUT",
+            url + "/channels/c/retention",
+            data='{"max_messages": 5}',
+            content_type=content_type,
+        )
+        assert status == 200
+        status, _ = await raw(
+            served.http,
+            "POST",
+            url + "/sessions",
+            data='{"client_id": "u", "grants": []}',
+            content_type=content_type,
+        )
+        assert status == 201
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "", "json"]
+)
+async def test_other_bodies_are_bad_requests_and_store_nothing(content_type: str | None) -> None:
+    async with serve() as served:  # API-11
+        url = served.url + "/replay/v1"
+        for method, path, body in [
+            ("POST", "/channels/c/messages", '{"data": 1}'),
+            ("PUT", "/channels/c/retention", '{"max_messages": 5}'),
+            ("POST", "/sessions", '{"client_id": "u", "grants": []}'),
+        ]:
+            status, reply = await raw(
+                served.http, method, url + path, data=body, content_type=content_type
+            )
+            assert (status, reply["error"]["code"]) == (400, "bad_request"), (path, content_type)
+        status, page = await served.call("GET", "/replay/v1/channels/c/messages")
+        assert status == 200 and page["head"] == 0
+
+
+async def test_routes_check_in_one_order() -> None:  # API-9, API-10, API-12, PUB-9
+    async with serve() as served:
+        url = served.url + "/replay/v1"
+        cases: list[tuple[str, str, str | None, str | None, str | None, int]] = [
+            # method, path, key, body, Content-Type, expected status
+            ("POST", "/nowhere", None, "{", "text/plain", 404),  # route before key
+            ("PUT", "/sessions", None, "{", None, 404),  # a wrong method is an unknown route
+            ("DELETE", "/info", "wrong", None, None, 404),
+            ("GET", "/info", "wrong", None, None, 200),  # info checks no key
+            ("POST", "/channels/a%20b/messages", None, OVER_BODY_LIMIT, "text/plain", 401),
+            ("DELETE", "/sessions/has%20space", None, None, None, 401),  # key before SES-13
+            ("DELETE", "/sessions/has%20space", API_KEY, None, None, 404),
+            ("POST", "/channels/c/messages", API_KEY, OVER_BODY_LIMIT, "text/plain", 400),
+            ("POST", "/channels/a%20b/messages", API_KEY, OVER_BODY_LIMIT, None, 400),
+            (
+                "POST",
+                "/channels/a%20b/messages",
+                API_KEY,
+                "{" + OVER_BODY_LIMIT,
+                "application/json",
+                413,
+            ),
+            ("PUT", "/channels/a%20b/retention", API_KEY, OVER_BODY_LIMIT, "application/json", 413),
+            ("POST", "/sessions", API_KEY, "[" + OVER_BODY_LIMIT, "application/json", 413),
+            ("POST", "/channels/a%20b/messages", API_KEY, TOO_LARGE_DATA, "application/json", 400),
+            (
+                "POST",
+                "/channels/c/messages",
+                API_KEY,
+                TOO_LARGE_DATA[:-1] + ', "x": 1}',
+                "application/json",
+                400,
+            ),
+            ("POST", "/channels/c/messages", API_KEY, TOO_LARGE_DATA, "application/json", 413),
+        ]
+        for method, path, key, body, content_type, expected in cases:
+            status, _ = await raw(
+                served.http, method, url + path, key=key, data=body, content_type=content_type
+            )
+            assert status == expected, (method, path, key, (body or "")[:20], content_type)

@@ -148,6 +148,48 @@ async def test_a_subscribe_reads_the_channel_only_after_the_checks_that_need_no_
         assert store.states_read == ["room:1"]
 
 
+async def test_every_event_fails_with_its_first_failing_check() -> None:
+    """EVT-10, UNS-7, ACK-10, PUB-8, HIS-11: each request below breaks two or more rules; the
+    first in its event's order names the error, and a forbidden one reads no channel (ACC-8)."""
+    store = StateReads()
+    async with serve(store) as served:
+        await served.publish("room:1", 0)
+        await served.publish("room:1", 1, message_id="k")
+        store.states_read.clear()
+        client = await served.client(grants=[grant("room:*", "subscribe", "history")])
+        too_big = "x" * (Limits().max_payload_bytes + 1)
+        stale = {"epoch": "stale"}
+        for event, payload, code in [
+            ("replay:ack", {"channel": "secret", "offset": 0, **stale}, "bad_request"),
+            ("replay:ack", {"channel": "secret", "offset": 1}, "bad_request"),  # no epoch
+            ("replay:history", {"channel": "secret", "from": 9}, "bad_request"),
+            ("replay:publish", {"channel": "room:1", "data": too_big, "x": 1}, "bad_request"),
+            ("replay:publish", {"channel": "room:1", "data": [2**53, too_big]}, "bad_request"),
+            ("replay:unsubscribe", {"channel": "secret", "x": 1}, "bad_request"),
+            ("replay:publish", {"channel": "room:1", "data": too_big}, "payload_too_large"),
+            (
+                "replay:publish",
+                {"channel": "room:1", "data": too_big, "id": "k"},
+                "payload_too_large",
+            ),
+            ("replay:publish", {"channel": "room:1", "data": 2, "id": "k"}, "forbidden"),
+            ("replay:ack", {"channel": "secret", "offset": 99, **stale}, "forbidden"),
+            ("replay:history", {"channel": "secret", "from": 99, **stale}, "forbidden"),
+            ("replay:unsubscribe", {"channel": "secret"}, "not_subscribed"),
+        ]:
+            reply = await client.call(event, payload)
+            assert reply.get("error", {}).get("code") == code, (event, payload)
+        assert store.states_read == []
+        for event, payload, code in [
+            ("replay:ack", {"channel": "room:1", "offset": 99, **stale}, "epoch_mismatch"),
+            ("replay:history", {"channel": "room:1", "from": 99, **stale}, "epoch_mismatch"),
+        ]:
+            reply = await client.call(event, payload)
+            assert reply.get("error", {}).get("code") == code, (event, payload)
+        status, page = await served.call("GET", "/replay/v1/channels/room%3A1/messages")
+        assert status == 200 and page["head"] == 2  # nothing was stored
+
+
 async def test_revocation_disconnects_within_one_second() -> None:  # SES-23, SES-15
     async with serve() as served:
         session = await served.register()

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from reference.core import ijson, payloads
+from reference.core import check_order, ijson, payloads
 from reference.core.errors import (
     BadRequest,
     InternalError,
@@ -67,7 +67,13 @@ def _authorize(request: web.Request) -> None:
 
 
 async def _json_body(request: web.Request) -> object:
-    raw = await request.read()
+    """Steps 3 to 5 of API-9 on a route with a body: ``Content-Type``, the body limit, JSON.
+
+    The header is checked before the body is read, and the handler checks the key before it
+    calls this, so a refused request's body is never read (API-9).
+    """
+    check_order.check_content_type(request.headers.get("Content-Type"))  # API-11
+    raw = await request.read()  # aiohttp raises HTTPRequestEntityTooLarge here (API-7)
     try:
         return ijson.loads(raw.decode("utf-8"), parse_constant=_reject_constant)  # MSG-6 to MSG-8
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -119,8 +125,9 @@ async def read_history(request: web.Request) -> web.Response:
 
 async def set_retention(request: web.Request) -> web.Response:
     _authorize(request)
-    channel = _channel_name(request)
+    # The body limit (413) before the path's channel (400): API-9 steps 4 and 5.
     update = payloads.parse_retention(await _json_body(request))
+    channel = _channel_name(request)
     retention = await request.app[NODE_KEY].store.set_retention(channel, update)
     return web.json_response(
         {
