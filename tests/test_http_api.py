@@ -126,7 +126,7 @@ async def test_publish_and_history_paging() -> None:  # PUB-1, HIS-4, HIS-8
         assert (status, body["error"]["code"]) == (416, "offset_out_of_range")  # HIS-6
 
 
-async def test_duplicate_publish_is_200_with_the_original_offset() -> None:  # IDM-1
+async def test_duplicate_publish_is_200_with_the_original_offset() -> None:  # IDM-7
     async with serve() as served:
         first = await served.call("POST", "/replay/v1/channels/c/messages", {"data": 1, "id": "k"})
         again = await served.call("POST", "/replay/v1/channels/c/messages", {"data": 2, "id": "k"})

@@ -77,7 +77,7 @@ class Store(abc.ABC):
         """Store one message at ``head + 1`` and return where it went.
 
         With ``message_id`` already used on this channel within the idempotency window, store
-        nothing and return the original offset with ``duplicate=True`` (IDM-1, IDM-5). Without
+        nothing and return the original offset with ``duplicate=True`` (IDM-6, IDM-7, IDM-5). Without
         one, assign a unique id (MSG-3). Apply retention after appending (RET-2).
         """
 
