@@ -24,7 +24,7 @@ Epochs (EPO-2, EPO-3, CHN-4). A channel's epoch is created with its document by 
 ``$setOnInsert`` and persisted. It changes only if that document is lost: a new one gets a new
 random epoch and every query filters on the epoch, so messages of the old one are ignored.
 
-Idempotency (IDM-1 to IDM-5): claims on ``(channel, id)`` in ``idempotency``; see
+Idempotency (IDM-2 to IDM-9): claims on ``(channel, id)`` in ``idempotency``; see
 ``reference.store.mongo_claims``.
 
 Retention (RET-*). After each append, delete by count (``offset <= head - max_messages``) and
@@ -265,6 +265,9 @@ class MongoStore(Store):
         if update.sets_max_age():
             fields["retention.max_age_s"] = update.max_age_s
         doc = await self._channel(channel)
+        # RET-8: what the limits in force removed stays removed, even if nothing read the
+        # channel since and this update lifts them.
+        await self._apply_retention(channel, doc, self.clock())
         while fields:
             updated = await self._channels.find_one_and_update(
                 {"_id": channel, "epoch": doc["epoch"]}, {"$set": fields}, return_document=AFTER
@@ -273,12 +276,16 @@ class MongoStore(Store):
                 doc = updated
                 break
             doc = await self._channel(channel)  # the channel was lost in between: start over
-        epoch, retention = doc["epoch"], _retention(doc)
+        await self._apply_retention(channel, doc, self.clock())  # RET-6: applies at once
+        return _retention(doc)
+
+    async def _apply_retention(self, channel: str, doc: Document, now: int) -> None:
+        """Trim the channel to the settings of ``doc``, its document, up to the real head."""
+        epoch = doc["epoch"]
         head = await self._top(channel, epoch, above=doc["head"])
         if head > doc["head"]:
-            await self._advance_head(channel, epoch, head)
-        await self._trim(channel, epoch, retention, head, self.clock())  # applies at once
-        return retention
+            await self._advance_head(channel, epoch, head)  # before deleting: _trim's rule
+        await self._trim(channel, epoch, _retention(doc), head, now)
 
     # --- sessions and cursors ---------------------------------------------------------------
 

@@ -106,7 +106,7 @@ if KEYS[3] then
   if known then
     local offset, expires, epoch = string.match(known, '^(%d+):(%d+):(.+)$')
     if epoch == ch.epoch and tonumber(expires) > now then
-      return {ch.epoch, tonumber(offset), 1}  -- IDM-1, IDM-5: the key outlives the message
+      return {ch.epoch, tonumber(offset), 1}  -- IDM-6, IDM-5: the key outlives the message
     end
   end
 end
@@ -151,6 +151,7 @@ RETENTION = (
     + """
 -- ARGV[4] "1" to set max_messages to ARGV[5] ("" for no limit); [6], [7] likewise max_age_s
 local ch = open_channel()
+trim(ch, false)  -- RET-8: what the limits in force removed stays removed, read or not
 local function set(flag, field, value)
   if flag ~= '1' then return end  -- RET-1: an omitted member keeps its value
   if value == '' then
@@ -162,7 +163,7 @@ local function set(flag, field, value)
 end
 set(ARGV[4], 'max_messages', ARGV[5])
 set(ARGV[6], 'max_age_s', ARGV[7])
-trim(ch, true)  -- RET-1: applies at once
+trim(ch, true)  -- RET-6: applies at once
 return {ch.max_messages or false, ch.max_age_s or false}
 """
 )
