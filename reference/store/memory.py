@@ -204,7 +204,7 @@ class MemoryStore(Store):
         if old is not None and not created:
             session = replace(session, incarnation=old.incarnation)  # SES-2: the same session
         else:
-            # SES-1, SES-16: an expired session counts as absent and loses its cursors
+            # SES-1, SES-17: an expired session counts as absent and loses its cursors
             self._cursors.pop(session.session_id, None)
         self._sessions[session.session_id] = session
         self._by_token_hash[session.token_hash] = session.session_id

@@ -28,7 +28,8 @@ Idempotency (IDM-2 to IDM-9): claims on ``(channel, id)`` in ``idempotency``; se
 ``reference.store.mongo_claims``.
 
 Retention (RET-*). After each append, delete by count (``offset <= head - max_messages``) and
-by age (every offset below the lowest message young enough to keep: always a prefix, RET-4).
+by age (every offset below the lowest message young enough to keep: always a prefix, RET-4);
+an update trims with the old settings, then with the new ones (RET-8, RET-6).
 Reads compute ``first`` with an index-backed query that skips messages past the age limit, and
 return nothing below it (RET-3).
 """
@@ -298,7 +299,7 @@ class MongoStore(Store):
             live = {"_id": sid, "expires_at": {"$gt": now}}
             if await self._sessions.find_one_and_update(live, {"$set": fields}) is not None:
                 return False
-            # SES-1, SES-16: otherwise it is created, or an expired one replaced, in one atomic
+            # SES-1, SES-17: otherwise it is created, or an expired one replaced, in one atomic
             # upsert (SES-3). A live session that appeared meanwhile makes the insert collide
             # on _id; the next round then updates it.
             absent = {"_id": sid, "expires_at": {"$lte": now}}

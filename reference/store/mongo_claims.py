@@ -88,7 +88,7 @@ class Claims:
             if old is None:
                 continue  # expired or released in between: claim again
             now = self._clock()
-            if old["epoch"] == epoch and old["expires_ms"] > now:
+            if old["epoch"] == epoch and old["expires_ms"] > now:  # IDM-9: not across epochs
                 if old["offset"] is not None:  # IDM-6, IDM-5: the key outlives the message
                     return AppendResult(channel, old["offset"], epoch, message_id, duplicate=True)
                 if now - old["claimed_at"] <= self.stale_ms:

@@ -105,7 +105,7 @@ if KEYS[3] then
   local known = redis.call('GET', KEYS[3])
   if known then
     local offset, expires, epoch = string.match(known, '^(%d+):(%d+):(.+)$')
-    if epoch == ch.epoch and tonumber(expires) > now then
+    if epoch == ch.epoch and tonumber(expires) > now then  -- IDM-9: not across epochs
       return {ch.epoch, tonumber(offset), 1}  -- IDM-6, IDM-5: the key outlives the message
     end
   end
@@ -178,7 +178,7 @@ UPSERT_SESSION = """
 local old = redis.call('HMGET', KEYS[1], 'expires_at', 'token_hash')
 local created = not old[1] or tonumber(old[1]) <= tonumber(ARGV[1])  -- expired = absent
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))  -- SES-2: every field replaced, cursors kept
-if created then  -- SES-1, SES-16: a new session, no cursors
+if created then  -- SES-1, SES-16, SES-17: a new session, no cursors
   redis.call('HSET', KEYS[1], 'incarnation', ARGV[3])
   redis.call('DEL', KEYS[2])
 end
