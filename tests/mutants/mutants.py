@@ -342,6 +342,7 @@ def revocation_keeps_socket() -> None:
     "idempotency keys are written under one key and looked up under another, so the lookup "
     "never finds them: a repeated id stores a second message",
     "IDM-6",
+    "IDM-7",
     "IDM-2",
     "IDM-4",
     "IDM-5",
