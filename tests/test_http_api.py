@@ -134,7 +134,7 @@ async def test_duplicate_publish_is_200_with_the_original_offset() -> None:  # I
         assert again[1]["offset"] == first[1]["offset"] and again[1]["duplicate"] is True
 
 
-async def test_retention_update_and_truncated_history() -> None:  # RET-1, RET-2, HIS-7
+async def test_retention_update_and_truncated_history() -> None:  # RET-1, RET-12, HIS-7
     async with serve() as served:
         status, body = await served.call(
             "PUT", "/replay/v1/channels/c/retention", {"max_messages": 3, "max_age_s": 60}

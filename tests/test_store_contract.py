@@ -266,7 +266,7 @@ async def test_retention_by_count(store: Store) -> None:
     assert (await store.state("c")).first == 1
     await fill(store, "c", 9)
     state = await store.state("c")
-    assert (state.first, state.head) == (state.head - 5 + 1, 12)  # RET-2
+    assert (state.first, state.head) == (state.head - 5 + 1, 12)  # RET-12
     read = await store.read("c", 8, 100)
     assert [m.offset for m in read.messages] == [8, 9, 10, 11, 12]
 

@@ -66,7 +66,7 @@ async def test_retention_update_answers_the_settings_in_force(target: Target) ->
         )
 
 
-@case("RET-2", "OFF-4", "SUB-7")
+@case("RET-12", "OFF-4", "SUB-7")
 async def test_max_messages_keeps_the_newest(target: Target) -> None:
     channel = target.channel()
     limit = 3
@@ -75,30 +75,41 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
     for head in range(1, 8):
         await target.backend.publish(channel, {"n": head})
         first = max(1, head - limit + 1)
-        reply = await _start(client, channel, "RET-2")
+        reply = await _start(client, channel, "RET-12")
         expect(
             (reply.get("from"), reply.get("head")) == (first, head),
-            clause="RET-2",
+            clause="RET-12",
             expected=f"first {first} (the {limit} newest retained), head {head}",
             received=reply,
             channel=channel,
         )
-        await client.wait_for_offset(channel, head, clause="RET-2")
-        expect_ok(await client.unsubscribe(channel), clause="RET-2")
+        await client.wait_for_offset(channel, head, clause="RET-12")
+        expect_ok(await client.unsubscribe(channel), clause="RET-12")
         if "history" in target.features:
-            page = expect_ok(await client.history(channel), clause="RET-2")
+            page = expect_ok(await client.history(channel), clause="RET-12")
             offsets = [m.get("offset") for m in page["messages"]]
             expect(
                 page.get("first") == first and offsets == list(range(first, head + 1)),
-                clause="RET-2",
+                clause="RET-12",
                 expected=f"first {first}, messages {first}..{head}",
                 received=page,
             )
     # A lower limit holds after the next append too (that it holds at once is RET-6's case).
     await target.backend.set_retention(channel, max_messages=1)
     await target.backend.publish(channel, {"n": 8})
-    reply, offsets = await _retained(target, channel, "RET-2")
-    expect(offsets == [8], clause="RET-2", expected="only offset 8", received=reply)
+    reply, offsets = await _retained(target, channel, "RET-12")
+    expect(offsets == [8], clause="RET-12", expected="only offset 8", received=reply)
+    # A raised limit keeps what is left, and what comes, but gives nothing back.
+    await target.backend.set_retention(channel, max_messages=3)
+    await target.backend.publish(channel, {"n": 9})
+    reply, offsets = await _retained(target, channel, "RET-12")
+    expect(
+        offsets == [8, 9],
+        clause="RET-12",
+        expected="offsets 8..9 after raising max_messages to 3: 1..7 stay removed",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
 
 
 @case("RET-3")

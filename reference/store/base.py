@@ -79,7 +79,7 @@ class Store(abc.ABC):
         With ``message_id`` already given to a message of this channel's current epoch within
         the idempotency window, store nothing and return the original offset with
         ``duplicate=True`` (IDM-6, IDM-7, IDM-5, IDM-9). Without one, assign a unique id
-        (MSG-3), which is no key (IDM-8). Apply retention after appending (RET-2).
+        (MSG-3), which is no key (IDM-8). Apply retention after appending (RET-12).
         """
 
     @abc.abstractmethod

@@ -79,7 +79,7 @@ class _Channel:
         self.drop_before(self.base + keep)
 
     def expire_count(self) -> None:
-        """Keep at most the ``max_messages`` newest messages (RET-2)."""
+        """Keep at most the ``max_messages`` newest messages (RET-12)."""
         max_messages = self.retention.max_messages
         if max_messages is not None:
             self.drop_before(self.head - max_messages + 1)

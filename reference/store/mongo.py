@@ -165,7 +165,7 @@ class MongoStore(Store):
     async def _first(
         self, channel: str, epoch: str, retention: Retention, head: int, now: int
     ) -> int | None:
-        """The lowest offset still retained, or None (OFF-4, RET-2, RET-3)."""
+        """The lowest offset still retained, or None (OFF-4, RET-12, RET-3)."""
         query: dict[str, Any] = {"channel": channel, "epoch": epoch}
         if retention.max_age_s is not None:
             query["ts"] = {"$gte": now - retention.max_age_s * 1000}
@@ -182,7 +182,7 @@ class MongoStore(Store):
     ) -> None:
         """Apply retention up to ``head``, which the counter must already cover."""
         upper = 0
-        if retention.max_messages is not None:  # RET-2
+        if retention.max_messages is not None:  # RET-12
             upper = head - retention.max_messages
         if retention.max_age_s is not None:  # RET-3: all below the first young message, RET-4
             age_only = Retention(max_age_s=retention.max_age_s)

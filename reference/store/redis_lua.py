@@ -78,7 +78,7 @@ local function drop_below(ch, offset)
   end
 end
 
--- RET-2 by count, RET-3 by age. ts never decreases along the stream (MSG-5), so the old
+-- RET-12 by count, RET-3 by age. ts never decreases along the stream (MSG-5), so the old
 -- messages are a prefix (RET-4) and a bisection over the dense offsets finds its end.
 local function trim(ch, by_count)
   if by_count and ch.max_messages then drop_below(ch, ch.head - ch.max_messages + 1) end

@@ -244,7 +244,7 @@ def stale_epoch_accepted() -> None:
     "SUB-11",
     "SIG-1",
     "unsignalled-loss",
-    "RET-2",
+    "RET-12",
     "SUB-1",
     "AUT-4",
     "AUT-2",
