@@ -58,7 +58,7 @@ _SUCCESS_SCHEMAS: Final[list[tuple[str, re.Pattern[str], dict[int, tuple[str, st
     (
         "POST",
         ROUTE_MESSAGES,
-        {201: ("http-publish-response", "PUB-1"), 200: ("http-publish-response", "IDM-1")},
+        {201: ("http-publish-response", "PUB-1"), 200: ("http-publish-response", "IDM-7")},
     ),
     ("GET", ROUTE_MESSAGES, {200: ("http-history-response", "HIS-1")}),
     ("PUT", ROUTE_RETENTION, {200: ("http-retention-response", "RET-1")}),

@@ -14,7 +14,7 @@ divergence          two observers saw different id/data at one offset, or a     
                     publish's reply named an offset that holds something else
 phantom             a delivered message that nobody published                   MSG-2
 duplicated-publish  one publish stored at two offsets                           PUB-4
-duplicate-id        one publisher id at two offsets (targets with idempotency)  IDM-1
+duplicate-id        one publisher id at two offsets (targets with idempotency)  IDM-6
 leak                a delivery the socket's grants did not allow, or one after  ACC-5
                     its session was deleted (1 s grace, SES-15)
 unsignalled-loss    a subscribe answered from a later offset than asked,        SIG-1
@@ -48,7 +48,7 @@ ANOMALY_CLAUSES = {
     "divergence": "CNS-1",
     "phantom": "MSG-2",
     "duplicated-publish": "PUB-4",
-    "duplicate-id": "IDM-1",
+    "duplicate-id": "IDM-6",
     "leak": "ACC-5",
     "unsignalled-loss": "SIG-1",
 }
@@ -200,7 +200,7 @@ def check_stored_once(trace: Trace) -> list[Anomaly]:
 
 
 def check_idempotency(trace: Trace) -> list[Anomaly]:
-    """duplicate-id: a publisher's id names one message per channel and epoch (IDM-1).
+    """duplicate-id: a publisher's id names one message per channel and epoch (IDM-6).
 
     Judged from the publish answers (two stored offsets for one id, or a duplicate answered
     with another offset than the original's) and from deliveries (one id at two offsets).
@@ -217,9 +217,15 @@ def check_idempotency(trace: Trace) -> list[Anomaly]:
                 publish.requested_id,
             )
             stored[answered].setdefault(publish.offset, publish.seq)  # a duplicate adds none
-    requested = {(p.channel, p.requested_id) for p in trace.publishes if p.requested_id}
+    # A delivered id counts only on a message some publish of that id sent: a server-assigned
+    # id may equal a publisher's (IDM-8), and then names another message.
+    requested: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    for publish in trace.publishes:
+        if publish.requested_id is not None:
+            requested[(publish.channel, publish.requested_id)].add(canonical(publish.data))
     for delivery in trace.deliveries:
-        if (delivery.channel, delivery.id) in requested:
+        sent = requested.get((delivery.channel, str(delivery.id)))
+        if sent is not None and canonical(delivery.data) in sent:
             key = (delivery.channel, delivery.epoch, str(delivery.id))
             stored[key].setdefault(delivery.offset, delivery.seq)
     for (channel, _epoch, message_id), offsets in stored.items():

@@ -108,7 +108,7 @@ def expect_duplicate_of(
     what: str = "",
 ) -> None:
     """A publish answer for a repeated id says ``duplicate: true`` at the original's offset
-    (IDM-1); ``what`` names the publish in the failure."""
+    (IDM-7); ``what`` names the publish in the failure."""
     __tracebackhide__ = True
     offset = original.get("offset")
     expect(

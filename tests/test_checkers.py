@@ -214,7 +214,7 @@ def test_an_idempotency_id_stored_twice(story: Story) -> None:
     story.publish("y", 2, message_id="k")  # the server failed to recognise the duplicate
     story.deliver("c1", (1, "x"), (2, "y"), ids={1: "k", 2: "k"})
     [anomaly] = story.anomalies()
-    assert (anomaly.kind, anomaly.clause) == ("duplicate-id", "IDM-1")
+    assert (anomaly.kind, anomaly.clause) == ("duplicate-id", "IDM-6")
     assert check_log(story.log.entries, idempotency=False) == []  # allowed without the feature
 
 

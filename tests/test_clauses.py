@@ -34,7 +34,8 @@ def test_levels_tags_and_sections_are_parsed() -> None:
     assert table["ORD-1"].level is clauses.Level.MUST
     assert table["DLV-4"].level is clauses.Level.SHOULD
     assert table["API-3"].internal and not table["API-3"].testable
-    assert table["RET-2"].feature == "retention"
+    assert table["RET-12"].feature == "retention"
+    assert table["RET-2"].withdrawn and not table["RET-2"].testable
     assert table["SUB-1"].section.startswith("6.1")
 
 

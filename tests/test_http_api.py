@@ -133,7 +133,7 @@ async def test_publish_and_history_paging() -> None:  # PUB-1, HIS-4, HIS-8
         assert (status, body["error"]["code"]) == (416, "offset_out_of_range")  # HIS-6
 
 
-async def test_duplicate_publish_is_200_with_the_original_offset() -> None:  # IDM-1
+async def test_duplicate_publish_is_200_with_the_original_offset() -> None:  # IDM-7
     async with serve() as served:
         first = await served.call("POST", "/replay/v1/channels/c/messages", {"data": 1, "id": "k"})
         again = await served.call("POST", "/replay/v1/channels/c/messages", {"data": 2, "id": "k"})
@@ -141,7 +141,7 @@ async def test_duplicate_publish_is_200_with_the_original_offset() -> None:  # I
         assert again[1]["offset"] == first[1]["offset"] and again[1]["duplicate"] is True
 
 
-async def test_retention_update_and_truncated_history() -> None:  # RET-1, RET-2, HIS-7
+async def test_retention_update_and_truncated_history() -> None:  # RET-1, RET-12, HIS-7
     async with serve() as served:
         status, body = await served.call(
             "PUT", "/replay/v1/channels/c/retention", {"max_messages": 3, "max_age_s": 60}

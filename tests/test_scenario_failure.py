@@ -49,7 +49,7 @@ def test_the_scenarios_name_the_anomaly_and_print_the_shrunk_steps() -> None:
     output = result.stdout
     assert result.returncode == 1, output[-3000:]
     # The anomaly, by name and clause ...
-    assert "duplicate-id (IDM-1)" in output, output[-3000:]
+    assert "duplicate-id (IDM-6)" in output, output[-3000:]
     # ... and the steps that show it, shrunk to a short program.
     # pytest prefixes the exception's notes, where Hypothesis prints the steps, with "E".
     steps = [m[1] for m in re.finditer(r"^E?\s*(state\.\w+\(.*)$", output, re.MULTILINE)]

@@ -294,7 +294,7 @@ async def test_oversized_data_gets_payload_too_large_and_the_socket_survives() -
         assert reply["ok"] and reply["offset"] == 1  # exactly max_payload_bytes encoded
 
 
-async def test_idempotent_publish() -> None:  # IDM-1, IDM-4
+async def test_idempotent_publish() -> None:  # IDM-6, IDM-4
     async with serve() as served:
         client = await served.client()
         first = await client.call("replay:publish", {"channel": "c", "data": 1, "id": "k"})

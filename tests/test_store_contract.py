@@ -185,7 +185,7 @@ async def test_duplicate_id_returns_original_offset(store: Store) -> None:
     first = await store.append("c", payload("original"), "k")
     await store.append("c", payload("other"), None)
     again = await store.append("c", payload("different"), "k")
-    assert (again.offset, again.duplicate, again.id) == (first.offset, True, "k")  # IDM-1
+    assert (again.offset, again.duplicate, again.id) == (first.offset, True, "k")  # IDM-6, IDM-7
     assert again.epoch == first.epoch
     read = await store.read("c", 1, 10)
     assert [m.data for m in read.messages] == ["original", "other"]  # nothing stored
@@ -228,6 +228,16 @@ async def test_duplicate_detected_after_retention_removed_original(store: Store)
     assert (await store.state("c")).head == 3
 
 
+async def test_a_server_assigned_id_is_no_key(store: Store) -> None:
+    unkeyed = await store.append("c", payload("server id"), None)
+    keyed = await store.append("c", payload("publisher id"), unkeyed.id)
+    assert (keyed.offset, keyed.duplicate, keyed.id) == (2, False, unkeyed.id)  # IDM-8
+    again = await store.append("c", payload("retry"), unkeyed.id)
+    assert (again.offset, again.duplicate) == (2, True)  # now a publisher's key (IDM-6)
+    read = await store.read("c", 1, 10)
+    assert [m.data for m in read.messages] == ["server id", "publisher id"]
+
+
 async def test_id_accepted_again_after_window(store: Store, clock: FakeClock) -> None:
     await store.append("c", payload(1), "k")
     clock.advance(WINDOW_S - 1)
@@ -256,7 +266,7 @@ async def test_retention_by_count(store: Store) -> None:
     assert (await store.state("c")).first == 1
     await fill(store, "c", 9)
     state = await store.state("c")
-    assert (state.first, state.head) == (state.head - 5 + 1, 12)  # RET-2
+    assert (state.first, state.head) == (state.head - 5 + 1, 12)  # RET-12
     read = await store.read("c", 8, 100)
     assert [m.offset for m in read.messages] == [8, 9, 10, 11, 12]
 
@@ -265,6 +275,63 @@ async def test_retention_applies_at_once(store: Store) -> None:
     await fill(store, "c", 10)
     await store.set_retention("c", RetentionUpdate(max_messages=3))
     assert (await store.state("c")).first == 8  # RET-1
+
+
+async def test_lowering_max_messages_trims_before_the_next_append(store: Store) -> None:
+    await store.set_retention("c", RetentionUpdate(max_messages=6))
+    await fill(store, "c", 10)
+    assert (await store.state("c")).first == 5
+    await store.set_retention("c", RetentionUpdate(max_messages=2))
+    state = await store.state("c")  # RET-6: at once, and exactly the 2 newest
+    assert (state.first, state.head) == (9, 10)
+    assert [m.offset for m in (await store.read("c", 9, 10)).messages] == [9, 10]
+    assert (await store.read("c", 8, 10)).messages == ()
+
+
+async def test_max_messages_on_an_empty_channel_leaves_first_null(store: Store) -> None:
+    assert await store.set_retention("e", RetentionUpdate(max_messages=3)) == Retention(3, None)
+    state = await store.state("e")  # OFF-4: head 0 means first null, whatever the settings
+    assert (state.first, state.head) == (None, 0)
+
+
+async def test_raising_or_removing_max_messages_restores_nothing(store: Store) -> None:
+    await store.set_retention("c", RetentionUpdate(max_messages=2))
+    await fill(store, "c", 5)
+    for update in (RetentionUpdate(max_messages=10), RetentionUpdate(max_messages=None)):
+        await store.set_retention("c", update)
+        state = await store.state("c")  # RET-8: removal is final
+        assert (state.first, state.head) == (4, 5)
+        assert (await store.read("c", 1, 10)).messages == ()
+    await fill(store, "c", 1)
+    assert (await store.state("c")).first == 4
+
+
+@pytest.mark.parametrize("new_age_s", [None, 100])
+async def test_lifting_max_age_restores_nothing_even_unread(
+    store: Store, clock: FakeClock, new_age_s: int | None
+) -> None:
+    await store.set_retention("c", RetentionUpdate(max_age_s=10))
+    await fill(store, "c", 3)
+    clock.advance(5)
+    await fill(store, "c", 1)  # offset 4, younger
+    clock.advance(6)  # 1..3 are 11 s old, and nothing read the channel since (RET-3)
+    await store.set_retention("c", RetentionUpdate(max_age_s=new_age_s))
+    state = await store.state("c")  # RET-8: what the old limit removed stays removed
+    assert (state.first, state.head) == (4, 4)
+    assert (await store.read("c", 1, 10)).messages == ()
+    assert [m.offset for m in (await store.read("c", 4, 10)).messages] == [4]
+
+
+async def test_expired_messages_do_not_count_as_retained(store: Store, clock: FakeClock) -> None:
+    await store.set_retention("c", RetentionUpdate(max_age_s=10))
+    await fill(store, "c", 2)
+    clock.advance(11)
+    state = await store.state("c")  # RET-7: expired, stored or not, is not retained
+    assert (state.first, state.head) == (None, 2)
+    read = await store.read("c", 1, 10)
+    assert (read.messages, read.state.first) == ((), None)
+    await fill(store, "c", 1)
+    assert (await store.state("c")).first == 3
 
 
 async def test_retention_by_age(store: Store, clock: FakeClock) -> None:
@@ -336,6 +403,17 @@ async def test_session_upsert_created_then_replaced(store: Store, clock: FakeClo
     assert await store.session_by_token_hash("h2") == stored
     assert await store.session_by_token_hash("h1") is None  # SES-4
     assert await store.cursor("s1", "orders:17") == Cursor("e1", 4)  # ACK-6
+
+
+async def test_reregistration_may_change_the_client_id(store: Store, clock: FakeClock) -> None:
+    await store.upsert_session(session(expires_at=clock() + 1000, client_id="c1"))
+    await store.advance_cursor("s1", "orders:17", "e1", 4)
+    moved = session(token_hash="h2", expires_at=clock() + 2000, client_id="c2")
+    assert await store.upsert_session(moved) is False  # SES-18: the same session, no error
+    stored = await store.session("s1")
+    assert stored is not None and stored.client_id == "c2"
+    assert stored.incarnation == "incarnation-h1"
+    assert await store.cursor("s1", "orders:17") == Cursor("e1", 4)
 
 
 async def test_concurrent_upserts_create_one_session(store: Store, clock: FakeClock) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from reference.core.errors import Unavailable
-from reference.core.model import Payload
+from reference.core.model import Payload, Retention
 from reference.core.payloads import RetentionUpdate, encode_payload
 from reference.store import MemoryStore, Store, open_store
 from reference.store.mongo import MongoStore
@@ -151,7 +151,9 @@ async def test_lagging_counter_survives_age_trimming(
 
 async def test_lost_channel_document_gives_new_epoch(mongo: tuple[StoreFactory, Any]) -> None:
     store, db = await open_mongo(mongo)
-    for i in range(3):
+    await store.set_retention("c", RetentionUpdate(max_messages=10))
+    await store.append("c", payload("keyed"), "k")
+    for i in range(2):
         await store.append("c", payload(i), None)
     old = await store.state("c")
     await db["channels"].delete_one({"_id": "c"})  # history lost (EPO-3)
@@ -160,6 +162,11 @@ async def test_lost_channel_document_gives_new_epoch(mongo: tuple[StoreFactory, 
     assert (new.first, new.head) == (None, 0)
     assert (await store.append("c", payload("new"), None)).offset == 1
     assert [m.data for m in (await store.read("c", 1, 10)).messages] == ["new"]
+    assert await db["idempotency"].find_one({"channel": "c", "id": "k"}) is not None
+    again = await store.append("c", payload("keyed again"), "k")
+    assert (again.offset, again.duplicate) == (2, False)  # IDM-9: the key died with its epoch
+    # RET-11: the settings went with the channel's document, as if never set
+    assert await store.set_retention("c", RetentionUpdate(max_age_s=None)) == Retention()
 
 
 # --- idempotency claims -------------------------------------------------------------------
@@ -189,7 +196,7 @@ async def test_stale_claim_with_stored_message_is_completed(
     stored = {"channel": "c", "epoch": epoch, "offset": 1, "id": "k", "ts": died_at}
     await db["messages"].insert_one({**stored, "data": '"theirs"', "size": 8})
     result = await store.append("c", payload("retry"), "k")
-    assert (result.offset, result.duplicate) == (1, True)  # IDM-1: stored once
+    assert (result.offset, result.duplicate) == (1, True)  # IDM-6: stored once
     assert [m.data for m in (await store.read("c", 1, 10)).messages] == ["theirs"]
 
 

@@ -7,6 +7,8 @@ import asyncio
 import secrets
 from typing import Any
 
+import pytest
+
 from conformance import (
     Target,
     case,
@@ -16,6 +18,7 @@ from conformance import (
     expect_offsets,
     expect_ok,
     expect_status,
+    fail,
     grant,
 )
 
@@ -183,65 +186,76 @@ async def test_a_subscribed_publisher_receives_its_own_message(target: Target) -
 # --- idempotency (§10.8) ------------------------------------------------------------------------
 
 
-@case("IDM-1")
+def _expect_reply_of_original(
+    answer: object, original: dict[str, Any], *, channel: str, what: str
+) -> None:
+    """IDM-7: a repeat is answered with the stored message's channel, offset, epoch and id."""
+    members = ("channel", "offset", "epoch", "id")
+    wanted = {key: original.get(key) for key in members}
+    got = {key: answer.get(key) for key in members} if isinstance(answer, dict) else answer
+    expect(
+        isinstance(answer, dict) and answer.get("duplicate") is True and got == wanted,
+        clause="IDM-7",
+        expected=f"{what}: duplicate true with the original's {wanted}",
+        received=answer,
+        channel=channel,
+    )
+
+
+@case("IDM-6", "IDM-7")
 async def test_backend_duplicate_answers_the_original(target: Target) -> None:
     channel = target.channel()
     message_id = _message_id()
     original = expect_status(
         await target.backend.publish_raw(channel, {"data": {"v": 1}, "id": message_id}),
         201,
-        clause="IDM-1",
+        clause="PUB-1",
     )
-    # The same id again, with the same data and then with other data: a duplicate either way.
+    # The same id again, with the same data and then with other data: a repeat either way.
     for data in ({"v": 1}, {"v": 2}):
         again = expect_status(
             await target.backend.publish_raw(channel, {"data": data, "id": message_id}),
             200,
-            clause="IDM-1",
+            clause="IDM-7",
         )
-        expect_duplicate_of(again, original, clause="IDM-1", channel=channel)
-        expect(
-            again.get("epoch") == original.get("epoch"),
-            clause="IDM-1",
-            expected=f"the original epoch {original.get('epoch')!r}",
-            received=again,
-            channel=channel,
-        )
-    # Nothing was stored: the next message gets offset 2, and a reader sees two messages.
+        _expect_reply_of_original(again, original, channel=channel, what=f"data {data}")
+    # Nothing was stored: the next message gets offset 2, and a reader sees the original
+    # unchanged at offset 1.
     after = await target.backend.publish(channel, {"v": 3})
-    expect(after.get("offset") == 2, clause="IDM-1", expected="offset 2", received=after)
+    expect(after.get("offset") == 2, clause="IDM-6", expected="offset 2", received=after)
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    expect_ok(await reader.subscribe(channel, from_="beginning"), clause="IDM-1")
-    await reader.wait_for_offset(channel, 2, clause="IDM-1")
+    expect_ok(await reader.subscribe(channel, from_="beginning"), clause="IDM-6")
+    await reader.wait_for_offset(channel, 2, clause="IDM-6")
     first = reader.messages(channel)[0]
     expect(
         first.get("data") == {"v": 1} and first.get("id") == message_id,
-        clause="IDM-1",
+        clause="IDM-6",
         expected=f"offset 1 is the original ({message_id!r}, data {{'v': 1}})",
         received=first,
     )
 
 
-@case("IDM-1", "PUB-6")
+@case("IDM-6", "IDM-7", "PUB-6")
 async def test_client_duplicate_answers_the_original(target: Target) -> None:
     channel = target.channel()
     client = await target.client(grants=[grant(channel, "publish")])
     message_id = _message_id()
     await target.backend.publish(channel, {"v": 0})
-    original = expect_ok(await client.publish(channel, {"v": 1}, id=message_id), clause="IDM-1")
+    original = expect_ok(await client.publish(channel, {"v": 1}, id=message_id), clause="PUB-6")
     expect(
         original.get("duplicate") is False,
-        clause="IDM-1",
+        clause="PUB-6",
         expected="duplicate false",
         received=original,
     )
-    again = expect_ok(await client.publish(channel, {"v": 1}, id=message_id), clause="IDM-1")
-    expect_duplicate_of(again, original, clause="IDM-1", channel=channel)
+    for data in ({"v": 1}, {"v": "other"}):
+        again = expect_ok(await client.publish(channel, data, id=message_id), clause="IDM-7")
+        _expect_reply_of_original(again, original, channel=channel, what=f"data {data}")
     after = await target.backend.publish(channel, {"v": 2})
-    expect(after.get("offset") == 3, clause="IDM-1", expected="offset 3", received=after)
+    expect(after.get("offset") == 3, clause="IDM-6", expected="offset 3", received=after)
 
 
-@case("IDM-2", "IDM-1")
+@case("IDM-2")
 async def test_concurrent_publishes_of_one_id_store_one_message(target: Target) -> None:
     channel = target.channel()
     message_id = _message_id()
@@ -255,7 +269,7 @@ async def test_concurrent_publishes_of_one_id_store_one_message(target: Target) 
     statuses = sorted(status for status, _ in answers)
     expect(
         statuses == [200] * 19 + [201],
-        clause="IDM-1",
+        clause="IDM-2",
         expected="one 201 (stored) and nineteen 200 (duplicates)",
         received=statuses,
         channel=channel,
@@ -366,3 +380,56 @@ async def test_duplicate_recognised_after_retention_removed_the_original(target:
     expect(after.get("offset") == 5, clause="IDM-5", expected="offset 5", received=after)
     await reader.wait_for_offset(channel, 5, clause="IDM-5")
     expect_offsets(reader.offsets(channel), [3, 4, 5], clause="IDM-5", channel=channel)
+
+
+@case("IDM-8", "IDM-6")
+async def test_a_server_assigned_id_is_no_idempotency_key(target: Target) -> None:
+    channel = target.channel()
+    unkeyed = await target.backend.publish(channel, {"v": "no id"})
+    server_id = unkeyed.get("id")
+    if not isinstance(server_id, str) or not server_id:
+        fail("PUB-1", "a server-assigned id in the publish answer", unkeyed, channel=channel)
+    # The server's id given back by a publisher: no publisher gave it before, so a new message.
+    status, keyed = await target.backend.publish_raw(channel, {"data": {"v": 2}, "id": server_id})
+    expect(
+        status == 201
+        and isinstance(keyed, dict)
+        and keyed.get("duplicate") is False
+        and keyed.get("offset") == unkeyed["offset"] + 1,
+        clause="IDM-8",
+        expected=f"HTTP 201, duplicate false at offset {unkeyed['offset'] + 1}: the id "
+        f"{server_id!r} was assigned by the server, not given by a publisher",
+        received=f"HTTP {status} {keyed}",
+        channel=channel,
+    )
+    # From now on it is a publisher's key like any other.
+    again = await target.backend.publish(channel, {"v": 3}, id=server_id)
+    expect_duplicate_of(again, keyed, clause="IDM-6", channel=channel, what="the key given again")
+
+
+@case("IDM-9", timeout=60)
+async def test_a_key_does_not_outlive_its_epoch(target: Target) -> None:
+    if not target.restartable:
+        pytest.skip("not claimed: restartable target")
+    channel = target.channel()
+    message_id = _message_id()
+    before = await target.backend.publish(channel, {"v": "before"}, id=message_id)
+    await target.restart()
+    probe = await target.backend.publish(channel, {"v": "probe"})
+    if probe.get("epoch") == before.get("epoch"):
+        pytest.skip("the epoch did not change across the restart (IDM-6 still binds the key)")
+    status, body = await target.backend.publish_raw(
+        channel, {"data": {"v": "again"}, "id": message_id}
+    )
+    expect(
+        status == 201
+        and isinstance(body, dict)
+        and body.get("duplicate") is False
+        and body.get("epoch") == probe.get("epoch")
+        and body.get("offset") == probe["offset"] + 1,
+        clause="IDM-9",
+        expected=f"HTTP 201, duplicate false at offset {probe['offset'] + 1} of the new epoch "
+        f"{probe.get('epoch')!r}: the key {message_id!r} died with epoch {before.get('epoch')!r}",
+        received=f"HTTP {status} {body}",
+        channel=channel,
+    )

@@ -303,7 +303,7 @@ async def test_a_resume_past_retention_fails_or_starts_truncated(target: Target)
     await first.wait_for_offset(channel, 10, clause="SUB-14")
     await first.disconnect()  # the client saw up to 10, and resumes from 6 (say, a lost page)
     await target.backend.set_retention(channel, max_messages=3)
-    await target.backend.publish(channel, {"n": 10})  # offset 11: 9 to 11 are retained (RET-2)
+    await target.backend.publish(channel, {"n": 10})  # offset 11: 9 to 11 are retained (RET-12)
     second = await target.client(grants=[grant(channel, "subscribe")])
     expect_error(await second.subscribe(channel, from_=6), "history_truncated", clause="RES-4")
     reply = expect_ok(

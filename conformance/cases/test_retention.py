@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
+import pytest
+
 from conformance import (
     ReplayClient,
     Target,
@@ -64,7 +66,7 @@ async def test_retention_update_answers_the_settings_in_force(target: Target) ->
         )
 
 
-@case("RET-2", "OFF-4", "SUB-7")
+@case("RET-12", "OFF-4", "SUB-7")
 async def test_max_messages_keeps_the_newest(target: Target) -> None:
     channel = target.channel()
     limit = 3
@@ -73,30 +75,41 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
     for head in range(1, 8):
         await target.backend.publish(channel, {"n": head})
         first = max(1, head - limit + 1)
-        reply = await _start(client, channel, "RET-2")
+        reply = await _start(client, channel, "RET-12")
         expect(
             (reply.get("from"), reply.get("head")) == (first, head),
-            clause="RET-2",
+            clause="RET-12",
             expected=f"first {first} (the {limit} newest retained), head {head}",
             received=reply,
             channel=channel,
         )
-        await client.wait_for_offset(channel, head, clause="RET-2")
-        expect_ok(await client.unsubscribe(channel), clause="RET-2")
+        await client.wait_for_offset(channel, head, clause="RET-12")
+        expect_ok(await client.unsubscribe(channel), clause="RET-12")
         if "history" in target.features:
-            page = expect_ok(await client.history(channel), clause="RET-2")
+            page = expect_ok(await client.history(channel), clause="RET-12")
             offsets = [m.get("offset") for m in page["messages"]]
             expect(
                 page.get("first") == first and offsets == list(range(first, head + 1)),
-                clause="RET-2",
+                clause="RET-12",
                 expected=f"first {first}, messages {first}..{head}",
                 received=page,
             )
-    # A lower limit applies from the next append on.
+    # A lower limit holds after the next append too (that it holds at once is RET-6's case).
     await target.backend.set_retention(channel, max_messages=1)
     await target.backend.publish(channel, {"n": 8})
-    reply, offsets = await _retained(target, channel, "RET-2")
-    expect(offsets == [8], clause="RET-2", expected="only offset 8", received=reply)
+    reply, offsets = await _retained(target, channel, "RET-12")
+    expect(offsets == [8], clause="RET-12", expected="only offset 8", received=reply)
+    # A raised limit keeps what is left, and what comes, but gives nothing back.
+    await target.backend.set_retention(channel, max_messages=3)
+    await target.backend.publish(channel, {"n": 9})
+    reply, offsets = await _retained(target, channel, "RET-12")
+    expect(
+        offsets == [8, 9],
+        clause="RET-12",
+        expected="offsets 8..9 after raising max_messages to 3: 1..7 stay removed",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
 
 
 @case("RET-3")
@@ -287,5 +300,230 @@ async def test_a_stalled_subscriber_overtaken_by_retention_ends_truncated(target
         clause="SIG-2",
         expected=f"the subscription's next offset {last + 1} removed by retention (first above it)",
         received=reply,
+        channel=channel,
+    )
+
+
+# --- retention made exact in 1.1 (RET-6 to RET-11) ------------------------------------------
+
+
+@case("RET-6")
+async def test_lowering_max_messages_trims_before_the_reply(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.publish_many(channel, 10)
+    await target.backend.set_retention(channel, max_messages=3)
+    # No append after the update: what it removes is gone by its reply, and no more.
+    reply, offsets = await _retained(target, channel, "RET-6")
+    expect(
+        (reply.get("from"), reply.get("head")) == (8, 10) and offsets == [8, 9, 10],
+        clause="RET-6",
+        expected="from 8, head 10, offsets 8..10: the 3 newest, without another append",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
+    if "history" in target.features:
+        page = await target.backend.history(channel)
+        got = [m.get("offset") for m in page["messages"]]
+        expect(
+            page.get("first") == 8 and got == [8, 9, 10],
+            clause="RET-6",
+            expected="first 8 and messages 8..10",
+            received=page,
+            channel=channel,
+        )
+
+
+@case("RET-7", "SUB-6", "SUB-11")
+async def test_expired_messages_do_not_count_as_retained(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.set_retention(channel, max_age_s=AGE_S)
+    await target.backend.publish_many(channel, 2)
+    await asyncio.sleep(AGE_WAIT_S)  # offsets 1 and 2 are past A + 1 s, stored or not
+    fresh = await target.backend.publish(channel, {"age": "fresh"})
+    expect(fresh.get("offset") == 3, clause="RET-7", expected="offset 3", received=fresh)
+    client = await target.client(grants=[grant(channel)])
+    for from_ in (1, 2):
+        reply = await client.subscribe(channel, from_=from_)
+        expect_error(reply, "history_truncated", clause="RET-7", channel=channel)
+    reply = expect_ok(
+        await client.subscribe(channel, from_=1, allow_truncation=True), clause="RET-7"
+    )
+    expect(
+        reply.get("from") == 3 and reply.get("truncated") == {"requested": 1, "first_available": 3},
+        clause="RET-7",
+        expected='from 3 with "truncated": {"requested": 1, "first_available": 3}',
+        received=reply,
+        channel=channel,
+    )
+    end = await target.settle(channel, client)
+    expect_offsets(client.offsets(channel), range(3, end + 1), clause="RET-7", channel=channel)
+    if "history" in target.features:
+        page = expect_ok(await client.history(channel), clause="RET-7")
+        expect(
+            page.get("first") == 3,
+            clause="RET-7",
+            expected="first 3: the expired offsets 1 and 2 are not retained",
+            received=page,
+            channel=channel,
+        )
+        reply = await client.history(channel, from_=2)
+        expect_error(reply, "history_truncated", clause="RET-7", channel=channel)
+
+
+@case("RET-8")
+async def test_lifting_a_limit_restores_nothing(target: Target) -> None:
+    aged, counted = target.channel("aged"), target.channel("counted")
+    loop = asyncio.get_running_loop()
+    await target.backend.set_retention(aged, max_age_s=AGE_S)
+    await target.backend.publish(aged, {"age": "old"})
+    published = loop.time()
+    # While `aged` ages, unread: a count limit raised, then removed.
+    await target.backend.set_retention(counted, max_messages=2)
+    await target.backend.publish_many(counted, 5)
+    for update in (10, None):
+        await target.backend.set_retention(counted, max_messages=update)
+        reply, offsets = await _retained(target, counted, "RET-8")
+        expect(
+            reply.get("from") == 4 and offsets == [4, 5],
+            clause="RET-8",
+            expected=f"from 4, offsets 4..5 after max_messages {update}: 1..3 stay removed",
+            received=f"{reply}, delivered [{ranges(offsets)}]",
+            channel=counted,
+        )
+    await asyncio.sleep(max(0.0, AGE_WAIT_S - (loop.time() - published)))
+    # Nothing read `aged` since its message expired; lifting the limit must not bring it back.
+    await target.backend.set_retention(aged, max_age_s=None)
+    reply, offsets = await _retained(target, aged, "RET-8")
+    expect(
+        (reply.get("from"), reply.get("head")) == (2, 1) and not offsets,
+        clause="RET-8",
+        expected="from 2, head 1, nothing delivered: offset 1 expired before the limit went",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=aged,
+    )
+    if "history" in target.features:
+        page = await target.backend.history(aged)
+        expect(
+            page["messages"] == [] and page.get("first") is None,
+            clause="RET-8",
+            expected="no messages, first null",
+            received=page,
+            channel=aged,
+        )
+
+
+@case("RET-9")
+async def test_a_channel_starts_without_limits(target: Target) -> None:
+    channel, other = target.channel(), target.channel("other")
+    await target.backend.publish_many(channel, 20)
+    answer = await target.backend.set_retention(channel, max_age_s=3600)
+    expect(
+        "max_messages" in answer and answer["max_messages"] is None,
+        clause="RET-9",
+        expected="max_messages null: no update had set it",
+        received=answer,
+        channel=channel,
+    )
+    reply, offsets = await _retained(target, channel, "RET-9")
+    expect(
+        offsets == list(range(1, 21)),
+        clause="RET-9",
+        expected="offsets 1..20: a channel never limited retains every message",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
+    answer = await target.backend.set_retention(other, max_messages=1000)
+    expect(
+        "max_age_s" in answer and answer["max_age_s"] is None,
+        clause="RET-9",
+        expected="max_age_s null: no update had set it",
+        received=answer,
+        channel=other,
+    )
+
+
+@case("OFF-4", feature="retention")
+async def test_first_is_null_on_an_empty_channel_whatever_its_limits(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.set_retention(channel, max_messages=3, max_age_s=60)
+    client = await target.client(grants=[grant(channel)])
+    reply = expect_ok(await client.subscribe(channel, from_="beginning"), clause="OFF-4")
+    expect(
+        (reply.get("from"), reply.get("head")) == (1, 0),
+        clause="OFF-4",
+        expected="from 1 and head 0 (nothing retained, so head + 1)",
+        received=reply,
+        channel=channel,
+    )
+    if "history" in target.features:
+        page = expect_ok(await client.history(channel), clause="OFF-4")
+        expect(
+            (page.get("first"), page.get("head"), page.get("messages")) == (None, 0, []),
+            clause="OFF-4",
+            expected="first null, head 0, no messages: max_messages 3 retains nothing yet",
+            received=page,
+            channel=channel,
+        )
+
+
+async def _restart_with_settings(target: Target, channel: str) -> tuple[str, dict[str, Any]]:
+    """Limit ``channel`` (max_messages 2), publish 1..3, restart the target and publish once
+    more; the epoch before and the answer of that publish."""
+    if not target.restartable:
+        pytest.skip("not claimed: restartable target")
+    await target.backend.set_retention(channel, max_messages=2, max_age_s=3600)
+    await target.backend.publish_many(channel, 2)
+    epoch = str((await target.backend.publish(channel, {"n": 2}))["epoch"])
+    await target.restart()
+    return epoch, await target.backend.publish(channel, {"after": "restart"})
+
+
+@case("RET-10", timeout=60)
+async def test_settings_survive_a_restart_that_keeps_the_epoch(target: Target) -> None:
+    channel = target.channel()
+    epoch, after = await _restart_with_settings(target, channel)
+    if after.get("epoch") != epoch:
+        pytest.skip("the epoch changed across the restart (RET-11's case judges that)")
+    reply, offsets = await _retained(target, channel, "RET-10")
+    expect(
+        offsets == [3, 4],
+        clause="RET-10",
+        expected="offsets 3..4: max_messages 2 still applied to the append after the restart",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
+        channel=channel,
+    )
+    answer = await target.backend.set_retention(channel, max_age_s=3600)
+    expect(
+        answer.get("max_messages") == 2,
+        clause="RET-10",
+        expected=f"max_messages 2 kept with the epoch {epoch!r}",
+        received=answer,
+        channel=channel,
+    )
+
+
+@case("RET-11", timeout=60)
+async def test_a_new_epoch_keeps_the_settings_or_has_none(target: Target) -> None:
+    channel = target.channel()
+    epoch, after = await _restart_with_settings(target, channel)
+    if after.get("epoch") == epoch:
+        pytest.skip("the epoch did not change across the restart (RET-10's case judges that)")
+    answer = await target.backend.set_retention(channel, max_age_s=3600)
+    kept = answer.get("max_messages", "absent")
+    expect(
+        kept in (2, None),
+        clause="RET-11",
+        expected="max_messages 2 (kept) or null (reset with the epoch)",
+        received=answer,
+        channel=channel,
+    )
+    head = (await target.backend.publish_many(channel, 3))[-1]
+    reply, offsets = await _retained(target, channel, "RET-11")
+    wanted = [head - 1, head] if kept == 2 else list(range(1, head + 1))
+    expect(
+        offsets == wanted,
+        clause="RET-11",
+        expected=f"offsets [{ranges(wanted)}], as max_messages {kept} says",
+        received=f"{reply}, delivered [{ranges(offsets)}]",
         channel=channel,
     )

@@ -68,7 +68,7 @@ def test_example_resume_after_a_cut_while_publishing(target: Target) -> None:
     run_steps(target, steps)
 
 
-@scenario("IDM-1", "PUB-6")
+@scenario("IDM-6", "PUB-6")
 def test_example_a_retried_id_stores_once(target: Target) -> None:
     """Shrunk from the idempotency mutant: a client publish, then the backend repeating its id."""
 

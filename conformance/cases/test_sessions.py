@@ -301,3 +301,102 @@ async def test_backend_routes_need_the_api_key(target: Target, authorization: st
         expect_status(answer, 401, clause="API-2", code="unauthorized", channel=channel)
     info = await target.backend.request("GET", f"{API}/info", auth=False, headers=headers)
     expect_status(info, 200, clause="INF-1")
+
+
+# --- the session lifecycle made exact in 1.1 (SES-17, SES-18) -------------------------------
+
+# Past expires_at of a ttl_s of 1 once this long has passed since the registration answered.
+EXPIRY_WAIT_S = 1.5
+
+
+@case("SES-17", "SES-4")
+async def test_an_expired_session_id_registers_a_new_session(target: Target) -> None:
+    session_id = _session_id()
+    old = await target.register([], session_id=session_id, ttl_s=1)
+    await asyncio.sleep(EXPIRY_WAIT_S)
+    new = await target.register([], session_id=session_id)
+    expect(
+        new.status == 201,
+        clause="SES-17",
+        expected="HTTP 201: an expired session is gone, so this is a new one",
+        received=new.status,
+    )
+    expect(
+        new.session_id == session_id,
+        clause="SES-17",
+        expected=f"session_id {session_id!r}",
+        received=new.session_id,
+    )
+    await target.client(session=new)
+    stale = await target.client(connect=False)
+    await expect_refused(stale.connect(old.token), clause="SES-4")
+
+
+@case("SES-17", feature="cursors")
+async def test_an_expired_session_id_registers_without_its_cursors(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.publish_many(channel, 5)
+    session_id, grants = _session_id(), [grant(channel, "subscribe")]
+    loop = asyncio.get_running_loop()
+    # 2 s rather than 1: the old session must still be live while it connects and acks.
+    ttl_s = 2
+    old = await target.register(grants, session_id=session_id, ttl_s=ttl_s)
+    registered = loop.time()
+    client = await target.client(session=old)
+    expect_ok(await client.ack(channel, 3), clause="SES-17")
+    await client.disconnect()
+    past_expiry_s = EXPIRY_WAIT_S - 1  # as far past expires_at as the 1 s cases wait
+    await asyncio.sleep(max(0.0, ttl_s + past_expiry_s - (loop.time() - registered)))
+    new = await target.register(grants, session_id=session_id)
+    expect(new.status == 201, clause="SES-17", expected="HTTP 201", received=new.status)
+    fresh = await target.client(session=new)
+    reply = expect_ok(await fresh.subscribe(channel), clause="SES-17")
+    expect(
+        reply.get("from") == 6,
+        clause="SES-17",
+        expected="from 6: the expired session's cursor (3) is gone, so an omitted from is latest",
+        received=reply,
+    )
+
+
+@case("SES-13")
+async def test_deleting_an_expired_session_is_not_found(target: Target) -> None:
+    session = await target.register([], ttl_s=1)
+    await asyncio.sleep(EXPIRY_WAIT_S)
+    answer = await target.backend.delete_session(session.session_id)
+    expect_status(answer, 404, clause="SES-13", code="not_found")
+
+
+@case("SES-18")
+async def test_reregistration_may_change_the_client_id(target: Target) -> None:
+    session_id = _session_id()
+    await target.register([], session_id=session_id, client_id="conformance-a")
+    again = await target.register([], session_id=session_id, client_id="conformance-b")
+    expect(
+        again.status == 200 and again.session_id == session_id,
+        clause="SES-18",
+        expected=f"HTTP 200 for {session_id!r}: the same session under another client_id",
+        received=f"HTTP {again.status} for {again.session_id!r}",
+    )
+    client = await target.client(session=again)
+    expect(client.connected, clause="SES-18", expected="connected", received="refused")
+
+
+@case("SES-18", feature="cursors")
+async def test_reregistration_with_another_client_id_keeps_cursors(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.publish_many(channel, 5)
+    session_id, grants = _session_id(), [grant(channel, "subscribe")]
+    session = await target.register(grants, session_id=session_id, client_id="conformance-a")
+    client = await target.client(session=session)
+    expect_ok(await client.ack(channel, 3), clause="SES-18")
+    again = await target.register(grants, session_id=session_id, client_id="conformance-b")
+    expect(again.status == 200, clause="SES-18", expected="HTTP 200", received=again.status)
+    resumed = await target.client(session=again)
+    reply = expect_ok(await resumed.subscribe(channel), clause="SES-18")
+    expect(
+        reply.get("from") == 4,
+        clause="SES-18",
+        expected="from 4: the cursor (3) kept though the client_id changed",
+        received=reply,
+    )

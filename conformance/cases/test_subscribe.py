@@ -155,7 +155,7 @@ async def test_epoch_is_checked_before_the_upper_bound(target: Target) -> None:
 async def test_epoch_is_checked_before_the_lower_bound(target: Target) -> None:
     channel = target.channel()
     await target.backend.set_retention(channel, max_messages=3)
-    epoch, head = await _epoch_and_head(target, channel, 10)  # retains 8..10 (RET-2)
+    epoch, head = await _epoch_and_head(target, channel, 10)  # retains 8..10 (RET-12)
     client = await target.client(grants=[grant(channel, "subscribe")])
     stale = _other_epoch(epoch)
     for from_ in (1, 2, head - 3):
@@ -271,7 +271,7 @@ async def test_from_two_on_an_empty_channel_is_out_of_range(target: Target) -> N
 async def test_from_below_first_is_truncated(target: Target) -> None:
     channel = target.channel()
     await target.backend.set_retention(channel, max_messages=3)
-    epoch, head = await _epoch_and_head(target, channel, 10)  # first = 8 (RET-2)
+    epoch, head = await _epoch_and_head(target, channel, 10)  # first = 8 (RET-12)
     first = head - 2
     client = await target.client(grants=[grant(channel, "subscribe")])
     for from_, allow in ((1, None), (first - 1, None), (2, False)):

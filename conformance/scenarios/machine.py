@@ -246,7 +246,7 @@ class ReplayMachine(Stage):
     @rule(label=LABELS, node=NODES, concurrent=st.booleans())
     def retry_publish(self, label: str, node: int, concurrent: bool) -> None:
         """A publisher that lost a reply publishes again with the same id, after the first
-        or racing it, maybe through another node (IDM-1, IDM-2)."""
+        or racing it, maybe through another node (IDM-6, IDM-2)."""
         channel, message_id = self.channel(label), self.message_id(label, "new")
         first, again = self.next_data(), self.next_data()
 

@@ -64,7 +64,7 @@ class Payload:
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """What a publish returns (PUB-1, IDM-1)."""
+    """What a publish returns (PUB-1, IDM-7)."""
 
     channel: str
     offset: int

@@ -76,9 +76,10 @@ class Store(abc.ABC):
     async def append(self, channel: str, payload: Payload, message_id: str | None) -> AppendResult:
         """Store one message at ``head + 1`` and return where it went.
 
-        With ``message_id`` already used on this channel within the idempotency window, store
-        nothing and return the original offset with ``duplicate=True`` (IDM-1, IDM-5). Without
-        one, assign a unique id (MSG-3). Apply retention after appending (RET-2).
+        With ``message_id`` already given to a message of this channel's current epoch within
+        the idempotency window, store nothing and return the original offset with
+        ``duplicate=True`` (IDM-6, IDM-7, IDM-5, IDM-9). Without one, assign a unique id
+        (MSG-3), which is no key (IDM-8). Apply retention after appending (RET-12).
         """
 
     @abc.abstractmethod
@@ -88,7 +89,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def set_retention(self, channel: str, update: RetentionUpdate) -> Retention:
-        """Apply a retention update (RET-1) at once and return the settings now in force."""
+        """Apply a retention update (RET-1) at once (RET-6) and return the settings now in
+        force. What the settings in force removed stays removed, read or not (RET-8)."""
 
     # --- sessions and cursors ---------------------------------------------------------------
 
@@ -96,8 +98,9 @@ class Store(abc.ABC):
     async def upsert_session(self, session: Session) -> bool:
         """Create or replace a session atomically; True when it was created (SES-1 to SES-3).
 
-        Replacing keeps the session's cursors (SES-2). A session whose ``expires_at`` has
-        passed counts as absent: it is replaced by a new one, without cursors.
+        Replacing keeps the session's cursors (SES-2), whatever the new ``client_id``
+        (SES-18). A session whose ``expires_at`` has passed counts as absent: it is replaced by
+        a new one, without cursors (SES-17).
         """
 
     @abc.abstractmethod

@@ -79,7 +79,7 @@ class _Channel:
         self.drop_before(self.base + keep)
 
     def expire_count(self) -> None:
-        """Keep at most the ``max_messages`` newest messages (RET-2)."""
+        """Keep at most the ``max_messages`` newest messages (RET-12)."""
         max_messages = self.retention.max_messages
         if max_messages is not None:
             self.drop_before(self.head - max_messages + 1)
@@ -136,7 +136,7 @@ class MemoryStore(Store):
         if message_id is not None:
             ch.expire_ids(now)
             known = ch.ids.get(message_id)
-            if known is not None and known[1] > now:  # IDM-1, IDM-5: keys outlive retention
+            if known is not None and known[1] > now:  # IDM-6, IDM-5: keys outlive retention
                 return AppendResult(channel, known[0], ch.epoch, message_id, duplicate=True)
         else:
             message_id = next(self._message_ids)
@@ -165,14 +165,18 @@ class MemoryStore(Store):
 
     async def set_retention(self, channel: str, update: RetentionUpdate) -> Retention:
         ch = self._channel(channel)
+        now = self.clock()
+        # RET-8: what the limits in force have removed stays removed, even if nothing read the
+        # channel since and the update lifts them.
+        ch.expire_age(now)
         retention = ch.retention
         if update.sets_max_messages():  # RET-1: an omitted member keeps its value
             retention = replace(retention, max_messages=update.max_messages)
         if update.sets_max_age():
             retention = replace(retention, max_age_s=update.max_age_s)
         ch.retention = retention
-        ch.expire_count()
-        ch.expire_age(self.clock())
+        ch.expire_count()  # RET-6: applies at once
+        ch.expire_age(now)
         return retention
 
     # --- sessions and cursors ---------------------------------------------------------------
@@ -200,7 +204,7 @@ class MemoryStore(Store):
         if old is not None and not created:
             session = replace(session, incarnation=old.incarnation)  # SES-2: the same session
         else:
-            # SES-1, SES-16: an expired session counts as absent and loses its cursors
+            # SES-1, SES-17: an expired session counts as absent and loses its cursors
             self._cursors.pop(session.session_id, None)
         self._sessions[session.session_id] = session
         self._by_token_hash[session.token_hash] = session.session_id

@@ -24,11 +24,12 @@ Epochs (EPO-2, EPO-3, CHN-4). A channel's epoch is created with its document by 
 ``$setOnInsert`` and persisted. It changes only if that document is lost: a new one gets a new
 random epoch and every query filters on the epoch, so messages of the old one are ignored.
 
-Idempotency (IDM-1 to IDM-5): claims on ``(channel, id)`` in ``idempotency``; see
+Idempotency (IDM-2 to IDM-9): claims on ``(channel, id)`` in ``idempotency``; see
 ``reference.store.mongo_claims``.
 
 Retention (RET-*). After each append, delete by count (``offset <= head - max_messages``) and
-by age (every offset below the lowest message young enough to keep: always a prefix, RET-4).
+by age (every offset below the lowest message young enough to keep: always a prefix, RET-4);
+an update trims with the old settings, then with the new ones (RET-8, RET-6).
 Reads compute ``first`` with an index-backed query that skips messages past the age limit, and
 return nothing below it (RET-3).
 """
@@ -164,7 +165,7 @@ class MongoStore(Store):
     async def _first(
         self, channel: str, epoch: str, retention: Retention, head: int, now: int
     ) -> int | None:
-        """The lowest offset still retained, or None (OFF-4, RET-2, RET-3)."""
+        """The lowest offset still retained, or None (OFF-4, RET-12, RET-3)."""
         query: dict[str, Any] = {"channel": channel, "epoch": epoch}
         if retention.max_age_s is not None:
             query["ts"] = {"$gte": now - retention.max_age_s * 1000}
@@ -181,7 +182,7 @@ class MongoStore(Store):
     ) -> None:
         """Apply retention up to ``head``, which the counter must already cover."""
         upper = 0
-        if retention.max_messages is not None:  # RET-2
+        if retention.max_messages is not None:  # RET-12
             upper = head - retention.max_messages
         if retention.max_age_s is not None:  # RET-3: all below the first young message, RET-4
             age_only = Retention(max_age_s=retention.max_age_s)
@@ -265,6 +266,9 @@ class MongoStore(Store):
         if update.sets_max_age():
             fields["retention.max_age_s"] = update.max_age_s
         doc = await self._channel(channel)
+        # RET-8: what the limits in force removed stays removed, even if nothing read the
+        # channel since and this update lifts them.
+        await self._apply_retention(channel, doc, self.clock())
         while fields:
             updated = await self._channels.find_one_and_update(
                 {"_id": channel, "epoch": doc["epoch"]}, {"$set": fields}, return_document=AFTER
@@ -273,12 +277,16 @@ class MongoStore(Store):
                 doc = updated
                 break
             doc = await self._channel(channel)  # the channel was lost in between: start over
-        epoch, retention = doc["epoch"], _retention(doc)
+        await self._apply_retention(channel, doc, self.clock())  # RET-6: applies at once
+        return _retention(doc)
+
+    async def _apply_retention(self, channel: str, doc: Document, now: int) -> None:
+        """Trim the channel to the settings of ``doc``, its document, up to the real head."""
+        epoch = doc["epoch"]
         head = await self._top(channel, epoch, above=doc["head"])
         if head > doc["head"]:
-            await self._advance_head(channel, epoch, head)
-        await self._trim(channel, epoch, retention, head, self.clock())  # applies at once
-        return retention
+            await self._advance_head(channel, epoch, head)  # before deleting: _trim's rule
+        await self._trim(channel, epoch, _retention(doc), head, now)
 
     # --- sessions and cursors ---------------------------------------------------------------
 
@@ -291,7 +299,7 @@ class MongoStore(Store):
             live = {"_id": sid, "expires_at": {"$gt": now}}
             if await self._sessions.find_one_and_update(live, {"$set": fields}) is not None:
                 return False
-            # SES-1, SES-16: otherwise it is created, or an expired one replaced, in one atomic
+            # SES-1, SES-17: otherwise it is created, or an expired one replaced, in one atomic
             # upsert (SES-3). A live session that appeared meanwhile makes the insert collide
             # on _id; the next round then updates it.
             absent = {"_id": sid, "expires_at": {"$lte": now}}

@@ -1,4 +1,4 @@
-"""Idempotency claims of the MongoDB store: which publish stores a message id (IDM-1 to IDM-5).
+"""Idempotency claims of the MongoDB store: which publish stores a message id (IDM-2 to IDM-9).
 
 Theory of operation
 -------------------
@@ -64,7 +64,7 @@ class Claims:
         self, channel: str, epoch: str, message_id: str, now: int
     ) -> AppendResult | str:
         """Claim ``(channel, message_id)`` for this publish and return the claim's owner
-        token, or the earlier publish of this id as a duplicate (IDM-1, IDM-2)."""
+        token, or the earlier publish of this id as a duplicate (IDM-6, IDM-2)."""
         owner = secrets.token_hex(8)
         expires_ms = now + self._window_s * 1000
         claim = {
@@ -88,8 +88,8 @@ class Claims:
             if old is None:
                 continue  # expired or released in between: claim again
             now = self._clock()
-            if old["epoch"] == epoch and old["expires_ms"] > now:
-                if old["offset"] is not None:  # IDM-1, IDM-5: the key outlives the message
+            if old["epoch"] == epoch and old["expires_ms"] > now:  # IDM-9: not across epochs
+                if old["offset"] is not None:  # IDM-6, IDM-5: the key outlives the message
                     return AppendResult(channel, old["offset"], epoch, message_id, duplicate=True)
                 if now - old["claimed_at"] <= self.stale_ms:
                     if asyncio.get_running_loop().time() >= deadline:

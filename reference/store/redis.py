@@ -14,7 +14,7 @@ may have been lost (EPO-3; see the scripts' docstring for how loss is detected).
 Keys: ``replay:{<channel>}:meta``, ``…:stream`` and ``…:idem:<id>`` for a channel;
 ``replay:session:{<id>}`` and ``…:cursors`` for a session; ``replay:token:<hash>`` maps a token
 hash to its session. The hash tags keep every script on one Redis Cluster slot. Idempotency
-keys hold ``<offset>:<expires>:<epoch>``: the expiry on the store clock decides (IDM-1), the
+keys hold ``<offset>:<expires>:<epoch>``: the expiry on the store clock decides (IDM-6), the
 Redis TTL only collects them. Session keys expire ``session_grace_ms`` after the session does,
 so an expired session is still seen as expired for a while (and treated as absent, SES-1), and
 then vanishes.

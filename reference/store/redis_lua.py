@@ -78,7 +78,7 @@ local function drop_below(ch, offset)
   end
 end
 
--- RET-2 by count, RET-3 by age. ts never decreases along the stream (MSG-5), so the old
+-- RET-12 by count, RET-3 by age. ts never decreases along the stream (MSG-5), so the old
 -- messages are a prefix (RET-4) and a bisection over the dense offsets finds its end.
 local function trim(ch, by_count)
   if by_count and ch.max_messages then drop_below(ch, ch.head - ch.max_messages + 1) end
@@ -105,8 +105,8 @@ if KEYS[3] then
   local known = redis.call('GET', KEYS[3])
   if known then
     local offset, expires, epoch = string.match(known, '^(%d+):(%d+):(.+)$')
-    if epoch == ch.epoch and tonumber(expires) > now then
-      return {ch.epoch, tonumber(offset), 1}  -- IDM-1, IDM-5: the key outlives the message
+    if epoch == ch.epoch and tonumber(expires) > now then  -- IDM-9: not across epochs
+      return {ch.epoch, tonumber(offset), 1}  -- IDM-6, IDM-5: the key outlives the message
     end
   end
 end
@@ -151,6 +151,7 @@ RETENTION = (
     + """
 -- ARGV[4] "1" to set max_messages to ARGV[5] ("" for no limit); [6], [7] likewise max_age_s
 local ch = open_channel()
+trim(ch, false)  -- RET-8: what the limits in force removed stays removed, read or not
 local function set(flag, field, value)
   if flag ~= '1' then return end  -- RET-1: an omitted member keeps its value
   if value == '' then
@@ -162,7 +163,7 @@ local function set(flag, field, value)
 end
 set(ARGV[4], 'max_messages', ARGV[5])
 set(ARGV[6], 'max_age_s', ARGV[7])
-trim(ch, true)  -- RET-1: applies at once
+trim(ch, true)  -- RET-6: applies at once
 return {ch.max_messages or false, ch.max_age_s or false}
 """
 )
@@ -177,7 +178,7 @@ UPSERT_SESSION = """
 local old = redis.call('HMGET', KEYS[1], 'expires_at', 'token_hash')
 local created = not old[1] or tonumber(old[1]) <= tonumber(ARGV[1])  -- expired = absent
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))  -- SES-2: every field replaced, cursors kept
-if created then  -- SES-1, SES-16: a new session, no cursors
+if created then  -- SES-1, SES-16, SES-17: a new session, no cursors
   redis.call('HSET', KEYS[1], 'incarnation', ARGV[3])
   redis.call('DEL', KEYS[2])
 end

@@ -246,7 +246,7 @@ def stale_epoch_accepted() -> None:
     "SUB-11",
     "SIG-1",
     "unsignalled-loss",
-    "RET-2",
+    "RET-12",
     "SUB-1",
     "AUT-4",
     "AUT-2",
@@ -343,7 +343,8 @@ def revocation_keeps_socket() -> None:
     "idempotent-stored-twice",
     "idempotency keys are written under one key and looked up under another, so the lookup "
     "never finds them: a repeated id stores a second message",
-    "IDM-1",
+    "IDM-6",
+    "IDM-7",
     "IDM-2",
     "IDM-4",
     "IDM-5",
