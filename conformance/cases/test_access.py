@@ -538,3 +538,30 @@ async def test_expired_session_is_disconnected(target: Target) -> None:
         expected=f"disconnected within {BOUND_S:g} s after the {ttl_s} s TTL",
         received=f"disconnected {elapsed:.3f} s after the registration answered",
     )
+
+
+@case("EVT-14", "SES-10", timeout=20)
+async def test_an_expired_sessions_socket_can_do_nothing(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.publish_many(channel, 2)
+    loop = asyncio.get_running_loop()
+    session = await target.register([grant(channel)], ttl_s=1)
+    registered = loop.time()  # expires_at is at most this + 1 s, whatever the clocks say
+    client = await target.client(session=session)
+    # Just after the expiry: if the socket is still connected, every event fails
+    # unauthorized and changes nothing.
+    await asyncio.sleep(max(0.0, registered + 1.2 - loop.time()))
+    if not client.connected:
+        return  # disconnected already (SES-11): nothing to send on
+    reply = await client.subscribe(channel, from_="beginning")
+    if not client.connected:
+        return
+    expect_error(reply, "unauthorized", clause="EVT-14", channel=channel)
+    await asyncio.sleep(0.3)
+    expect(
+        not client.offsets(channel),
+        clause="EVT-14",
+        expected="no replay:messages for the expired session's socket",
+        received=client.offsets(channel),
+        channel=channel,
+    )
