@@ -18,7 +18,7 @@ import socketio
 from conformance.errors import ConnectFailed, ConnectionLost, ConnectRefused, NoReply, SuiteError
 from conformance.eventlog import KNOWN, KnownEpoch
 from conformance.expectations import fail
-from conformance.protocol import channel_of
+from conformance.protocol import Reply, channel_of
 from conformance.recorder import Recorder
 from conformance.sio import SocketIOClient, emit_data, new_http_session
 from conformance.text import ranges
@@ -171,9 +171,11 @@ class ReplayClient:
     async def request(
         self, event: str, payload: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Emit ``event`` with one object and return its reply (a dict, as EVT-1 requires)."""
+        """Emit ``event`` with one object and return its reply (a dict, as EVT-1 requires),
+        which knows what it answers (a :class:`Reply`: ``expect_ok`` names a step's clause)."""
         reply = await self.emit_raw(event, payload, timeout=timeout)
-        return reply if isinstance(reply, dict) else {"ok": None, "invalid_reply": reply}
+        answer = reply if isinstance(reply, dict) else {"ok": None, "invalid_reply": reply}
+        return Reply.to(event, payload, answer)
 
     async def subscribe(
         self,
@@ -326,9 +328,12 @@ class ReplayClient:
         offset: int,
         *,
         timeout: float = WAIT_TIMEOUT_S,
-        clause: str | None = None,
+        clause: str = "SUB-14",
     ) -> None:
-        """Wait until a message with offset ``offset`` (or above) arrived on ``channel``."""
+        """Wait until a message with offset ``offset`` (or above) arrived on ``channel``.
+
+        A case judging the delivery names its clause; a step waiting to go on fails SUB-14 (a
+        successful subscribe delivers every message from its ``from`` on)."""
         await self.wait_until(
             lambda: any(o >= offset for o in self.offsets(channel)),
             f"offset {offset} delivered on {channel} to {self.name}",

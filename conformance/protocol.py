@@ -1,4 +1,5 @@
-"""What the suite knows of replay/1 itself: routes, error codes, features, actions, grants.
+"""What the suite knows of replay/1 itself: routes, error codes, features, actions, grants,
+and the clause each client event's success rests on.
 
 Plain constants and pure functions, one place for each fact the spec states, so that the
 backend client, the cases and the checkers never spell one of them twice.
@@ -27,6 +28,7 @@ __all__ = [
     "ROUTE_RETENTION",
     "ROUTE_SESSION",
     "ROUTE_SESSIONS",
+    "Reply",
     "channel_of",
     "channel_segment",
     "grant",
@@ -34,6 +36,7 @@ __all__ = [
     "messages_path",
     "retention_path",
     "session_path",
+    "step_clause",
 ]
 
 PROTOCOL: Final = "replay/1"
@@ -75,6 +78,53 @@ ACTIONS: Final = ("subscribe", "publish", "history")
 # advertise limits.max_ttl_s must accept (SES-6, the bound in http-session-request.json).
 DEFAULT_TTL_S: Final = 3600
 MAX_TTL_S: Final = 30 * 24 * 3600
+
+
+# The clause a client event's success rests on, when a case only relies on it (a step) rather
+# than judging it: a wrongful refusal breaks that clause, not the ones the case is about.
+_STEP_CLAUSES: Final[Mapping[str, str]] = {
+    "replay:unsubscribe": "UNS-1",
+    "replay:ack": "ACK-4",
+    "replay:publish": "PUB-6",
+    "replay:history": "HIS-4",
+}
+
+
+def step_clause(event: str, payload: object) -> str | None:
+    """The clause a successful ``event`` with ``payload`` rests on (None: no such event).
+
+    A subscribe's is the step of the resolution (§6.1) its ``from`` takes: SUB-7 for
+    ``beginning``, SUB-8 for ``latest``, SUB-9 when omitted, SUB-11 for an integer with
+    ``allow_truncation``, and SUB-1 (no check fails, so it starts there) for an integer.
+    """
+    fields = payload if isinstance(payload, Mapping) else {}
+    if event != "replay:subscribe":
+        return _STEP_CLAUSES.get(event)
+    start = fields.get("from")
+    if start is None:
+        return "SUB-9"
+    if start in ("beginning", "latest"):
+        return "SUB-7" if start == "beginning" else "SUB-8"
+    return "SUB-11" if fields.get("allow_truncation") is True else "SUB-1"
+
+
+class Reply(dict[str, Any]):
+    """A client event's reply, knowing the event and payload it answers (``request``), so that
+    a step's failure can name the clause its success rests on (:func:`step_clause`)."""
+
+    request: tuple[str, object] | None = None
+
+    @classmethod
+    def to(cls, event: str, payload: object, reply: Mapping[str, Any]) -> Reply:
+        """``reply`` as the answer to ``event`` with ``payload``."""
+        answered = cls(reply)
+        answered.request = (event, payload)
+        return answered
+
+    @property
+    def step_clause(self) -> str | None:
+        """The clause the success of the event answered rests on (:func:`step_clause`)."""
+        return step_clause(*self.request) if self.request is not None else None
 
 
 def channel_segment(channel: str) -> str:
