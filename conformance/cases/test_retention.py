@@ -27,19 +27,20 @@ STALL_MESSAGES: Final = 400
 STALL_MESSAGE_BYTES: Final = 50 * 1024
 
 
-async def _start(client: ReplayClient, channel: str, clause: str) -> dict[str, Any]:
-    """Subscribe from ``beginning`` and return the reply (its ``from`` is ``first``)."""
-    return expect_ok(await client.subscribe(channel, from_="beginning"), clause=clause)
+async def _start(client: ReplayClient, channel: str) -> dict[str, Any]:
+    """Subscribe from ``beginning`` (a step: refused, it fails SUB-7, not the case's clause)
+    and return the reply (its ``from`` is ``first``)."""
+    return expect_ok(await client.subscribe(channel, from_="beginning"))
 
 
-async def _retained(target: Target, channel: str, clause: str) -> tuple[dict[str, Any], list[int]]:
+async def _retained(target: Target, channel: str) -> tuple[dict[str, Any], list[int]]:
     """What ``channel`` retains, seen by a fresh subscription from ``beginning``: its reply
-    and the offsets it delivers up to ``head`` (consecutive, by ORD-2)."""
+    and the offsets it delivers up to ``head`` (consecutive, by ORD-2; steps, as _start)."""
     client = await target.client(grants=[grant(channel, "subscribe")])
-    reply = await _start(client, channel, clause)
+    reply = await _start(client, channel)
     head = reply.get("head")
     if isinstance(head, int) and reply.get("from") != head + 1:
-        await client.wait_for_offset(channel, head, clause=clause)
+        await client.wait_for_offset(channel, head)
     return reply, [o for o in client.offsets(channel) if isinstance(head, int) and o <= head]
 
 
@@ -73,7 +74,7 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
     for head in range(1, 8):
         await target.backend.publish(channel, {"n": head})
         first = max(1, head - limit + 1)
-        reply = await _start(client, channel, "RET-2")
+        reply = await _start(client, channel)
         expect(
             (reply.get("from"), reply.get("head")) == (first, head),
             clause="RET-2",
@@ -81,10 +82,10 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
             received=reply,
             channel=channel,
         )
-        await client.wait_for_offset(channel, head, clause="RET-2")
-        expect_ok(await client.unsubscribe(channel), clause="RET-2")
+        await client.wait_for_offset(channel, head)
+        expect_ok(await client.unsubscribe(channel))
         if "history" in target.features:
-            page = expect_ok(await client.history(channel), clause="RET-2")
+            page = expect_ok(await client.history(channel))
             offsets = [m.get("offset") for m in page["messages"]]
             expect(
                 page.get("first") == first and offsets == list(range(first, head + 1)),
@@ -95,7 +96,7 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
     # A lower limit applies from the next append on.
     await target.backend.set_retention(channel, max_messages=1)
     await target.backend.publish(channel, {"n": 8})
-    reply, offsets = await _retained(target, channel, "RET-2")
+    reply, offsets = await _retained(target, channel)
     expect(offsets == [8], clause="RET-2", expected="only offset 8", received=reply)
 
 
@@ -108,7 +109,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
     # have passed since its ts on the server's clock too.
     await asyncio.sleep(AGE_WAIT_S)
     client = await target.client(grants=[grant(channel)])
-    reply, offsets = await _retained(target, channel, "RET-3")
+    reply, offsets = await _retained(target, channel)
     expect(
         old["offset"] not in offsets and reply.get("from") == old["offset"] + 1,
         clause="RET-3",
@@ -117,7 +118,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
         channel=channel,
     )
     if "history" in target.features:
-        page = expect_ok(await client.history(channel), clause="RET-3")
+        page = expect_ok(await client.history(channel))
         expect(
             page["messages"] == [] and page.get("first") is None and page.get("head") == 1,
             clause="RET-3",
@@ -125,7 +126,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
             received=page,
         )
     fresh = await target.backend.publish(channel, {"age": "fresh"})
-    reply, offsets = await _retained(target, channel, "RET-3")
+    reply, offsets = await _retained(target, channel)
     expect(
         offsets == [fresh["offset"]],
         clause="RET-3",
@@ -134,7 +135,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
         channel=channel,
     )
     if "history" in target.features:
-        page = expect_ok(await client.history(channel), clause="RET-3")
+        page = expect_ok(await client.history(channel))
         got = [m.get("offset") for m in page["messages"]]
         expect(
             got == [fresh["offset"]] and page.get("first") == fresh["offset"],
@@ -150,8 +151,8 @@ async def test_retention_removes_only_a_prefix(target: Target) -> None:
     epoch = (await target.backend.publish(channel, {"n": 1}))["epoch"]
     await target.backend.publish_many(channel, 5, [{"n": n} for n in range(2, 7)])
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    await _start(reader, channel, "RET-4")
-    await reader.wait_for_offset(channel, 6, clause="RET-4")
+    await _start(reader, channel)
+    await reader.wait_for_offset(channel, 6)
     before = {m["offset"]: m for m in reader.messages(channel)}
     await target.backend.set_retention(channel, max_messages=3)
     after_publish = await target.backend.publish(channel, {"n": 7})
@@ -161,7 +162,7 @@ async def test_retention_removes_only_a_prefix(target: Target) -> None:
         expected=f"offset 7 in the same epoch {epoch!r}",
         received=after_publish,
     )
-    reply, offsets = await _retained(target, channel, "RET-4")
+    reply, offsets = await _retained(target, channel)
     expect(
         reply.get("epoch") == epoch and offsets == [5, 6, 7],
         clause="RET-4",
@@ -170,8 +171,8 @@ async def test_retention_removes_only_a_prefix(target: Target) -> None:
         channel=channel,
     )
     later = await target.client(grants=[grant(channel, "subscribe")])
-    await _start(later, channel, "RET-4")
-    await later.wait_for_offset(channel, 7, clause="RET-4")
+    await _start(later, channel)
+    await later.wait_for_offset(channel, 7)
     for message in later.messages(channel):
         old = before.get(message["offset"])
         if old is not None:
@@ -194,7 +195,7 @@ async def test_retention_applies_to_one_channel_even_before_messages(target: Tar
     )
     for name in [channel, *untouched]:
         await target.backend.publish_many(name, 5)
-    reply, offsets = await _retained(target, channel, "RET-5")
+    reply, offsets = await _retained(target, channel)
     expect(
         offsets == [4, 5],
         clause="RET-5",
@@ -203,7 +204,7 @@ async def test_retention_applies_to_one_channel_even_before_messages(target: Tar
         channel=channel,
     )
     for name in untouched:
-        reply, offsets = await _retained(target, name, "RET-5")
+        reply, offsets = await _retained(target, name)
         expect(
             offsets == [1, 2, 3, 4, 5],
             clause="RET-5",
@@ -248,7 +249,7 @@ async def test_a_stalled_subscriber_overtaken_by_retention_ends_truncated(target
     await target.backend.set_retention(channel, max_messages=3)
     proxy = await target.proxy()
     slow = await target.client(grants=[grant(channel, "subscribe")], proxy=proxy)
-    expect_ok(await slow.subscribe(channel, from_="beginning"), clause="SIG-2")
+    expect_ok(await slow.subscribe(channel, from_="beginning"))
     data = "x" * min(STALL_MESSAGE_BYTES, target.limits["max_payload_bytes"] - 16)
     # The subscriber stops reading (a black hole towards it) while the channel moves on far
     # past what retention keeps; it is healed long before any ping timeout.
@@ -280,7 +281,7 @@ async def test_a_stalled_subscriber_overtaken_by_retention_ends_truncated(target
     )
     last = delivered[-1] if delivered else 0
     expect_offsets(delivered, range(1, last + 1), clause="SIG-1", channel=channel)
-    reply, _ = await _retained(target, channel, "SIG-2")
+    reply, _ = await _retained(target, channel)
     first = reply.get("from")
     expect(
         isinstance(first, int) and first > last + 1,
