@@ -113,6 +113,7 @@ class Reply(dict[str, Any]):
     a step's failure can name the clause its success rests on (:func:`step_clause`)."""
 
     request: tuple[str, object] | None = None
+    step: str | None = None  # the client's own finding of what a refusal breaks, if it knows
 
     @classmethod
     def to(cls, event: str, payload: object, reply: Mapping[str, Any]) -> Reply:
@@ -123,8 +124,11 @@ class Reply(dict[str, Any]):
 
     @property
     def step_clause(self) -> str | None:
-        """The clause the success of the event answered rests on (:func:`step_clause`)."""
-        return step_clause(*self.request) if self.request is not None else None
+        """The clause the success of the event answered rests on: ``step`` when the client
+        knows better, else :func:`step_clause`."""
+        if self.step is not None or self.request is None:
+            return self.step
+        return step_clause(*self.request)
 
 
 def channel_segment(channel: str) -> str:

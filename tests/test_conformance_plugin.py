@@ -338,6 +338,16 @@ def test_a_refused_step_names_the_clause_its_event_rests_on(
     assert expect_ok(answered) == {"ok": True} and answered.request == (event, payload)
 
 
+def test_a_step_names_what_the_client_knows_its_refusal_breaks() -> None:
+    # A subscribe refused already_subscribed right after the socket's ok unsubscribe: the
+    # client sets the step's clause to UNS-4 (subscribing again), not the resolution's SUB-7.
+    refused = {"ok": False, "error": {"code": "already_subscribed", "message": "still there"}}
+    reply = Reply.to("replay:subscribe", {"channel": "a", "from": "beginning"}, refused)
+    reply.step = "UNS-4"
+    with pytest.raises(ConformanceFailure, match=r"\[UNS-4\]"):
+        expect_ok(reply)
+
+
 def test_a_step_needs_a_reply_that_knows_its_event() -> None:
     with pytest.raises(SuiteError, match="needs clause="):
         expect_ok({"ok": True})
