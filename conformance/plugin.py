@@ -156,7 +156,7 @@ def pytest_runtest_makereport(
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         result.outcome, result.reason = "skipped", reason.removeprefix("Skipped: ")
-    elif report.failed:
+    elif report.failed and result.outcome != FAILED:  # a later teardown error erases no finding
         error = call.excinfo.value if call.excinfo is not None else None
         result.failure = _failure_of(error, report)
         finding = as_failure(error)
