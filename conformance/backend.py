@@ -2,8 +2,9 @@
 
 Every response is logged and checked against its schema (API-4 for error bodies); a violation
 is recorded in the case's event log and fails the case when it ends. Typed helpers
-(``register``, ``publish``, ...) expect success and fail the case otherwise; ``request`` and
-the ``*_raw`` helpers return the raw ``(status, body)`` for cases that test errors.
+(``register``, ``publish``, ...) are steps: unless answered with success and a valid body they
+fail the case at once, naming the step's own clause (SES-1, PUB-1, RET-1, ...), not the case's;
+``request`` and the ``*_raw`` helpers return the raw ``(status, body)`` to test errors with.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -21,17 +21,14 @@ import aiohttp
 import yarl
 
 from conformance import schemas
-from conformance.errors import Indeterminate
+from conformance.errors import ConformanceFailure, Indeterminate
 from conformance.eventlog import KNOWN, KnownEpoch
 from conformance.expectations import fail
 from conformance.protocol import (
     ERROR_STATUS,
     INFO_PATH,
-    ROUTE_INFO,
-    ROUTE_MESSAGES,
-    ROUTE_RETENTION,
     ROUTE_SESSION,
-    ROUTE_SESSIONS,
+    SUCCESS_SCHEMAS,
     messages_path,
     retention_path,
     session_path,
@@ -46,23 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["UNSET", "Backend", "HttpResponse", "Registration"]
 
 REQUEST_TIMEOUT_S: Final = 15.0
-
-# (method, route) -> {status: (schema of the body, clause that defines it)}
-_SUCCESS_SCHEMAS: Final[list[tuple[str, re.Pattern[str], dict[int, tuple[str, str]]]]] = [
-    ("GET", ROUTE_INFO, {200: ("http-info-response", "INF-1")}),
-    (
-        "POST",
-        ROUTE_SESSIONS,
-        {201: ("http-session-response", "SES-1"), 200: ("http-session-response", "SES-2")},
-    ),
-    (
-        "POST",
-        ROUTE_MESSAGES,
-        {201: ("http-publish-response", "PUB-1"), 200: ("http-publish-response", "IDM-7")},
-    ),
-    ("GET", ROUTE_MESSAGES, {200: ("http-history-response", "HIS-1")}),
-    ("PUT", ROUTE_RETENTION, {200: ("http-retention-response", "RET-1")}),
-]
 
 
 class _Unset(enum.Enum):
@@ -132,6 +112,24 @@ class Backend:
         Raises :class:`Indeterminate` when no answer arrives (connection refused or reset,
         timeout).
         """
+        response, _ = await self._exchange(
+            method, path, body, raw, headers, auth, channel, timeout, omit
+        )
+        return response
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: object,
+        raw: bytes | None,
+        headers: Mapping[str, str] | None,
+        auth: bool,
+        channel: str | None,
+        timeout: float,
+        omit: Sequence[str] = (),
+    ) -> tuple[HttpResponse, ConformanceFailure | None]:
+        """:meth:`request`; also returns the violation its answer's body was found to be."""
         sent: dict[str, str] = {"Authorization": f"Bearer {self.api_key}"} if auth else {}
         data: bytes | None = raw
         if body is not UNSET:
@@ -166,8 +164,32 @@ class Backend:
         self.log.record(
             self.actor, "reply", name, channel=channel, op=op, outcome=outcome, payload=shown
         )
-        self._check(method, path, status, parsed, channel)
-        return HttpResponse(status, parsed)
+        return HttpResponse(status, parsed), self._check(method, path, status, parsed, channel)
+
+    async def _step(
+        self,
+        method: str,
+        path: str,
+        *,
+        clause: str,
+        expected: str,
+        statuses: tuple[int, ...] = (200,),
+        body: object = UNSET,
+        auth: bool = True,
+        channel: str | None = None,
+    ) -> HttpResponse:
+        """A request the case relies on (a step): it fails the case at once, naming the step's
+        own ``clause``, unless answered with one of ``statuses`` and a valid body."""
+        response, broken = await self._exchange(
+            method, path, body, None, None, auth, channel, REQUEST_TIMEOUT_S
+        )
+        if response.status not in statuses or not isinstance(response.body, dict):
+            fail(clause, expected, _answer(response), channel=channel)
+        if broken is not None:
+            # Recorded already; the case must not go on with an answer that failed its schema,
+            # or its own clauses would be charged with this step's failure.
+            raise broken
+        return response
 
     def _parse(
         self, name: str, status: int, content: bytes, content_type: str, channel: str | None
@@ -196,8 +218,10 @@ class Backend:
             )
         return parsed
 
-    def _check(self, method: str, path: str, status: int, body: Any, channel: str | None) -> None:
-        """Validate a response body against the schema of its route and status."""
+    def _check(
+        self, method: str, path: str, status: int, body: Any, channel: str | None
+    ) -> ConformanceFailure | None:
+        """Validate a response body against its route's and status's schema; the violation."""
         name = f"{method} {path}"
         problems: list[str] = []
         clause = "API-4"
@@ -211,18 +235,19 @@ class Backend:
             problems = [] if body is None else [f"a 204 has an empty body, got {body!r}"]
         else:
             route = path.partition("?")[0]  # a history read's query names no other route
-            for route_method, pattern, by_status in _SUCCESS_SCHEMAS:
+            for route_method, pattern, by_status in SUCCESS_SCHEMAS:
                 if route_method == method and pattern.match(route) and status in by_status:
                     schema, clause = by_status[status]
                     problems = schemas.validate(schema, body)
-        if problems:
-            self.log.violation(
-                clause,
-                f"a valid body for HTTP {status} on {name}",
-                "; ".join(problems),
-                channel=channel,
-                actor=self.actor,
-            )
+        if not problems:
+            return None
+        return self.log.violation(
+            clause,
+            f"a valid body for HTTP {status} on {name}",
+            "; ".join(problems),
+            channel=channel,
+            actor=self.actor,
+        )
 
     async def register_raw(self, body: object) -> HttpResponse:
         """``POST /replay/v1/sessions`` with ``body`` as given."""
@@ -240,10 +265,9 @@ class Backend:
 
     async def info(self) -> dict[str, Any]:
         """``GET /replay/v1/info`` without the API key (INF-1)."""
-        response = await self.request("GET", INFO_PATH, auth=False)
-        if response.status != 200 or not isinstance(response.body, dict):
-            fail("INF-1", "HTTP 200 with the info object", _answer(response))
-        return response.body
+        info = "HTTP 200 with the info object"
+        step = self._step("GET", INFO_PATH, clause="INF-1", expected=info, auth=False)
+        return dict((await step).body)
 
     async def register(
         self,
@@ -258,15 +282,13 @@ class Backend:
             "client_id": client_id or f"client-{secrets.token_hex(4)}",
             "grants": [dict(g) for g in grants],
         }
-        if subscribe is not None:
-            body["subscribe"] = [dict(s) for s in subscribe]
-        if session_id is not None:
-            body["session_id"] = session_id
-        if ttl_s is not None:
-            body["ttl_s"] = ttl_s
-        status, answer = await self.register_raw(body)
-        if status not in (200, 201) or not isinstance(answer, dict):
-            fail("SES-1", "HTTP 201 (or 200) with a token", _answer(HttpResponse(status, answer)))
+        entries = None if subscribe is None else [dict(s) for s in subscribe]
+        optional = {"subscribe": entries, "session_id": session_id, "ttl_s": ttl_s}
+        body.update({key: value for key, value in optional.items() if value is not None})
+        status, answer = await self._step(
+            "POST", session_path(), clause="SES-1", expected="HTTP 201 (or 200) with a token",
+            statuses=(201, 200), body=body,
+        )  # fmt: skip
         return Registration(
             session_id=str(answer.get("session_id")),
             token=str(answer.get("token")),
@@ -280,15 +302,11 @@ class Backend:
     async def publish(self, channel: str, data: object, id: str | None = None) -> dict[str, Any]:
         """Publish one message; returns the answer body. Fails the case (PUB-1) unless 2xx."""
         body: dict[str, Any] = {"data": data} if id is None else {"data": data, "id": id}
-        status, answer = await self.publish_raw(channel, body)
-        if status not in (200, 201) or not isinstance(answer, dict):
-            fail(
-                "PUB-1",
-                "HTTP 201 with the stored message's offset",
-                _answer(HttpResponse(status, answer)),
-                channel=channel,
-            )
-        return answer
+        response = await self._step(
+            "POST", messages_path(channel), clause="PUB-1", statuses=(201, 200), body=body,
+            expected="HTTP 201 with the stored message's offset", channel=channel,
+        )  # fmt: skip
+        return dict(response.body)
 
     async def publish_many(
         self, channel: str, count: int, data: Sequence[object] | None = None
@@ -315,11 +333,16 @@ class Backend:
         """``GET …/messages?from=&epoch=&limit=`` as answered. An integer ``from`` goes with
         the epoch the case has seen for the channel unless ``epoch`` says otherwise
         (``None``: none at all)."""
+        path = self._history_path(channel, from_, limit, epoch)
+        return await self.request("GET", path, channel=channel)
+
+    def _history_path(
+        self, channel: str, from_: object, limit: object, epoch: str | KnownEpoch | None
+    ) -> str:
         sent_epoch = self.log.epoch_for(channel, from_, epoch)
         pairs = (("from", from_), ("epoch", sent_epoch), ("limit", limit))
         query = {k: v for k, v in pairs if v is not None}
-        path = messages_path(channel) + (f"?{urlencode(query)}" if query else "")
-        return await self.request("GET", path, channel=channel)
+        return messages_path(channel) + (f"?{urlencode(query)}" if query else "")
 
     async def history(
         self,
@@ -330,11 +353,12 @@ class Backend:
         epoch: str | KnownEpoch | None = KNOWN,
     ) -> dict[str, Any]:
         """``GET …/messages`` (feature ``history``), as :meth:`history_raw`; fails the case
-        (HIS-1) unless 200."""
-        response = await self.history_raw(channel, from_, limit, epoch=epoch)
-        if response.status != 200 or not isinstance(response.body, dict):
-            fail("HIS-1", "HTTP 200 with messages", _answer(response), channel=channel)
-        return response.body
+        (HIS-1) unless 200 with a valid body."""
+        path = self._history_path(channel, from_, limit, epoch)
+        response = await self._step(
+            "GET", path, clause="HIS-1", expected="HTTP 200 with messages", channel=channel
+        )
+        return dict(response.body)
 
     async def set_retention(
         self,
@@ -342,18 +366,18 @@ class Backend:
         max_messages: int | _Unset | None = UNSET,
         max_age_s: int | _Unset | None = UNSET,
     ) -> dict[str, Any]:
-        """``PUT …/retention`` (feature ``retention``); ``None`` removes a limit. Expects 200."""
+        """``PUT …/retention`` (feature ``retention``); ``None`` removes a limit. Fails the
+        case (RET-1) unless 200 with a valid body."""
         body = {
             k: v
             for k, v in (("max_messages", max_messages), ("max_age_s", max_age_s))
             if v is not UNSET
         }
-        response = await self.request("PUT", retention_path(channel), body=body, channel=channel)
-        if response.status != 200 or not isinstance(response.body, dict):
-            fail(
-                "RET-1", "HTTP 200 with the retention in force", _answer(response), channel=channel
-            )
-        return response.body
+        response = await self._step(
+            "PUT", retention_path(channel), clause="RET-1", body=body, channel=channel,
+            expected="HTTP 200 with the retention in force",
+        )  # fmt: skip
+        return dict(response.body)
 
 
 def _answer(response: HttpResponse) -> str:

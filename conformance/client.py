@@ -18,7 +18,7 @@ import socketio
 from conformance.errors import ConnectFailed, ConnectionLost, ConnectRefused, NoReply, SuiteError
 from conformance.eventlog import KNOWN, KnownEpoch
 from conformance.expectations import fail
-from conformance.protocol import channel_of
+from conformance.protocol import Reply, channel_of
 from conformance.recorder import Recorder
 from conformance.sio import SocketIOClient, emit_data, new_http_session
 from conformance.text import ranges
@@ -171,9 +171,10 @@ class ReplayClient:
     async def request(
         self, event: str, payload: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Emit ``event`` with one object and return its reply (a dict, as EVT-1 requires)."""
+        """Emit ``event`` with one object; its reply, a dict (EVT-1) that knows what it answers."""
         reply = await self.emit_raw(event, payload, timeout=timeout)
-        return reply if isinstance(reply, dict) else {"ok": None, "invalid_reply": reply}
+        answer = reply if isinstance(reply, dict) else {"ok": None, "invalid_reply": reply}
+        return Reply.to(event, payload, answer)
 
     async def subscribe(
         self,
@@ -190,7 +191,12 @@ class ReplayClient:
         sent_epoch = self.log.epoch_for(channel, from_, epoch)
         fields = {"from": from_, "epoch": sent_epoch, "allow_truncation": allow_truncation}
         payload = _compact(channel=channel, **fields)
-        return await self.request("replay:subscribe", payload, timeout=timeout)
+        known = self.streams.get(channel)
+        ended = known.subscriptions[-1:] if known is not None else []
+        reply = await self.request("replay:subscribe", payload, timeout=timeout)
+        if isinstance(reply, Reply) and _refused_again(ended, reply):
+            reply.step = "UNS-4"  # what the refusal breaks, when the case relied on it
+        return reply
 
     async def unsubscribe(self, channel: str, *, timeout: float | None = None) -> dict[str, Any]:
         """``replay:unsubscribe``."""
@@ -326,9 +332,10 @@ class ReplayClient:
         offset: int,
         *,
         timeout: float = WAIT_TIMEOUT_S,
-        clause: str | None = None,
+        clause: str = "SUB-14",
     ) -> None:
-        """Wait until a message with offset ``offset`` (or above) arrived on ``channel``."""
+        """Wait until a message with offset ``offset`` (or above) arrived on ``channel``; a
+        case judging delivery names its clause, a step fails SUB-14 (delivery from ``from``)."""
         await self.wait_until(
             lambda: any(o >= offset for o in self.offsets(channel)),
             f"offset {offset} delivered on {channel} to {self.name}",
@@ -378,6 +385,14 @@ class ReplayClient:
             connected=False,
         )
         return self._last_disconnect()
+
+
+def _refused_again(ended: list[Span], reply: dict[str, Any]) -> bool:
+    """A subscribe refused ``already_subscribed`` after the socket's ok unsubscribe: being
+    able to subscribe again is what UNS-4 promises."""
+    error = reply.get("error") if reply.get("ok") is False else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return bool(ended) and ended[0].end == "unsubscribe" and code == "already_subscribed"
 
 
 def _compact(**fields: object) -> dict[str, Any]:

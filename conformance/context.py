@@ -13,7 +13,13 @@ import contextvars
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from conformance.errors import CaseTimeout, ConformanceFailure, ConnectionLost, SuiteError
+from conformance.errors import (
+    CaseTimeout,
+    ConformanceFailure,
+    ConnectionLost,
+    ConnectRefused,
+    SuiteError,
+)
 from conformance.eventlog import EventLog, active_log
 
 if TYPE_CHECKING:
@@ -106,15 +112,8 @@ async def run_case(
             raised = CaseTimeout(
                 f"the case did not finish within {timeout:g} s", context.log.tail(limit=15)
             )
-    except ConnectionLost as lost:
-        # The case did not expect a disconnect, so the target dropped a socket instead of
-        # answering an event on it: no reply is an EVT-1 failure, not an error of the suite.
-        raised = ConformanceFailure(
-            "EVT-1",
-            "a reply to every event, the socket staying connected",
-            str(lost),
-            context.log.tail(limit=15),
-        )
+    except (ConnectionLost, ConnectRefused) as exc:
+        raised = _unexpected(exc, context)
     except Exception as exc:
         raised = exc
     finally:
@@ -128,10 +127,25 @@ async def run_case(
             raise raised
         return
     failures = violations[:seen_before_end]
-    if isinstance(raised, ConformanceFailure):
+    # A step may raise a violation it recorded (a setup answer that fails its schema): one
+    # finding, not two.
+    if isinstance(raised, ConformanceFailure) and not any(raised is v for v in violations):
         failures.append(raised)
     failures += violations[seen_before_end:]
     first, rest = failures[0], failures[1:]
     combined = ConformanceFailure(first.clause, first.expected, first.received, first.log)
     combined.others = [*first.others, *rest]
     raise combined from raised
+
+
+def _unexpected(error: ConnectionLost | ConnectRefused, context: CaseContext) -> ConformanceFailure:
+    """The finding a disconnect or a refused connect the case did not expect makes."""
+    if isinstance(error, ConnectionLost):
+        # The target dropped a socket instead of answering an event on it: no reply is an
+        # EVT-1 failure, not an error of the suite.
+        clause, expected = "EVT-1", "a reply to every event, the socket staying connected"
+    else:
+        # expect_refused catches the refusals a case expects; one that escapes refused a
+        # connect the case relied on, with the token of a session it registered (a step).
+        clause, expected = "CON-1", "the connection of a live session accepted"
+    return ConformanceFailure(clause, expected, str(error), context.log.tail(limit=15))

@@ -1,5 +1,9 @@
 """The ``expect`` helpers cases judge with: each fails the case, naming a clause, unless the
 target did what the clause says. A failure carries the end of the running case's event log.
+
+``expect_ok`` without a clause checks a step: an event the case only relies on (a subscribe
+that prepares what the case judges). A refusal then names the clause that event's success
+rests on (``protocol.step_clause``), not the case's own, which the case never reached.
 """
 
 from __future__ import annotations
@@ -8,9 +12,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from conformance.errors import ConformanceFailure, ConnectRefused
+from conformance.errors import ConformanceFailure, ConnectRefused, SuiteError
 from conformance.eventlog import active_log
-from conformance.protocol import channel_of
+from conformance.protocol import Reply, channel_of
 from conformance.text import ranges, summarize
 
 if TYPE_CHECKING:
@@ -59,13 +63,31 @@ def expect(
         fail(clause, expected, received, channel=channel, actor=actor)
 
 
-def expect_ok(reply: object, *, clause: str | None, channel: str | None = None) -> dict[str, Any]:
-    """The reply is an ok reply (``"ok": true``); returns it."""
+def expect_ok(
+    reply: object, *, clause: str | None = None, channel: str | None = None
+) -> dict[str, Any]:
+    """The reply is an ok reply (``"ok": true``); returns it.
+
+    ``clause`` is the one the case judges; without it the reply is a step's, and a failure
+    names the clause its event's success rests on: SUB-7 for a subscribe from ``beginning``,
+    ACK-4 for an ack, ... (``protocol.step_clause``).
+    """
     __tracebackhide__ = True
+    clause = clause or _step_clause(reply)
     channel = channel or channel_of(reply)
     if isinstance(reply, dict) and reply.get("ok") is True:
         return reply
     fail(clause, "an ok reply", reply, channel=channel)
+
+
+def _step_clause(reply: object) -> str:
+    """The clause the success of the event ``reply`` answers rests on."""
+    found = reply.step_clause if isinstance(reply, Reply) else None
+    if found is None:
+        raise SuiteError(
+            f"expect_ok needs clause= for a reply that is not a client's answer: {reply!r:.80}"
+        )
+    return found
 
 
 def expect_error(

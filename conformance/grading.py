@@ -1,5 +1,9 @@
 """Grading (spec §14): every clause passed, failed, not claimed or not covered, from the
-outcomes of the cases that cite it.
+findings of the cases and the outcomes of the cases that cite it.
+
+A clause fails only when a finding names it. A case whose failure names no clause (a crash, a
+timeout) is an *error*: the suite could not judge it, so it decides no clause, yet it still
+fails the run.
 
 Pure functions over :class:`CaseResult` records, so they are testable without running pytest.
 """
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
     from conformance.clauses import Clause
 
 __all__ = [
+    "ERROR",
     "FAILED",
     "NOT_CLAIMED",
     "NOT_COVERED",
@@ -34,6 +39,7 @@ __all__ = [
 
 PASSED: Final = "passed"
 FAILED: Final = "failed"
+ERROR: Final = "error"  # a case outcome only: the case ended without a finding
 NOT_CLAIMED: Final = "not claimed"
 NOT_COVERED: Final = "not covered"
 STATUSES: Final = (PASSED, FAILED, NOT_CLAIMED, NOT_COVERED)
@@ -45,7 +51,7 @@ class CaseResult:
 
     nodeid: str
     clauses: tuple[str, ...]
-    outcome: str = PASSED  # passed | failed | skipped
+    outcome: str = PASSED  # passed | failed (a finding) | error (none) | skipped
     strict: bool = True  # a failure fails the run (False: only SHOULD/MAY clauses failed)
     reason: str = ""  # skip reason, or the failure's headline
     failure: Mapping[str, Any] | None = None  # report.failure_dict(), or clause-less details
@@ -53,15 +59,21 @@ class CaseResult:
 
     @property
     def failed_clauses(self) -> tuple[str, ...]:
-        """Clauses this case fails: the ones its failure names, else all the ones it cites.
+        """The clauses this case fails: exactly the ones its findings name.
 
-        A failure that names its clause says exactly what broke; the case's other clauses were
-        not reached, so the case decides nothing about them.
+        The case's other clauses were not reached (the case stopped first), so the case
+        decides nothing about them; an error names none and decides nothing at all.
         """
         if self.outcome != FAILED:
             return ()
-        named = tuple((self.failure or {}).get("clauses") or ())
-        return named or self.clauses
+        return tuple((self.failure or {}).get("clauses") or ())
+
+    @property
+    def unreached(self) -> tuple[str, ...]:
+        """The cited clauses the case stopped before judging (a failed or errored case)."""
+        if self.outcome not in (FAILED, ERROR):
+            return ()
+        return tuple(c for c in self.clauses if c not in self.failed_clauses)
 
 
 @dataclass
@@ -89,10 +101,11 @@ def grade(
 ) -> list[ClauseVerdict]:
     """The verdict of every clause, in spec order.
 
-    failed: a failure named it (or a failure naming no clause came from a case citing it);
+    failed: a finding (a failure or one found with it) named it, whichever case made it;
     passed: otherwise, a case citing it passed; not claimed: its feature is not advertised, or
     every case citing it was skipped; not covered: no case checked it (always so for internal
-    and withdrawn clauses), or the cases citing it failed first on another clause.
+    and withdrawn clauses), or the cases citing it stopped first, on another clause or on an
+    error (the note says which).
     """
     claimed = set(features)
     results = list(results)
@@ -109,26 +122,36 @@ def grade(
         verdicts.append(verdict)
         if not clause.testable:
             verdict.note = "internal" if clause.internal else "withdrawn"
-            continue
-        if clause.feature and clause.feature not in claimed:
+        elif clause.feature and clause.feature not in claimed:
             verdict.status, verdict.note = NOT_CLAIMED, f"feature {clause.feature}"
-            continue
-        failed = [r for r in results if r.outcome == FAILED and clause.id in r.failed_clauses]
-        citing = [r for r in results if clause.id in r.clauses]
-        passed = [r for r in citing if r.outcome == PASSED]
-        if failed:
-            verdict.status, verdict.cases = FAILED, [r.nodeid for r in failed]
-        elif passed:
-            verdict.status, verdict.cases = PASSED, [r.nodeid for r in passed]
-        elif stopped := [r for r in citing if r.outcome == FAILED]:
-            verdict.cases = [r.nodeid for r in stopped]
-            verdict.note = "not reached: failed first on " + ", ".join(
-                dict.fromkeys(c for r in stopped for c in r.failed_clauses)
-            )
-        elif citing:
-            verdict.status, verdict.cases = NOT_CLAIMED, [r.nodeid for r in citing]
-            verdict.note = next((r.reason for r in citing if r.reason), "")
+        else:
+            _decide(verdict, results)
     return verdicts
+
+
+def _decide(verdict: ClauseVerdict, results: list[CaseResult]) -> None:
+    """Fill in the verdict of a testable, claimed clause from the cases' results."""
+    failed = [r for r in results if verdict.id in r.failed_clauses]
+    citing = [r for r in results if verdict.id in r.clauses]
+    passed = [r for r in citing if r.outcome == PASSED]
+    stopped = [r for r in citing if verdict.id in r.unreached]
+    if failed:
+        verdict.status, verdict.cases = FAILED, [r.nodeid for r in failed]
+    elif passed:
+        verdict.status, verdict.cases = PASSED, [r.nodeid for r in passed]
+    elif stopped:
+        verdict.cases = [r.nodeid for r in stopped]
+        verdict.note = "; ".join(dict.fromkeys(_not_reached(r) for r in stopped))
+    elif citing:
+        verdict.status, verdict.cases = NOT_CLAIMED, [r.nodeid for r in citing]
+        verdict.note = next((r.reason for r in citing if r.reason), "")
+
+
+def _not_reached(result: CaseResult) -> str:
+    """Why a stopped case did not reach its other clauses."""
+    if result.outcome == ERROR or not result.failed_clauses:
+        return f"not reached (case errored: {result.reason or 'no finding'})"
+    return "not reached: failed first on " + ", ".join(result.failed_clauses)
 
 
 def counts(verdicts: Iterable[ClauseVerdict]) -> dict[str, int]:

@@ -22,7 +22,15 @@ import pytest
 from conformance import clauses
 from conformance.driver import Driver
 from conformance.errors import SuiteError
-from conformance.grading import FAILED, CaseResult, ClauseVerdict, as_failure, grade, is_strict
+from conformance.grading import (
+    ERROR,
+    FAILED,
+    CaseResult,
+    ClauseVerdict,
+    as_failure,
+    grade,
+    is_strict,
+)
 from conformance.launch import launch
 from conformance.options import OPTIONS, Settings, add_options, resolve_settings
 from conformance.preflight import PREFLIGHT_EXIT, preflight
@@ -144,18 +152,20 @@ def pytest_runtest_makereport(
         return report
     result = state.results.setdefault(item.nodeid, CaseResult(item.nodeid, spec.clauses))
     result.duration_s += report.duration
-    if report.skipped and result.outcome != FAILED:
+    if report.skipped and result.outcome not in (FAILED, ERROR):
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         result.outcome, result.reason = "skipped", reason.removeprefix("Skipped: ")
-    elif report.failed:
+    elif report.failed and result.outcome != FAILED:  # a later teardown error erases no finding
         error = call.excinfo.value if call.excinfo is not None else None
         result.failure = _failure_of(error, report)
         finding = as_failure(error)
         result.reason = finding.headline if finding is not None else ""
         result.reason = result.reason or str(result.failure["received"])
-        result.outcome = FAILED
-        result.strict = is_strict(result.failed_clauses, _catalog())
+        # Only a finding naming a clause decides one; anything else is an error of the case,
+        # which decides nothing but fails the run all the same (pytest reports it failed).
+        result.outcome = FAILED if result.failure["clauses"] else ERROR
+        result.strict = result.outcome == ERROR or is_strict(result.failed_clauses, _catalog())
         if not result.strict and report.when == "call":
             # A failed SHOULD is reported, not fatal: pytest shows it as an xfail.
             report.outcome = "skipped"
@@ -222,7 +232,7 @@ def _print_summary(config: pytest.Config) -> None:
         reporter.write_line(
             f"target: {impl.get('name', '?')} {impl.get('version', '')} at {target.describe()}"
         )
-    for line in terminal_lines(state.verdicts):
+    for line in terminal_lines(state.verdicts, list(state.results.values())):
         reporter.write_line(line)
     if state.written:
         reporter.write_line(f"report: {state.written[0]} and {state.written[1]}")

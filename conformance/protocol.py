@@ -1,4 +1,5 @@
-"""What the suite knows of replay/1 itself: routes, error codes, features, actions, grants.
+"""What the suite knows of replay/1 itself: routes, error codes, features, actions, grants,
+and the clause each client event's success rests on.
 
 Plain constants and pure functions, one place for each fact the spec states, so that the
 backend client, the cases and the checkers never spell one of them twice.
@@ -29,6 +30,8 @@ __all__ = [
     "ROUTE_RETENTION",
     "ROUTE_SESSION",
     "ROUTE_SESSIONS",
+    "SUCCESS_SCHEMAS",
+    "Reply",
     "channel_of",
     "channel_segment",
     "grant",
@@ -37,6 +40,7 @@ __all__ = [
     "payload_size",
     "retention_path",
     "session_path",
+    "step_clause",
 ]
 
 PROTOCOL: Final = "replay/1"
@@ -49,6 +53,23 @@ ROUTE_SESSIONS: Final = re.compile(rf"^{API}/sessions$")
 ROUTE_SESSION: Final = re.compile(rf"^{API}/sessions/(?P<session>[^/?]+)$")
 ROUTE_MESSAGES: Final = re.compile(rf"^{API}/channels/(?P<channel>[^/?]+)/messages$")
 ROUTE_RETENTION: Final = re.compile(rf"^{API}/channels/(?P<channel>[^/?]+)/retention$")
+
+# (method, route) -> {status: (schema of the body, clause that defines it)}
+SUCCESS_SCHEMAS: Final[list[tuple[str, re.Pattern[str], dict[int, tuple[str, str]]]]] = [
+    ("GET", ROUTE_INFO, {200: ("http-info-response", "INF-1")}),
+    (
+        "POST",
+        ROUTE_SESSIONS,
+        {201: ("http-session-response", "SES-1"), 200: ("http-session-response", "SES-2")},
+    ),
+    (
+        "POST",
+        ROUTE_MESSAGES,
+        {201: ("http-publish-response", "PUB-1"), 200: ("http-publish-response", "IDM-7")},
+    ),
+    ("GET", ROUTE_MESSAGES, {200: ("http-history-response", "HIS-1")}),
+    ("PUT", ROUTE_RETENTION, {200: ("http-retention-response", "RET-1")}),
+]
 
 # The HTTP status of each error code (spec §4.1 table).
 ERROR_STATUS: Final[Mapping[str, int]] = {
@@ -78,6 +99,57 @@ ACTIONS: Final = ("subscribe", "publish", "history")
 # advertise limits.max_ttl_s must accept (SES-6, the bound in http-session-request.json).
 DEFAULT_TTL_S: Final = 3600
 MAX_TTL_S: Final = 30 * 24 * 3600
+
+
+# The clause a client event's success rests on, when a case only relies on it (a step) rather
+# than judging it: a wrongful refusal breaks that clause, not the ones the case is about.
+_STEP_CLAUSES: Final[Mapping[str, str]] = {
+    "replay:unsubscribe": "UNS-1",
+    "replay:ack": "ACK-4",
+    "replay:publish": "PUB-6",
+    "replay:history": "HIS-4",
+}
+
+
+def step_clause(event: str, payload: object) -> str | None:
+    """The clause a successful ``event`` with ``payload`` rests on (None: no such event).
+
+    A subscribe's is the step of the resolution (§6.1) its ``from`` takes: SUB-7 for
+    ``beginning``, SUB-8 for ``latest``, SUB-9 when omitted, SUB-11 for an integer with
+    ``allow_truncation``, and SUB-1 (no check fails, so it starts there) for an integer.
+    """
+    fields = payload if isinstance(payload, Mapping) else {}
+    if event != "replay:subscribe":
+        return _STEP_CLAUSES.get(event)
+    start = fields.get("from")
+    if start is None:
+        return "SUB-9"
+    if start in ("beginning", "latest"):
+        return "SUB-7" if start == "beginning" else "SUB-8"
+    return "SUB-11" if fields.get("allow_truncation") is True else "SUB-1"
+
+
+class Reply(dict[str, Any]):
+    """A client event's reply, knowing the event and payload it answers (``request``), so that
+    a step's failure can name the clause its success rests on (:func:`step_clause`)."""
+
+    request: tuple[str, object] | None = None
+    step: str | None = None  # the client's own finding of what a refusal breaks, if it knows
+
+    @classmethod
+    def to(cls, event: str, payload: object, reply: Mapping[str, Any]) -> Reply:
+        """``reply`` as the answer to ``event`` with ``payload``."""
+        answered = cls(reply)
+        answered.request = (event, payload)
+        return answered
+
+    @property
+    def step_clause(self) -> str | None:
+        """The clause the success of the event answered rests on: ``step`` when the client
+        knows better, else :func:`step_clause`."""
+        if self.step is not None or self.request is None:
+            return self.step
+        return step_clause(*self.request)
 
 
 def channel_segment(channel: str) -> str:

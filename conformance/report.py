@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance.grading import FAILED, counts, failed_ids
+from conformance.grading import ERROR, FAILED, counts, failed_ids
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -43,7 +43,7 @@ def render_json(
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict."""
     outcomes = {
-        o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", "skipped")
+        o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", ERROR, "skipped")
     }
     return {
         "protocol": "replay/1",
@@ -53,13 +53,20 @@ def render_json(
             "cases": outcomes,
             "failed_must": failed_ids(verdicts, strict=True),
             "failed_should": failed_ids(verdicts, strict=False),
+            "errors": [r.nodeid for r in results if r.outcome == ERROR],
         },
         "clauses": [asdict(v) for v in verdicts],
         "cases": [{**asdict(r), "failure": dict(r.failure or {}) or None} for r in results],
         "failures": [
-            {"case": r.nodeid, "strict": r.strict, **dict(r.failure or {})}
+            {
+                "case": r.nodeid,
+                "outcome": r.outcome,
+                "strict": r.strict,
+                **dict(r.failure or {}),
+                "not_reached": list(r.unreached),
+            }
             for r in results
-            if r.outcome == "failed"
+            if r.outcome in (FAILED, ERROR)
         ],
     }
 
@@ -90,23 +97,14 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         f"Failed MUST clauses: {', '.join(summary['failed_must']) or 'none'}.",
         f"Failed SHOULD clauses (reported, not failing the run): "
         f"{', '.join(summary['failed_should']) or 'none'}.",
+        f"Errored cases (no finding, so no clause decided; they fail the run): "
+        f"{len(summary.get('errors', []))}.",
         "",
     ]
     if document["failures"]:
         lines += ["## Failures", ""]
     for failure in document["failures"]:
-        level = "" if failure.get("strict", True) else " (SHOULD: does not fail the run)"
-        lines += [
-            f"### {_cell(failure['case'])}{level}",
-            "",
-            f"- clause: {failure.get('clause') or ', '.join(failure.get('clauses') or []) or '-'}",
-            f"- expected: {_cell(failure.get('expected', ''))}",
-            f"- received: {_cell(failure.get('received', ''))}",
-            *(f"- also: {_cell(also)}" for also in failure.get("also") or []),
-        ]
-        if failure.get("log"):
-            lines += ["", "```", *failure["log"], "```"]
-        lines.append("")
+        lines += _failure_lines(failure)
     lines += [
         "## Clauses",
         "",
@@ -121,6 +119,27 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         )
     lines += ["", "\\* a failed SHOULD clause: reported, but it does not fail the run.", ""]
     return "\n".join(lines)
+
+
+def _failure_lines(failure: Mapping[str, Any]) -> list[str]:
+    """One failed (or errored) case of the report, as Markdown."""
+    level = "" if failure.get("strict", True) else " (SHOULD: does not fail the run)"
+    if failure.get("outcome") == ERROR:
+        level = " (error: the suite could not judge it; fails the run)"
+    named = failure.get("clause") or ", ".join(failure.get("clauses") or []) or "-"
+    lines = [
+        f"### {_cell(failure['case'])}{level}",
+        "",
+        f"- clause: {named}",
+        f"- expected: {_cell(failure.get('expected', ''))}",
+        f"- received: {_cell(failure.get('received', ''))}",
+        *(f"- also: {_cell(also)}" for also in failure.get("also") or []),
+    ]
+    if failure.get("not_reached"):
+        lines.append(f"- not reached: {', '.join(failure['not_reached'])}")
+    if failure.get("log"):
+        lines += ["", "```", *failure["log"], "```"]
+    return [*lines, ""]
 
 
 def report_paths(path: str | Path) -> tuple[Path, Path]:
@@ -140,12 +159,18 @@ def write_report(path: str | Path, document: Mapping[str, Any]) -> tuple[Path, P
     return json_path, md_path
 
 
-def terminal_lines(verdicts: Sequence[ClauseVerdict]) -> list[str]:
-    """The clause summary printed at the end of the run."""
+def terminal_lines(
+    verdicts: Sequence[ClauseVerdict], results: Sequence[CaseResult] = ()
+) -> list[str]:
+    """The clause summary printed at the end of the run (and the cases that errored)."""
     tally = counts(verdicts)
     lines = [", ".join(f"{n} {status}" for status, n in tally.items()) + f" (of {len(verdicts)})"]
     if must := failed_ids(verdicts, strict=True):
         lines.append(f"failed MUST clauses: {', '.join(must)}")
     if should := failed_ids(verdicts, strict=False):
         lines.append(f"failed SHOULD clauses (not failing the run): {', '.join(should)}")
+    if errors := [r.nodeid.split("::")[-1] for r in results if r.outcome == ERROR]:
+        lines.append(
+            f"errored cases (no finding, no clause decided; the run fails): {', '.join(errors)}"
+        )
     return lines

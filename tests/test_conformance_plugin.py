@@ -25,7 +25,7 @@ from aiohttp import web
 
 from conformance import clauses, schemas
 from conformance.backend import Backend
-from conformance.context import run_case
+from conformance.context import current, run_case
 from conformance.driver import Driver
 from conformance.errors import CaseTimeout, ConformanceFailure, ConnectRefused, SuiteError
 from conformance.eventlog import EventLog, active_log
@@ -39,6 +39,7 @@ from conformance.expectations import (
     expect_status,
 )
 from conformance.grading import (
+    ERROR,
     FAILED,
     NOT_CLAIMED,
     NOT_COVERED,
@@ -51,10 +52,11 @@ from conformance.grading import (
 from conformance.launch import LaunchSpec
 from conformance.nodes import expand_command
 from conformance.options import Settings, resolve_settings
-from conformance.protocol import grant
+from conformance.protocol import Reply, grant, step_clause
 from conformance.recorder import Recorder
 from conformance.registry import CASES, CaseSpec, case, spec_of
 from conformance.report import (
+    failure_dict,
     render_json,
     render_markdown,
     report_paths,
@@ -308,6 +310,50 @@ def test_expect_helpers_raise_failures_naming_the_clause() -> None:
         expect_offsets([1, 3], [1, 2, 3], clause="ORD-2")
 
 
+@pytest.mark.parametrize(
+    ("event", "payload", "clause"),
+    [
+        ("replay:subscribe", {"channel": "a", "from": "beginning"}, "SUB-7"),
+        ("replay:subscribe", {"channel": "a", "from": "latest"}, "SUB-8"),
+        ("replay:subscribe", {"channel": "a"}, "SUB-9"),
+        ("replay:subscribe", {"channel": "a", "from": 3, "epoch": "e"}, "SUB-1"),
+        ("replay:subscribe", {"channel": "a", "from": 3, "allow_truncation": True}, "SUB-11"),
+        ("replay:ack", {"channel": "a", "offset": 3, "epoch": "e"}, "ACK-4"),
+        ("replay:unsubscribe", {"channel": "a"}, "UNS-1"),
+        ("replay:publish", {"channel": "a", "data": 1}, "PUB-6"),
+        ("replay:history", {"channel": "a"}, "HIS-4"),
+    ],
+)
+def test_a_refused_step_names_the_clause_its_event_rests_on(
+    event: str, payload: dict[str, Any], clause: str
+) -> None:
+    refused = {"ok": False, "error": {"code": "bad_request", "message": "unknown member"}}
+    with pytest.raises(ConformanceFailure) as raised:
+        expect_ok(Reply.to(event, payload, refused))
+    assert raised.value.clause == clause
+    # The case's own clause, when it judges the event's success itself, wins.
+    with pytest.raises(ConformanceFailure, match=r"\[ACK-5\]"):
+        expect_ok(Reply.to(event, payload, refused), clause="ACK-5")
+    answered = Reply.to(event, payload, {"ok": True})
+    assert expect_ok(answered) == {"ok": True} and answered.request == (event, payload)
+
+
+def test_a_step_names_what_the_client_knows_its_refusal_breaks() -> None:
+    # A subscribe refused already_subscribed right after the socket's ok unsubscribe: the
+    # client sets the step's clause to UNS-4 (subscribing again), not the resolution's SUB-7.
+    refused = {"ok": False, "error": {"code": "already_subscribed", "message": "still there"}}
+    reply = Reply.to("replay:subscribe", {"channel": "a", "from": "beginning"}, refused)
+    reply.step = "UNS-4"
+    with pytest.raises(ConformanceFailure, match=r"\[UNS-4\]"):
+        expect_ok(reply)
+
+
+def test_a_step_needs_a_reply_that_knows_its_event() -> None:
+    with pytest.raises(SuiteError, match="needs clause="):
+        expect_ok({"ok": True})
+    assert step_clause("replay:unknown", {}) is None
+
+
 def test_a_failure_carries_the_recent_log() -> None:
     log = EventLog()
     token = active_log.set(log)
@@ -526,7 +572,13 @@ def _graded(results: list[CaseResult], features: tuple[str, ...] = ()) -> dict[s
 def test_grading_per_clause() -> None:
     results = [
         CaseResult("t::one", ("AAA-1",)),
-        CaseResult("t::two", ("AAA-2",), outcome=FAILED, strict=False),
+        CaseResult(
+            "t::two",
+            ("AAA-2",),
+            outcome=FAILED,
+            strict=False,
+            failure={"clause": "AAA-2", "clauses": ["AAA-2"], "expected": "", "received": ""},
+        ),
         CaseResult("t::three", ("AAA-3",), outcome="skipped", reason="not claimed: feature x"),
         CaseResult("t::five", ("AAA-5",), outcome="skipped", reason="not claimed: durable=true"),
         CaseResult(
@@ -550,15 +602,46 @@ def test_grading_per_clause() -> None:
     assert _graded(results[:1], ("history",))["AAA-3"].status == NOT_COVERED
 
 
-def test_a_failure_naming_no_clause_fails_every_clause_the_case_cites() -> None:
+def test_a_failure_naming_no_clause_is_an_error_that_decides_nothing() -> None:
     crash = {"clause": None, "clauses": [], "expected": "the case to complete", "received": ""}
     results = [
-        CaseResult("t::crash", ("AAA-1", "AAA-6"), outcome=FAILED, failure=crash),
+        CaseResult(
+            "t::crash", ("AAA-1", "AAA-6"), outcome=ERROR, reason="KeyError: 'k'", failure=crash
+        ),
         CaseResult("t::other", ("AAA-6",)),
     ]
+    assert results[0].failed_clauses == () and results[0].unreached == ("AAA-1", "AAA-6")
     graded = _graded(results)
-    assert graded["AAA-1"].status == FAILED and graded["AAA-6"].status == FAILED
-    assert graded["AAA-6"].cases == ["t::crash"]
+    # No finding named AAA-1: the crash decides nothing about it, and fails nothing.
+    assert graded["AAA-1"].status == NOT_COVERED and graded["AAA-1"].cases == ["t::crash"]
+    assert graded["AAA-1"].note == "not reached (case errored: KeyError: 'k')"
+    assert graded["AAA-6"].status == PASSED and graded["AAA-6"].cases == ["t::other"]
+    # Whatever outcome was recorded, a failure naming no clause fails no clause.
+    legacy = CaseResult("t::legacy", ("AAA-1",), outcome=FAILED, failure=crash)
+    assert _graded([legacy])["AAA-1"].status == NOT_COVERED
+
+
+def test_a_setup_step_failure_leaves_the_cases_own_clauses_not_reached() -> None:
+    """The issue's case: a retention PUT refused in the setup of a RET-5 case fails RET-1;
+    RET-5, which the case never reached, is not failed (another case may pass it)."""
+    step = {"clause": "RET-1", "clauses": ["RET-1"], "expected": "HTTP 200", "received": "403"}
+    stopped = CaseResult("t::ret5", ("RET-1", "RET-5"), outcome=FAILED, failure=step)
+    graded = {v.id: v for v in grade(clauses.load(), [stopped], ("retention",))}
+    assert graded["RET-1"].status == FAILED and graded["RET-1"].cases == ["t::ret5"]
+    assert graded["RET-5"].status == NOT_COVERED
+    assert graded["RET-5"].note == "not reached: failed first on RET-1"
+    passing = CaseResult("t::other", ("RET-5",))
+    graded = {v.id: v for v in grade(clauses.load(), [stopped, passing], ("retention",))}
+    assert graded["RET-5"].status == PASSED and graded["RET-5"].cases == ["t::other"]
+
+
+def test_a_clause_named_by_an_also_finding_fails_even_uncited() -> None:
+    found = ConformanceFailure("AAA-1", "x", "y", others=[ConformanceFailure("AAA-5", "u", "v")])
+    result = CaseResult("t::one", ("AAA-1", "AAA-7"), outcome=FAILED, failure=failure_dict(found))
+    graded = _graded([result])
+    assert graded["AAA-1"].status == FAILED and graded["AAA-5"].status == FAILED
+    assert graded["AAA-5"].cases == ["t::one"]
+    assert graded["AAA-7"].note == "not reached: failed first on AAA-1, AAA-5"
 
 
 def test_a_named_failure_leaves_the_other_cited_clauses_to_other_cases() -> None:
@@ -607,6 +690,36 @@ def test_reports_are_written_as_json_and_markdown(tmp_path: Path) -> None:
     assert lines[0].startswith("0 passed, 1 failed") and lines[1] == "failed MUST clauses: AAA-1"
 
 
+def test_an_errored_case_is_reported_as_an_error_with_its_clauses_not_reached() -> None:
+    crash = {
+        "clause": None,
+        "clauses": [],
+        "expected": "the case to complete",
+        "received": "KeyError: 'k'",
+        "also": [],
+        "log": [],
+    }
+    named = {"clause": "AAA-1", "clauses": ["AAA-1"], "expected": "4", "received": "5"}
+    results = [
+        CaseResult("t::crash", ("AAA-5",), outcome=ERROR, reason="KeyError: 'k'", failure=crash),
+        CaseResult("t::one", ("AAA-1", "AAA-6"), outcome=FAILED, failure=named),
+    ]
+    verdicts = grade(clauses.parse(SPEC), results, ())
+    document = render_json({"description": "http://x", "info": {}}, verdicts, results)
+    assert document["summary"]["cases"] == {"passed": 0, "failed": 1, "error": 1, "skipped": 0}
+    assert document["summary"]["errors"] == ["t::crash"]
+    assert document["summary"]["failed_must"] == ["AAA-1"]
+    failures = {f["case"]: f for f in document["failures"]}
+    assert failures["t::crash"]["outcome"] == ERROR
+    assert failures["t::crash"]["not_reached"] == ["AAA-5"]
+    assert failures["t::one"]["not_reached"] == ["AAA-6"]
+    markdown = render_markdown(document)
+    assert "### t::crash (error: the suite could not judge it; fails the run)" in markdown
+    assert "- not reached: AAA-6" in markdown
+    lines = terminal_lines(verdicts, results)
+    assert lines[-1] == "errored cases (no finding, no clause decided; the run fails): crash"
+
+
 # --- the plugin end to end, against a stub target -----------------------------------------------
 
 INNER_CASES = """
@@ -643,6 +756,11 @@ async def test_unclaimed_durability(target):
 @case("INF-2")
 async def test_violation_in_passing(target):
     active_log.get().violation("EVT-1", "a valid reply", "an invalid one")
+
+
+@case("CHN-3")
+async def test_crashes(target):
+    raise KeyError("a bug of the case, not a finding")
 """
 
 INNER_CONFTEST = """
@@ -690,7 +808,8 @@ async def _stub_target() -> web.AppRunner:
     return runner
 
 
-async def test_grading_end_to_end_against_a_stub(tmp_path: Path) -> None:
+async def _run_against_a_stub(tmp_path: Path, *args: str) -> tuple[int, str, dict[str, Any]]:
+    """Run the inner cases against the stub target: exit status, output and JSON report."""
     (tmp_path / "test_inner.py").write_text(INNER_CASES)
     (tmp_path / "conftest.py").write_text(INNER_CONFTEST)
     runner = await _stub_target()
@@ -699,29 +818,47 @@ async def test_grading_end_to_end_against_a_stub(tmp_path: Path) -> None:
         command = [
             sys.executable, "-m", "pytest", str(tmp_path), "-p", "no:cacheprovider", "-rA",
             "--target", f"http://127.0.0.1:{port}", "--api-key", "stub-key",
-            "--replay-report", str(tmp_path / "report"),
+            "--replay-report", str(tmp_path / "report"), *args,
         ]  # fmt: skip
         done = await asyncio.to_thread(
             subprocess.run, command, cwd=tmp_path, capture_output=True, text=True, timeout=120
         )
     finally:
         await runner.cleanup()
-    out = done.stdout
-    assert done.returncode == 1, out + done.stderr
-    assert "2 failed, 1 passed, 2 skipped, 1 xfailed" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    return done.returncode, done.stdout + done.stderr, report
+
+
+async def test_grading_end_to_end_against_a_stub(tmp_path: Path) -> None:
+    status, out, report = await _run_against_a_stub(tmp_path)
+    assert status == 1, out
+    assert "3 failed, 1 passed, 2 skipped, 1 xfailed" in out
     assert "not claimed: feature history" in out and "not claimed: durable=true" in out
     assert "failed MUST clauses: CHN-2, EVT-1" in out  # INF-2's case failed first on EVT-1
     assert "failed SHOULD clauses (not failing the run): MSG-5" in out
-    report = json.loads((tmp_path / "report.json").read_text())
+    assert "errored cases (no finding, no clause decided; the run fails): test_crashes" in out
     statuses = {c["id"]: c["status"] for c in report["clauses"]}
     assert statuses["INF-1"] == "passed" and statuses["HIS-4"] == "not claimed"
     assert statuses["DUR-2"] == "not claimed" and statuses["API-3"] == "not covered"
     assert statuses["INF-2"] == "not covered"
+    assert statuses["CHN-3"] == "not covered"  # the crash named no clause: it fails none
     failures = {f["case"].split("::")[-1]: f for f in report["failures"]}
     assert failures["test_must_fails"]["received"] == "folded"
     assert failures["test_violation_in_passing"]["clause"] == "EVT-1"
     assert not failures["test_should_fails"]["strict"]
+    assert failures["test_crashes"]["outcome"] == "error"
     assert (tmp_path / "report.md").read_text().startswith("# replay/1 conformance report")
+
+
+async def test_an_errored_case_alone_still_fails_the_run(tmp_path: Path) -> None:
+    """A target can never pass by crashing a case: an error decides no clause, yet the run
+    fails, with a non-zero exit status."""
+    status, out, report = await _run_against_a_stub(tmp_path, "-k", "must_passes or crashes")
+    assert status == 1, out
+    assert "1 failed, 1 passed" in out
+    assert report["summary"]["failed_must"] == [] and report["summary"]["errors"]
+    note = next(c["note"] for c in report["clauses"] if c["id"] == "CHN-3")
+    assert note.startswith("not reached (case errored: KeyError"), note
 
 
 # --- the backend client's own checks ------------------------------------------------------------
@@ -749,3 +886,62 @@ async def test_a_queried_history_read_is_checked_against_its_schema() -> None:  
     finally:
         await runner.cleanup()
     assert [v.clause for v in log.violations] == ["HIS-1", "HIS-1"]
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (200, {"ok": False, "error": {"code": "bad_request", "message": "no retention"}}),
+        (403, {"error": {"code": "forbidden", "message": "no retention"}}),
+    ],
+)
+async def test_a_refused_setup_step_fails_its_own_clause_and_nothing_else(
+    status: int, answer: dict[str, Any]
+) -> None:
+    """The issue's RET-5: a retention PUT answered 200 with an error object was taken for a
+    success (its schema violation only recorded), so the case went on and failed RET-5 on the
+    PUT's defect. The step fails RET-1 at once now, as one finding, whatever the refusal."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response(answer, status=status)
+
+    app = web.Application()
+    app.router.add_put("/replay/v1/channels/{channel}/retention", refuse)
+    runner, url = await _serve(app)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def body() -> None:
+                backend = Backend(http, url, "key", current().log)
+                settings = await backend.set_retention("room:a", max_messages=2)
+                expect(
+                    settings.get("max_messages") == 2,
+                    clause="RET-5",
+                    expected="max_messages 2",
+                    received=settings,
+                )
+
+            with pytest.raises(ConformanceFailure) as raised:
+                await run_case(CaseSpec("t.ret5", ("RET-1", "RET-5")), body, 10)
+    finally:
+        await runner.cleanup()
+    assert raised.value.clauses == ["RET-1"], str(raised.value)
+    assert raised.value.others == []
+
+
+async def test_a_refused_connect_the_case_relied_on_fails_con_1() -> None:
+    async def body() -> None:
+        raise ConnectRefused({"message": "unauthorized"})  # what client.connect() raises
+
+    with pytest.raises(ConformanceFailure) as raised:
+        await run_case(CaseSpec("t.sub7", ("SUB-7",)), body, 5)
+    assert raised.value.clauses == ["CON-1"] and "unauthorized" in raised.value.received

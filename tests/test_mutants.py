@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -143,6 +144,27 @@ def test_the_suite_catches(verdicts: dict[str, Verdict], name: str) -> None:
         f"{name} was caught by {verdict.caught_by() or 'an unexpected error'} in {verdict.case}, "
         f"not by one of {sorted(expected)}: {verdict.detail}"
     )
+
+
+def test_a_refused_setup_step_fails_only_its_own_clause(tmp_path: Path) -> None:
+    """Every retention case starts with a retention PUT; refused, it fails RET-1, the clause
+    of that step, and the clauses the cases judge (RET-2 to RET-5) are not reached, never
+    failed. (Before the fix the report marked RET-2 to RET-5 failed as well.)"""
+    report = tmp_path / "report"
+    argv = [
+        sys.executable, "-m", "pytest", "conformance/cases/test_retention.py", "-q",
+        "-p", "no:cacheprovider", f"--replay-report={report}",
+        f"--target-cmd={command('retention-refused')}",
+    ]  # fmt: skip
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    document = json.loads(report.with_suffix(".json").read_text())
+    assert document["summary"]["failed_must"] == ["RET-1"], document["summary"]
+    verdicts = {c["id"]: c for c in document["clauses"]}
+    for clause in ("RET-2", "RET-3", "RET-4", "RET-5"):
+        assert verdicts[clause]["status"] == "not covered", verdicts[clause]
+        assert verdicts[clause]["note"] == "not reached: failed first on RET-1", verdicts[clause]
+    assert {f["clauses"][0] for f in document["failures"]} == {"RET-1"}
 
 
 def test_mutants_stay_out_of_the_shipped_packages() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from conformance import (
+    ConnectionLost,
     ReplayClient,
     Target,
     case,
@@ -188,7 +189,7 @@ async def test_ack_needs_the_subscribe_action(target: Target) -> None:
     # No cursor was written: once allowed, an omitted `from` starts at "latest" (SUB-9).
     again = await target.register([grant(channel, "subscribe")], session_id=session_id)
     reader = await target.client(session=again)
-    reply = expect_ok(await reader.subscribe(channel), clause="ACK-1")
+    reply = expect_ok(await reader.subscribe(channel))
     expect(
         reply.get("from") == 4,
         clause="ACK-1",
@@ -218,7 +219,7 @@ async def test_nothing_arrives_for_an_ungranted_channel(target: Target) -> None:
         grants=[grant(allowed, *actions)],
         subscribe=[{"channel": denied, "from": "beginning"}],
     )
-    expect_ok(await client.subscribe(allowed, from_="beginning"), clause="ACC-5")
+    expect_ok(await client.subscribe(allowed, from_="beginning"))
     # Publishes to both channels race the denied requests.
     requests = [client.subscribe(denied, from_="beginning"), client.subscribe(denied, from_=1)]
     if "history" in target.features:
@@ -231,7 +232,7 @@ async def test_nothing_arrives_for_an_ungranted_channel(target: Target) -> None:
     for reply in replies:
         expect_error(reply, "forbidden", clause="ACC-5")
         expect("messages" not in reply, clause="ACC-5", expected="no messages", received=reply)
-    await client.wait_for_offset(allowed, 20, clause="ACC-5")
+    await client.wait_for_offset(allowed, 20)
     await asyncio.sleep(QUIET_S)
     about = [
         (name, p) for name, p in _events_about(client, denied) if name != "replay:unsubscribed"
@@ -255,10 +256,10 @@ async def test_narrowing_grants_ends_the_subscription(target: Target) -> None:
     client = await target.client(session=session)
     control = await target.client(grants=[grant(lost, "subscribe")])
     for c in (client, control):
-        expect_ok(await c.subscribe(lost, from_="beginning"), clause="ACC-6")
-    expect_ok(await client.subscribe(kept, from_="beginning"), clause="ACC-6")
+        expect_ok(await c.subscribe(lost, from_="beginning"))
+    expect_ok(await client.subscribe(kept, from_="beginning"))
     await target.backend.publish_many(lost, 3)
-    await client.wait_for_offset(lost, 3, clause="ACC-6")
+    await client.wait_for_offset(lost, 3)
     loop = asyncio.get_running_loop()
     # Publishes race the re-registration; then more follow once it has answered.
     racing = asyncio.ensure_future(target.backend.publish_concurrently(lost, 10, 3))
@@ -289,7 +290,7 @@ async def test_narrowing_grants_ends_the_subscription(target: Target) -> None:
         channel=lost,
     )
     expect(again.status == 200, clause="SES-2", expected="HTTP 200", received=again.status)
-    await control.wait_for_offset(lost, after[-1], clause="ACC-6")
+    await control.wait_for_offset(lost, after[-1])
     await target.backend.publish(kept, {"n": 0})
     await client.wait_for_offset(kept, 1, clause="ACC-6")  # the other subscription goes on
     await asyncio.sleep(QUIET_S)
@@ -327,7 +328,7 @@ async def test_grants_are_evaluated_per_operation(target: Target) -> None:
     )
     expect(client.connected, clause="SES-4", expected="still connected", received="disconnected")
     expect_ok(await client.subscribe(second, from_="latest"), clause="ACC-7")
-    expect_ok(await client.unsubscribe(second), clause="ACC-7")
+    expect_ok(await client.unsubscribe(second))
     # Narrowed again: it may not.
     await target.register([grant(first, "subscribe")], session_id=session_id)
     expect_error(await client.subscribe(second, from_="latest"), "forbidden", clause="ACC-7")
@@ -349,7 +350,7 @@ async def test_forbidden_does_not_reveal_whether_a_channel_exists(
     used, unused = target.channel("used"), target.channel("unused")
     await target.backend.publish_many(used, 3)
     owner = await target.client(grants=[grant(used, "subscribe")])
-    expect_ok(await owner.subscribe(used, from_="beginning"), clause="ACC-8")
+    expect_ok(await owner.subscribe(used, from_="beginning"))
     prober = await target.client(grants=[grant(target.channel("other"))])
     errors = []
     # The prober cannot know either channel's epoch; it sends the same made-up one to both
@@ -419,12 +420,12 @@ async def test_one_session_cannot_move_another_sessions_cursor(target: Target) -
     untouched = await target.register(grants, client_id="conformance-shared")
     client_a = await target.client(session=a)
     client_b = await target.client(session=b)
-    expect_ok(await client_b.ack(channel, 2), clause="SES-12")
-    expect_ok(await client_a.ack(channel, 5), clause="SES-12")
-    expect_ok(await client_a.ack(channel, 4), clause="SES-12")
+    expect_ok(await client_b.ack(channel, 2))
+    expect_ok(await client_a.ack(channel, 5))
+    expect_ok(await client_a.ack(channel, 4))
     for session, wanted in ((b, 3), (a, 6), (untouched, 7)):
         resumed = await target.client(session=session)
-        reply = expect_ok(await resumed.subscribe(channel), clause="SES-12")
+        reply = expect_ok(await resumed.subscribe(channel))
         expect(
             reply.get("from") == wanted,
             clause="SES-12",
@@ -441,10 +442,10 @@ async def test_delete_disconnects_every_socket_of_the_session(target: Target) ->
     sockets = [await target.client(session=session) for _ in range(2)]
     control = await target.client(grants=[grant(channel, "subscribe")])
     for client in (*sockets, control):
-        expect_ok(await client.subscribe(channel, from_="beginning"), clause="SES-15")
+        expect_ok(await client.subscribe(channel, from_="beginning"))
     await target.backend.publish_many(channel, 3)
     for client in sockets:
-        await client.wait_for_offset(channel, 3, clause="SES-15")
+        await client.wait_for_offset(channel, 3)
     loop = asyncio.get_running_loop()
     deleted = await target.backend.delete_session(session.session_id)
     start = loop.time()
@@ -460,7 +461,7 @@ async def test_delete_disconnects_every_socket_of_the_session(target: Target) ->
             expected=f"{client.name} disconnected within {BOUND_S:g} s of the 204",
             received=f"after {elapsed:.3f} s",
         )
-    await control.wait_for_offset(channel, 8, clause="SES-15")
+    await control.wait_for_offset(channel, 8)
     for client in sockets:
         late = [o for o in client.offsets(channel) if o > 3]
         expect(
@@ -499,7 +500,7 @@ async def test_deleted_then_registered_again_has_no_cursors(target: Target) -> N
     grants = [grant(channel, "subscribe")]
     old = await target.register(grants, session_id=session_id)
     client = await target.client(session=old)
-    expect_ok(await client.ack(channel, 3), clause="SES-16")
+    expect_ok(await client.ack(channel, 3))
     await client.disconnect()
     expect_status(await target.backend.delete_session(session_id), 204, clause="SES-13")
     new = await target.register(grants, subscribe=[{"channel": channel}], session_id=session_id)
@@ -513,8 +514,8 @@ async def test_deleted_then_registered_again_has_no_cursors(target: Target) -> N
         expected="auto-subscription from 6 (no cursor: latest)",
         received=subscribed,
     )
-    expect_ok(await fresh.unsubscribe(channel), clause="SES-16")
-    reply = expect_ok(await fresh.subscribe(channel), clause="SES-16")
+    expect_ok(await fresh.unsubscribe(channel))
+    reply = expect_ok(await fresh.subscribe(channel))
     expect(
         reply.get("from") == 6,
         clause="SES-16",
@@ -553,9 +554,10 @@ async def test_an_expired_sessions_socket_can_do_nothing(target: Target) -> None
     await asyncio.sleep(max(0.0, registered + 1.2 - loop.time()))
     if not client.connected:
         return  # disconnected already (SES-11): nothing to send on
-    reply = await client.subscribe(channel, from_="beginning")
-    if not client.connected:
-        return
+    try:
+        reply = await client.subscribe(channel, from_="beginning")
+    except ConnectionLost:
+        return  # dropped meanwhile (SES-11), before it answered
     expect_error(reply, "unauthorized", clause="EVT-14", channel=channel)
     await asyncio.sleep(0.3)
     expect(

@@ -191,7 +191,7 @@ async def test_durable_claim_survives_restart(target: Target) -> None:
     epoch = (await target.backend.publish(channel, {"n": 3}))["epoch"]
     await target.restart()
     client = await target.client(grants=[grant(channel, "subscribe")])
-    reply = expect_ok(await client.subscribe(channel, from_="beginning"), clause="INF-4")
+    reply = expect_ok(await client.subscribe(channel, from_="beginning"))
     expect(reply["epoch"] == epoch, clause="INF-4", expected=f"epoch {epoch}", received=reply)
     await client.wait_for_offset(channel, 4, clause="INF-4")
     expect_offsets(client.offsets(channel), [*offsets, 4], clause="INF-4", channel=channel)

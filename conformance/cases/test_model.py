@@ -52,7 +52,7 @@ async def _read(target: Target, channel: str, count: int, clause: str) -> list[d
     """The first ``count`` messages of ``channel``, read by a fresh subscription from
     ``beginning`` (the core way to read a channel, whatever the target's features)."""
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    expect_ok(await reader.subscribe(channel, from_="beginning"), clause=clause)
+    expect_ok(await reader.subscribe(channel, from_="beginning"))
     if count:
         await reader.wait_for_offset(channel, count, clause=clause)
     return reader.messages(channel)[:count]
@@ -187,8 +187,8 @@ async def test_channel_names_are_case_sensitive(target: Target) -> None:
     await target.backend.publish_many(lower, 2)
     await target.backend.publish(upper, {"upper": True})
     client = await target.client(grants=[grant(lower, "subscribe"), grant(upper, "subscribe")])
-    low = expect_ok(await client.subscribe(lower, from_="beginning"), clause="CHN-2")
-    high = expect_ok(await client.subscribe(upper, from_="beginning"), clause="CHN-2")
+    low = expect_ok(await client.subscribe(lower, from_="beginning"))
+    high = expect_ok(await client.subscribe(upper, from_="beginning"))
     expect(
         (low.get("head"), high.get("head")) == (2, 1),
         clause="CHN-2",
@@ -205,7 +205,7 @@ async def test_channel_names_are_case_sensitive(target: Target) -> None:
 async def test_a_never_used_channel_is_empty(target: Target) -> None:
     channel, by_socket, by_http = target.channel(), target.channel("h"), target.channel("b")
     client = await target.client(grants=[grant(channel), grant(by_socket)])
-    reply = expect_ok(await client.subscribe(channel, from_="beginning"), clause="CHN-3")
+    reply = expect_ok(await client.subscribe(channel, from_="beginning"))
     expect(
         reply.get("head") == 0 and reply.get("from") == 1 and isinstance(reply.get("epoch"), str),
         clause="CHN-3",
@@ -214,7 +214,7 @@ async def test_a_never_used_channel_is_empty(target: Target) -> None:
     )
     if "history" in target.features:
         for page in (
-            expect_ok(await client.history(by_socket), clause="CHN-3"),
+            expect_ok(await client.history(by_socket)),
             await target.backend.history(by_http),
         ):
             expect(
@@ -229,7 +229,7 @@ async def test_a_never_used_channel_is_empty(target: Target) -> None:
 async def test_the_epoch_observed_before_the_first_publish_stays(target: Target) -> None:
     channel = target.channel()
     client = await target.client(grants=[grant(channel)])
-    observed = expect_ok(await client.subscribe(channel, from_="latest"), clause="CHN-4")
+    observed = expect_ok(await client.subscribe(channel, from_="latest"))
     epoch = observed.get("epoch")
     first = await target.backend.publish(channel, {"n": 0})
     expect(
@@ -270,7 +270,7 @@ async def test_offsets_are_assigned_densely_by_the_server(target: Target) -> Non
             "replay:publish", {"channel": channel, "data": 1, "offset": 9}
         )
         expect_error(chosen_by_client, "bad_request", clause="OFF-1")
-        reply = expect_ok(await client.publish(channel, {"offset": 1}), clause="OFF-2")
+        reply = expect_ok(await client.publish(channel, {"offset": 1}))
         offsets.append(reply.get("offset"))
     expected = list(range(1, len(offsets) + 1))
     expect(offsets == expected, clause="OFF-2", expected=f"offsets {expected}", received=offsets)
@@ -316,16 +316,16 @@ async def test_head_and_first_describe_the_channel(target: Target) -> None:
     for count in (1, 2, 5):
         await target.backend.publish_many(channel, count - published)
         published = count
-        reply = expect_ok(await client.subscribe(channel, from_="latest"), clause="OFF-4")
+        reply = expect_ok(await client.subscribe(channel, from_="latest"))
         expect(
             reply.get("head") == count and reply.get("from") == count + 1,
             clause="OFF-4",
             expected=f"head {count} (no publish raced this subscribe)",
             received=reply,
         )
-        expect_ok(await client.unsubscribe(channel), clause="OFF-4")
+        expect_ok(await client.unsubscribe(channel))
         if "history" in target.features:
-            page = expect_ok(await client.history(channel), clause="OFF-4")
+            page = expect_ok(await client.history(channel))
             expect(
                 (page.get("first"), page.get("head")) == (1, count),
                 clause="OFF-4",
@@ -355,13 +355,13 @@ async def test_every_reply_and_event_carries_the_one_epoch(target: Target) -> No
     client = await target.client(session=session)
     subscribed = await client.wait_for_event("replay:subscribed", clause="EPO-5")
     seen.append(("replay:subscribed", subscribed.get("epoch")))
-    await client.wait_for_offset(channel, 1, clause="EPO-5")
+    await client.wait_for_offset(channel, 1)
     if "client-publish" in target.features:
-        reply = expect_ok(await client.publish(channel, {"n": 1}), clause="EPO-5")
+        reply = expect_ok(await client.publish(channel, {"n": 1}))
         seen.append(("replay:publish", reply.get("epoch")))
     else:
         await target.backend.publish(channel, {"n": 1})
-    await client.wait_for_offset(channel, 2, clause="EPO-5")
+    await client.wait_for_offset(channel, 2)
     seen += [
         ("replay:messages", p.get("epoch"))
         for name, p in client.events
@@ -374,7 +374,7 @@ async def test_every_reply_and_event_carries_the_one_epoch(target: Target) -> No
         seen.append(("replay:history", (await other.history(channel)).get("epoch")))
         seen.append(("GET messages", (await target.backend.history(channel)).get("epoch")))
     if "cursors" in target.features:
-        expect_ok(await other.ack(channel, 2, epoch=epoch), clause="EPO-2")
+        expect_ok(await other.ack(channel, 2, epoch=epoch))
     for where, got in seen:
         expect(
             got == epoch,
@@ -465,7 +465,7 @@ async def test_data_round_trips_exactly(target: Target) -> None:
         sent += ROUND_TRIP
     reads = [await _read(target, channel, len(sent), "MSG-2")]
     if "history" in target.features:
-        page = expect_ok(await client.history(channel, limit=len(sent)), clause="MSG-2")
+        page = expect_ok(await client.history(channel, limit=len(sent)))
         reads.append(page["messages"])
         reads.append((await target.backend.history(channel, limit=len(sent)))["messages"])
     for messages in reads:
@@ -499,9 +499,9 @@ async def test_ids_are_the_publishers_or_unique(target: Target) -> None:
     answers.append(given)
     client = await target.client(grants=[grant(channel)])
     if "client-publish" in target.features:
-        answers.append(expect_ok(await client.publish(channel, {"n": 11}), clause="MSG-3"))
+        answers.append(expect_ok(await client.publish(channel, {"n": 11})))
         chosen = await client.publish(channel, {"n": 12}, id="client-chosen:2")
-        answers.append(expect_ok(chosen, clause="MSG-3"))
+        answers.append(expect_ok(chosen))
     messages = await _read(target, channel, len(answers), "MSG-3")
     ids = [m.get("id") for m in messages]
     expect(
@@ -666,7 +666,7 @@ async def test_anything_but_one_object_is_a_bad_request(target: Target, event: s
         expect_error(reply, "bad_request", clause="TRN-3", channel=channel)
     # Nothing happened: no subscription (EVT-6), nothing stored.
     expect_error(await client.unsubscribe(channel), "not_subscribed", clause="EVT-6")
-    check = expect_ok(await client.subscribe(channel, from_="latest"), clause="EVT-6")
+    check = expect_ok(await client.subscribe(channel, from_="latest"))
     expect(check.get("head") == 1, clause="EVT-6", expected="head 1", received=check)
 
 

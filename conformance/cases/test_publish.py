@@ -65,7 +65,7 @@ async def test_client_publish_stores_like_a_backend_publish(target: Target) -> N
     channel = target.channel()
     client = await target.client(grants=[grant(channel, "publish")])
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    expect_ok(await reader.subscribe(channel, from_="beginning"), clause="PUB-6")
+    expect_ok(await reader.subscribe(channel, from_="beginning"))
     first = await target.backend.publish(channel, "backend")
     sent: list[tuple[object, str | None]] = []
     replies: list[dict[str, Any]] = []
@@ -156,7 +156,7 @@ async def test_publish_needs_no_subscription(target: Target) -> None:
     channel = target.channel()
     publisher = await target.client(grants=[grant(channel, "publish")])
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    expect_ok(await reader.subscribe(channel, from_="latest"), clause="PUB-7")
+    expect_ok(await reader.subscribe(channel, from_="latest"))
     reply = expect_ok(await publisher.publish(channel, {"n": 0}), clause="PUB-7")
     expect(reply.get("offset") == 1, clause="PUB-7", expected="offset 1", received=reply)
     await reader.wait_for_offset(channel, 1, clause="PUB-7")
@@ -168,9 +168,9 @@ async def test_a_subscribed_publisher_receives_its_own_message(target: Target) -
     publisher = await target.client(grants=[grant(channel, "subscribe", "publish")])
     other = await target.client(grants=[grant(channel, "subscribe")])
     for client in (publisher, other):
-        expect_ok(await client.subscribe(channel, from_="latest"), clause="PUB-7")
+        expect_ok(await client.subscribe(channel, from_="latest"))
     for n in range(3):
-        expect_ok(await publisher.publish(channel, {"n": n}), clause="PUB-7")
+        expect_ok(await publisher.publish(channel, {"n": n}))
     for client in (publisher, other):
         await client.wait_for_offset(channel, 3, clause="PUB-7")
         expect_offsets(client.offsets(channel), [1, 2, 3], clause="PUB-7", channel=channel)
@@ -224,7 +224,7 @@ async def test_backend_duplicate_answers_the_original(target: Target) -> None:
     after = await target.backend.publish(channel, {"v": 3})
     expect(after.get("offset") == 2, clause="IDM-6", expected="offset 2", received=after)
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    expect_ok(await reader.subscribe(channel, from_="beginning"), clause="IDM-6")
+    expect_ok(await reader.subscribe(channel, from_="beginning"))
     await reader.wait_for_offset(channel, 2, clause="IDM-6")
     first = reader.messages(channel)[0]
     expect(
@@ -241,7 +241,7 @@ async def test_client_duplicate_answers_the_original(target: Target) -> None:
     client = await target.client(grants=[grant(channel, "publish")])
     message_id = _message_id()
     await target.backend.publish(channel, {"v": 0})
-    original = expect_ok(await client.publish(channel, {"v": 1}, id=message_id), clause="PUB-6")
+    original = expect_ok(await client.publish(channel, {"v": 1}, id=message_id))
     expect(
         original.get("duplicate") is False,
         clause="PUB-6",
@@ -342,7 +342,7 @@ async def test_backend_and_client_share_one_key_space(target: Target) -> None:
     expect_duplicate_of(
         reply, original, clause="IDM-4", channel=channel, what="client publish of the backend's id"
     )
-    mine = expect_ok(await client.publish(channel, {"v": "c"}, id=client_first), clause="IDM-4")
+    mine = expect_ok(await client.publish(channel, {"v": "c"}, id=client_first))
     body = expect_status(
         await target.backend.publish_raw(channel, {"data": {"v": "c"}, "id": client_first}),
         200,
@@ -362,7 +362,7 @@ async def test_duplicate_recognised_after_retention_removed_the_original(target:
     original = await target.backend.publish(channel, {"v": "original"}, id=message_id)
     await target.backend.publish_many(channel, 3)  # offsets 2..4; retained: 3, 4
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    reply = expect_ok(await reader.subscribe(channel, from_="beginning"), clause="IDM-5")
+    reply = expect_ok(await reader.subscribe(channel, from_="beginning"))
     expect(
         reply.get("from") == 3,
         clause="IDM-5",

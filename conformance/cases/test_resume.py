@@ -71,10 +71,10 @@ async def test_resume_delivers_exactly_the_missed_messages(
     registered = await target.register([grant(channel, "subscribe")])
     proxy = await target.proxy()
     first = await target.client(session=registered, proxy=proxy)
-    reply = expect_ok(await first.subscribe(channel, from_=1), clause="RES-1")
+    reply = expect_ok(await first.subscribe(channel, from_=1))
     epoch = reply["epoch"]
     publisher = Publisher(target, channel)
-    await first.wait_for_offset(channel, 40, clause="RES-1")
+    await first.wait_for_offset(channel, 40)
     # Drop the connection mid-stream while the publishes go on.
     if drop == "abrupt":
         await proxy.cut()
@@ -115,8 +115,8 @@ async def test_resume_on_another_session_sees_the_same_messages(target: Target) 
     channel = target.channel()
     await target.backend.publish_many(channel, 10)
     first = await target.client(grants=[grant(channel, "subscribe")])
-    reply = expect_ok(await first.subscribe(channel, from_=1), clause="RES-2")
-    await first.wait_for_offset(channel, 10, clause="RES-2")
+    reply = expect_ok(await first.subscribe(channel, from_=1))
+    await first.wait_for_offset(channel, 10)
     await first.disconnect()
     # A client with a different session and client id resumes where the first stopped.
     second = await target.client(grants=[grant(f"{channel[:-2]}*", "subscribe")])
@@ -145,7 +145,7 @@ async def test_a_new_connection_has_only_the_auto_subscriptions(target: Target) 
     )
     first = await target.client(session=session)
     await first.wait_for_event("replay:subscribed", clause="CON-4")
-    expect_ok(await first.subscribe(manual, from_="latest"), clause="CON-4")
+    expect_ok(await first.subscribe(manual, from_="latest"))
     # A second connection of the same session, while the first is still connected ...
     second = await target.client(session=session)
     await second.wait_for_event("replay:subscribed", clause="CON-4")
@@ -154,7 +154,7 @@ async def test_a_new_connection_has_only_the_auto_subscriptions(target: Target) 
     third = await target.client(session=session)
     await third.wait_for_event("replay:subscribed", clause="CON-4")
     control = await target.client(grants=[grant(manual, "subscribe")])
-    expect_ok(await control.subscribe(manual, from_="latest"), clause="CON-4")
+    expect_ok(await control.subscribe(manual, from_="latest"))
     for client in (second, third):
         auto_channels = [p.get("channel") for n, p in client.events if n == "replay:subscribed"]
         expect(
@@ -185,16 +185,16 @@ async def test_cursors_outlive_the_connection(target: Target, drop: str) -> None
     session = await target.register([grant(channel, "subscribe")])
     proxy = await target.proxy()
     first = await target.client(session=session, proxy=proxy)
-    expect_ok(await first.subscribe(channel, from_=1), clause="CON-5")
-    await first.wait_for_offset(channel, 5, clause="CON-5")
-    expect_ok(await first.ack(channel, 3), clause="CON-5")
+    expect_ok(await first.subscribe(channel, from_=1))
+    await first.wait_for_offset(channel, 5)
+    expect_ok(await first.ack(channel, 3))
     if drop == "abrupt":
         await proxy.cut()
         await first.wait_disconnected(clause="CON-5")
     else:
         await first.disconnect()
     second = await target.client(session=session)
-    reply = expect_ok(await second.subscribe(channel), clause="CON-5")
+    reply = expect_ok(await second.subscribe(channel))
     expect(
         reply.get("from") == 4,
         clause="CON-5",
@@ -272,7 +272,7 @@ async def test_a_stale_epoch_after_a_restart_is_an_error(target: Target) -> None
     if "cursors" in target.features:
         reply = await client.ack(channel, 2, epoch=old_epoch)
         expect_error(reply, "epoch_mismatch", clause="SIG-4")
-    reply = expect_ok(await client.subscribe(channel, from_="beginning"), clause="SIG-1")
+    reply = expect_ok(await client.subscribe(channel, from_="beginning"))
     expect(
         reply.get("epoch") != old_epoch and reply.get("from") == 1,
         clause="SIG-4",
@@ -310,8 +310,7 @@ async def test_a_resume_past_retention_fails_or_starts_truncated(target: Target)
         await second.subscribe(channel, from_=6, allow_truncation=True), clause="RES-4"
     )
     expect(
-        reply.get("from") == 9
-        and reply.get("truncated") == {"requested": 6, "first_available": 9},
+        reply.get("from") == 9 and reply.get("truncated") == {"requested": 6, "first_available": 9},
         clause="RES-4",
         expected='from 9 with "truncated": {"requested": 6, "first_available": 9}',
         received=reply,

@@ -29,19 +29,20 @@ STALL_MESSAGES: Final = 400
 STALL_MESSAGE_BYTES: Final = 50 * 1024
 
 
-async def _start(client: ReplayClient, channel: str, clause: str) -> dict[str, Any]:
-    """Subscribe from ``beginning`` and return the reply (its ``from`` is ``first``)."""
-    return expect_ok(await client.subscribe(channel, from_="beginning"), clause=clause)
+async def _start(client: ReplayClient, channel: str) -> dict[str, Any]:
+    """Subscribe from ``beginning`` (a step: refused, it fails SUB-7, not the case's clause)
+    and return the reply (its ``from`` is ``first``)."""
+    return expect_ok(await client.subscribe(channel, from_="beginning"))
 
 
-async def _retained(target: Target, channel: str, clause: str) -> tuple[dict[str, Any], list[int]]:
+async def _retained(target: Target, channel: str) -> tuple[dict[str, Any], list[int]]:
     """What ``channel`` retains, seen by a fresh subscription from ``beginning``: its reply
-    and the offsets it delivers up to ``head`` (consecutive, by ORD-2)."""
+    and the offsets it delivers up to ``head`` (consecutive, by ORD-2; steps, as _start)."""
     client = await target.client(grants=[grant(channel, "subscribe")])
-    reply = await _start(client, channel, clause)
+    reply = await _start(client, channel)
     head = reply.get("head")
     if isinstance(head, int) and reply.get("from") != head + 1:
-        await client.wait_for_offset(channel, head, clause=clause)
+        await client.wait_for_offset(channel, head)
     return reply, [o for o in client.offsets(channel) if isinstance(head, int) and o <= head]
 
 
@@ -75,7 +76,7 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
     for head in range(1, 8):
         await target.backend.publish(channel, {"n": head})
         first = max(1, head - limit + 1)
-        reply = await _start(client, channel, "RET-12")
+        reply = await _start(client, channel)
         expect(
             (reply.get("from"), reply.get("head")) == (first, head),
             clause="RET-12",
@@ -84,9 +85,9 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
             channel=channel,
         )
         await client.wait_for_offset(channel, head, clause="RET-12")
-        expect_ok(await client.unsubscribe(channel), clause="RET-12")
+        expect_ok(await client.unsubscribe(channel))
         if "history" in target.features:
-            page = expect_ok(await client.history(channel), clause="RET-12")
+            page = expect_ok(await client.history(channel))
             offsets = [m.get("offset") for m in page["messages"]]
             expect(
                 page.get("first") == first and offsets == list(range(first, head + 1)),
@@ -97,12 +98,12 @@ async def test_max_messages_keeps_the_newest(target: Target) -> None:
     # A lower limit holds after the next append too (that it holds at once is RET-6's case).
     await target.backend.set_retention(channel, max_messages=1)
     await target.backend.publish(channel, {"n": 8})
-    reply, offsets = await _retained(target, channel, "RET-12")
+    reply, offsets = await _retained(target, channel)
     expect(offsets == [8], clause="RET-12", expected="only offset 8", received=reply)
     # A raised limit keeps what is left, and what comes, but gives nothing back.
     await target.backend.set_retention(channel, max_messages=3)
     await target.backend.publish(channel, {"n": 9})
-    reply, offsets = await _retained(target, channel, "RET-12")
+    reply, offsets = await _retained(target, channel)
     expect(
         offsets == [8, 9],
         clause="RET-12",
@@ -121,7 +122,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
     # have passed since its ts on the server's clock too.
     await asyncio.sleep(AGE_WAIT_S)
     client = await target.client(grants=[grant(channel)])
-    reply, offsets = await _retained(target, channel, "RET-3")
+    reply, offsets = await _retained(target, channel)
     expect(
         old["offset"] not in offsets and reply.get("from") == old["offset"] + 1,
         clause="RET-3",
@@ -130,7 +131,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
         channel=channel,
     )
     if "history" in target.features:
-        page = expect_ok(await client.history(channel), clause="RET-3")
+        page = expect_ok(await client.history(channel))
         expect(
             page["messages"] == [] and page.get("first") is None and page.get("head") == 1,
             clause="RET-3",
@@ -138,7 +139,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
             received=page,
         )
     fresh = await target.backend.publish(channel, {"age": "fresh"})
-    reply, offsets = await _retained(target, channel, "RET-3")
+    reply, offsets = await _retained(target, channel)
     expect(
         offsets == [fresh["offset"]],
         clause="RET-3",
@@ -147,7 +148,7 @@ async def test_max_age_removes_old_messages(target: Target) -> None:
         channel=channel,
     )
     if "history" in target.features:
-        page = expect_ok(await client.history(channel), clause="RET-3")
+        page = expect_ok(await client.history(channel))
         got = [m.get("offset") for m in page["messages"]]
         expect(
             got == [fresh["offset"]] and page.get("first") == fresh["offset"],
@@ -163,8 +164,8 @@ async def test_retention_removes_only_a_prefix(target: Target) -> None:
     epoch = (await target.backend.publish(channel, {"n": 1}))["epoch"]
     await target.backend.publish_many(channel, 5, [{"n": n} for n in range(2, 7)])
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    await _start(reader, channel, "RET-4")
-    await reader.wait_for_offset(channel, 6, clause="RET-4")
+    await _start(reader, channel)
+    await reader.wait_for_offset(channel, 6)
     before = {m["offset"]: m for m in reader.messages(channel)}
     await target.backend.set_retention(channel, max_messages=3)
     after_publish = await target.backend.publish(channel, {"n": 7})
@@ -174,7 +175,7 @@ async def test_retention_removes_only_a_prefix(target: Target) -> None:
         expected=f"offset 7 in the same epoch {epoch!r}",
         received=after_publish,
     )
-    reply, offsets = await _retained(target, channel, "RET-4")
+    reply, offsets = await _retained(target, channel)
     expect(
         reply.get("epoch") == epoch and offsets == [5, 6, 7],
         clause="RET-4",
@@ -183,8 +184,8 @@ async def test_retention_removes_only_a_prefix(target: Target) -> None:
         channel=channel,
     )
     later = await target.client(grants=[grant(channel, "subscribe")])
-    await _start(later, channel, "RET-4")
-    await later.wait_for_offset(channel, 7, clause="RET-4")
+    await _start(later, channel)
+    await later.wait_for_offset(channel, 7)
     for message in later.messages(channel):
         old = before.get(message["offset"])
         if old is not None:
@@ -207,7 +208,7 @@ async def test_retention_applies_to_one_channel_even_before_messages(target: Tar
     )
     for name in [channel, *untouched]:
         await target.backend.publish_many(name, 5)
-    reply, offsets = await _retained(target, channel, "RET-5")
+    reply, offsets = await _retained(target, channel)
     expect(
         offsets == [4, 5],
         clause="RET-5",
@@ -216,7 +217,7 @@ async def test_retention_applies_to_one_channel_even_before_messages(target: Tar
         channel=channel,
     )
     for name in untouched:
-        reply, offsets = await _retained(target, name, "RET-5")
+        reply, offsets = await _retained(target, name)
         expect(
             offsets == [1, 2, 3, 4, 5],
             clause="RET-5",
@@ -261,7 +262,7 @@ async def test_a_stalled_subscriber_overtaken_by_retention_ends_truncated(target
     await target.backend.set_retention(channel, max_messages=3)
     proxy = await target.proxy()
     slow = await target.client(grants=[grant(channel, "subscribe")], proxy=proxy)
-    expect_ok(await slow.subscribe(channel, from_="beginning"), clause="SIG-2")
+    expect_ok(await slow.subscribe(channel, from_="beginning"))
     data = "x" * min(STALL_MESSAGE_BYTES, target.limits["max_payload_bytes"] - 16)
     # The subscriber stops reading (a black hole towards it) while the channel moves on far
     # past what retention keeps; it is healed long before any ping timeout.
@@ -293,7 +294,7 @@ async def test_a_stalled_subscriber_overtaken_by_retention_ends_truncated(target
     )
     last = delivered[-1] if delivered else 0
     expect_offsets(delivered, range(1, last + 1), clause="SIG-1", channel=channel)
-    reply, _ = await _retained(target, channel, "SIG-2")
+    reply, _ = await _retained(target, channel)
     first = reply.get("from")
     expect(
         isinstance(first, int) and first > last + 1,
@@ -313,7 +314,7 @@ async def test_lowering_max_messages_trims_before_the_reply(target: Target) -> N
     await target.backend.publish_many(channel, 10)
     await target.backend.set_retention(channel, max_messages=3)
     # No append after the update: what it removes is gone by its reply, and no more.
-    reply, offsets = await _retained(target, channel, "RET-6")
+    reply, offsets = await _retained(target, channel)
     expect(
         (reply.get("from"), reply.get("head")) == (8, 10) and offsets == [8, 9, 10],
         clause="RET-6",
@@ -382,7 +383,7 @@ async def test_lifting_a_limit_restores_nothing(target: Target) -> None:
     await target.backend.publish_many(counted, 5)
     for update in (10, None):
         await target.backend.set_retention(counted, max_messages=update)
-        reply, offsets = await _retained(target, counted, "RET-8")
+        reply, offsets = await _retained(target, counted)
         expect(
             reply.get("from") == 4 and offsets == [4, 5],
             clause="RET-8",
@@ -393,7 +394,7 @@ async def test_lifting_a_limit_restores_nothing(target: Target) -> None:
     await asyncio.sleep(max(0.0, AGE_WAIT_S - (loop.time() - published)))
     # Nothing read `aged` since its message expired; lifting the limit must not bring it back.
     await target.backend.set_retention(aged, max_age_s=None)
-    reply, offsets = await _retained(target, aged, "RET-8")
+    reply, offsets = await _retained(target, aged)
     expect(
         (reply.get("from"), reply.get("head")) == (2, 1) and not offsets,
         clause="RET-8",
@@ -424,7 +425,7 @@ async def test_a_channel_starts_without_limits(target: Target) -> None:
         received=answer,
         channel=channel,
     )
-    reply, offsets = await _retained(target, channel, "RET-9")
+    reply, offsets = await _retained(target, channel)
     expect(
         offsets == list(range(1, 21)),
         clause="RET-9",
@@ -484,7 +485,7 @@ async def test_settings_survive_a_restart_that_keeps_the_epoch(target: Target) -
     epoch, after = await _restart_with_settings(target, channel)
     if after.get("epoch") != epoch:
         pytest.skip("the epoch changed across the restart (RET-11's case judges that)")
-    reply, offsets = await _retained(target, channel, "RET-10")
+    reply, offsets = await _retained(target, channel)
     expect(
         offsets == [3, 4],
         clause="RET-10",
@@ -518,7 +519,7 @@ async def test_a_new_epoch_keeps_the_settings_or_has_none(target: Target) -> Non
         channel=channel,
     )
     head = (await target.backend.publish_many(channel, 3))[-1]
-    reply, offsets = await _retained(target, channel, "RET-11")
+    reply, offsets = await _retained(target, channel)
     wanted = [head - 1, head] if kept == 2 else list(range(1, head + 1))
     expect(
         offsets == wanted,

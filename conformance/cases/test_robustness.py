@@ -37,8 +37,8 @@ from conformance import (
     schemas,
 )
 from conformance.context import current_or_none
-from conformance.protocol import messages_path, retention_path, session_path
 from conformance.eventlog import KNOWN, EventLog
+from conformance.protocol import messages_path, retention_path, session_path
 from conformance.text import summarize
 
 EVENTS: Final = (
@@ -345,7 +345,7 @@ async def test_malformed_payloads_are_bad_requests(target: Target, event: str) -
     witness = target.channel()
     session = await target.register([grant("*")])  # only the payload can be wrong
     client = await target.client(session=session)
-    expect_ok(await client.subscribe(witness, from_="beginning"), clause="ROB-2")
+    expect_ok(await client.subscribe(witness, from_="beginning"))
     for kind, payload in _malformed(target, event, witness):
         try:
             reply = await client.emit_raw(event, payload)
@@ -441,7 +441,7 @@ async def _snapshot(target: Target, channel: str, clause: str) -> object:
     if "history" in target.features:
         return await target.backend.history(channel, limit=100)
     reader = await target.client(grants=[grant(channel, "subscribe")])
-    reply = expect_ok(await reader.subscribe(channel, from_="beginning"), clause=clause)
+    reply = expect_ok(await reader.subscribe(channel, from_="beginning"))
     head = reply.get("head")
     if isinstance(head, int) and head >= 1:
         await reader.wait_for_offset(channel, head, clause=clause)
@@ -449,10 +449,11 @@ async def _snapshot(target: Target, channel: str, clause: str) -> object:
     return {"epoch": reply.get("epoch"), "head": head, "messages": reader.messages(channel)}
 
 
-async def _resume_from(target: Target, session: Any, channel: str, clause: str) -> object:
-    """The ``from`` a new socket of ``session`` resumes at with an omitted ``from``."""
+async def _resume_from(target: Target, session: Any, channel: str) -> object:
+    """The ``from`` a new socket of ``session`` resumes at with an omitted ``from`` (the
+    subscribe is a step: refused, it fails SUB-9)."""
     resumed = await target.client(session=session)
-    reply = expect_ok(await resumed.subscribe(channel), clause=clause)
+    reply = expect_ok(await resumed.subscribe(channel))
     await resumed.disconnect()
     return reply.get("from")
 
@@ -465,9 +466,9 @@ async def test_malformed_requests_leave_stored_data_as_it_was(target: Target) ->
     client = await target.client(session=session)
     cursors = "cursors" in target.features
     if cursors:
-        expect_ok(await client.ack(channel, 1), clause="ROB-4")
+        expect_ok(await client.ack(channel, 1))
     before = await _snapshot(target, channel, "ROB-4")
-    resume_before = await _resume_from(target, session, channel, "ROB-4") if cursors else None
+    resume_before = await _resume_from(target, session, channel) if cursors else None
     too_big = "x" * (target.limits["max_payload_bytes"] + 1)
     malformed: list[tuple[str, object]] = [
         ("replay:publish", {"channel": channel, "data": 1, "bogus": 1}),
@@ -503,7 +504,7 @@ async def test_malformed_requests_leave_stored_data_as_it_was(target: Target) ->
         channel=channel,
     )
     if cursors:
-        resume_after = await _resume_from(target, session, channel, "ROB-4")
+        resume_after = await _resume_from(target, session, channel)
         expect(
             resume_after == resume_before == 2,
             clause="ROB-4",
@@ -527,11 +528,11 @@ async def test_failed_events_have_no_effect(target: Target) -> None:
     client = await target.client(session=session)
     cursors = "cursors" in target.features
     if cursors:
-        expect_ok(await client.ack(channel, 1), clause="EVT-6")
+        expect_ok(await client.ack(channel, 1))
     before = await _snapshot(target, channel, "EVT-6")
     watcher = await target.client(grants=[grant(channel, "subscribe")])
-    expect_ok(await watcher.subscribe(channel, from_="beginning"), clause="EVT-6")
-    await watcher.wait_for_offset(channel, 2, clause="EVT-6")
+    expect_ok(await watcher.subscribe(channel, from_="beginning"))
+    await watcher.wait_for_offset(channel, 2)
     # Subscribes that fail create nothing; one that finds a subscription ends nothing.
     for from_, epoch, code in ((5, KNOWN, "offset_out_of_range"), (1, "stale", "epoch_mismatch")):
         reply = await client.subscribe(channel, from_=from_, epoch=epoch)
@@ -556,7 +557,7 @@ async def test_failed_events_have_no_effect(target: Target) -> None:
     after = await _snapshot(target, channel, "EVT-6")
     expect(after == before, clause="EVT-6", expected=summarize(before), received=after)
     if cursors:
-        resumed = await _resume_from(target, session, channel, "EVT-6")
+        resumed = await _resume_from(target, session, channel)
         expect(resumed == 2, clause="EVT-6", expected="from 2 (cursor 1)", received=resumed)
     # The watcher's subscription survived the failed subscribe and keeps delivering.
     await target.backend.publish(channel, {"n": 2})
@@ -594,7 +595,7 @@ async def test_events_of_unadvertised_features_are_bad_requests(target: Target) 
         event = FEATURE_EVENTS[feature]
         expect_error(await client.request(event, payloads[event]), "bad_request", clause="EVT-5")
     # No effect: nothing stored, no cursor (an omitted from still starts at latest).
-    resumed = await _resume_from(target, session, channel, "EVT-5")
+    resumed = await _resume_from(target, session, channel)
     expect(resumed == 3, clause="EVT-5", expected="from 3 (head 2, no cursor)", received=resumed)
 
 
@@ -722,7 +723,7 @@ async def test_others_keep_working_during_a_flood(target: Target) -> None:
     channel = target.channel()
     flooder = await target.client(grants=[grant("*")], name="flooder")
     witness = await target.client(grants=[grant(channel)], name="witness")
-    expect_ok(await witness.subscribe(channel, from_="beginning"), clause="ROB-5")
+    expect_ok(await witness.subscribe(channel, from_="beginning"))
     big = "x" * (_transport_bound(target) - 1024)
 
     done = asyncio.Event()
@@ -836,7 +837,7 @@ async def test_fuzzed_payloads_get_valid_replies(
 async def test_packets_above_the_transport_bound_harm_no_one_else(target: Target) -> None:
     channel = target.channel()
     witness = await target.client(grants=[grant(channel)], name="witness")
-    expect_ok(await witness.subscribe(channel, from_="beginning"), clause="LIM-2")
+    expect_ok(await witness.subscribe(channel, from_="beginning"))
     offender: ReplayClient = await target.client(grants=[grant("*")], name="offender")
     oversized = "x" * (4 * _transport_bound(target))
     for n in range(3):
@@ -869,6 +870,7 @@ async def test_a_repeated_member_anywhere_in_an_event_is_a_bad_request(target: T
     ]
     for body in repeated:
         ack_id = await raw.send_body(body)
+        assert ack_id is not None  # asked for one
         expect_error(await raw.reply(ack_id), "bad_request", clause="EVT-12")
     # No effect: neither channel is subscribed.
     for channel in (first, second):

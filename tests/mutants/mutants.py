@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
 from reference.core import grants, subscribe_order
+from reference.core.errors import NotFound
 from reference.core.model import Cursor, Session
 from reference.core.subscribe_order import Start
 from reference.core.subscription import CaughtUp, Deliver, End, Trigger, decide
-from reference.core.errors import NotFound
 from reference.server import delivery, http_api, node, socket_api
 from reference.store import memory
 from reference.store.memory import MemoryStore
@@ -334,6 +336,24 @@ def revocation_keeps_socket() -> None:
         return None
 
     node.ReplayNode._drop_session = drop_session  # type: ignore[method-assign]
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+@mutant(
+    "retention-refused",
+    "a retention update is refused although the feature is advertised, with an error object in "
+    "an HTTP 200 answer: no limit is ever set, and every retention case stops at its setup",
+    "RET-1",
+)
+def retention_refused() -> None:
+    async def set_retention(request: web.Request) -> web.Response:
+        http_api._authorize(request)
+        error = {"code": "bad_request", "message": "retention is not enabled"}
+        return web.json_response({"ok": False, "error": error})
+
+    http_api.set_retention = set_retention
 
 
 # --- publishing and robustness ----------------------------------------------------------------
