@@ -148,7 +148,7 @@ def test_the_suite_catches(verdicts: dict[str, Verdict], name: str) -> None:
 
 def test_a_refused_setup_step_fails_only_its_own_clause(tmp_path: Path) -> None:
     """Every retention case starts with a retention PUT; refused, it fails RET-1, the clause
-    of that step, and the clauses the cases judge (RET-2 to RET-5) are not reached, never
+    of that step, and the clauses the cases judge (RET-3 to RET-5, RET-12) are not reached, never
     failed. (Before the fix the report marked RET-2 to RET-5 failed as well.)"""
     report = tmp_path / "report"
     argv = [
@@ -161,7 +161,7 @@ def test_a_refused_setup_step_fails_only_its_own_clause(tmp_path: Path) -> None:
     document = json.loads(report.with_suffix(".json").read_text())
     assert document["summary"]["failed_must"] == ["RET-1"], document["summary"]
     verdicts = {c["id"]: c for c in document["clauses"]}
-    for clause in ("RET-2", "RET-3", "RET-4", "RET-5"):
+    for clause in ("RET-3", "RET-4", "RET-5", "RET-12"):
         assert verdicts[clause]["status"] == "not covered", verdicts[clause]
         assert verdicts[clause]["note"] == "not reached: failed first on RET-1", verdicts[clause]
     assert {f["clauses"][0] for f in document["failures"]} == {"RET-1"}

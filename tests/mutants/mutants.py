@@ -423,6 +423,7 @@ def malformed_closes_socket() -> None:
     "SUB-14",
     "DUR-1",
     "HIS-4",
+    "SUB-1",  # a step subscribing from 1 refused history_truncated: trimmed without retention
 )
 def silent_memory_cap() -> None:
     node.OPTIONAL_FEATURES = tuple(f for f in node.OPTIONAL_FEATURES if f != "retention")
