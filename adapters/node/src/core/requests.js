@@ -37,11 +37,17 @@ export function singleObjectArgument(args) {
   return /** @type {Record<string, unknown>} */ (arg);
 }
 
-/** @param {unknown} v @returns {boolean} */
-function hasBinary(v) {
-  if (Buffer.isBuffer(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return true;
-  if (Array.isArray(v)) return v.some(hasBinary);
-  if (typeof v === 'object' && v !== null) return Object.values(v).some(hasBinary);
+/**
+ * Iterative, since a hostile argument may be nested far deeper than the stack (ROB-7).
+ * @param {unknown} root @returns {boolean}
+ */
+function hasBinary(root) {
+  const stack = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Buffer.isBuffer(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return true;
+    if (typeof v === 'object' && v !== null) stack.push(...Object.values(v));
+  }
   return false;
 }
 

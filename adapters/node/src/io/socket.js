@@ -99,9 +99,9 @@ async function dispatch(ctx, state, name, args, verdict) {
     if (!handler || (handler.feature && !ctx.service.has(handler.feature))) {
       throw new BadRequest(`unknown event ${name}`); // EVT-4, EVT-5
     }
+    if (verdict?.binary) throw new BadRequest('binary attachments are not allowed'); // TRN-3
+    if (verdict?.error) throw new BadRequest(verdict.error.message); // EVT-12, ROB-7
     const payload = singleObjectArgument(args); // TRN-3
-    if (verdict?.binary) throw new BadRequest('binary attachments are not allowed');
-    if (verdict?.error) throw new BadRequest(verdict.error.message); // EVT-12
     checkSchema(ctx.validate, handler.schema, payload); // EVT-3
     const badNumbers = (verdict?.badNumbers ?? []).filter((p) => p[0] === 1).map((p) => p.slice(1));
     outcome = await handler.run(ctx, state, /** @type {any} */ (payload), badNumbers);
