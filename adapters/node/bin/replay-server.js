@@ -29,7 +29,9 @@ const replay = await attachReplay(io, { apiKey: values['api-key'], store: values
 handler = replay.handler;
 
 server.listen(Number(values.port), values.host, () => {
-  console.log(`replay-server (node, store ${values.store.replace(/\/\/.*@/, '//')}) listening on http://${values.host}:${values.port}`);
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address()); // --port 0 picks one
+  const store = values.store.replace(/\/\/.*@/, '//'); // never print a Redis password
+  console.log(`replay-server (node, store ${store}) listening on http://${values.host}:${port}`);
 });
 
 const stop = async () => {
