@@ -10,6 +10,11 @@ import { batches, contiguousFrom } from '../core/batching.js';
 const IDLE_READ_MS = 1000;
 /** FLW-2: packets queued in the engine's write buffer before a subscription waits. */
 const QUEUE_BOUND = 4;
+/**
+ * DLV-3: after a live wake-up, wait this long so that messages published close together
+ * leave in one event: a socket.io client pays per event, not per message.
+ */
+const LIVE_LINGER_MS = 15;
 /** LIF-5: failed store reads in a row before the subscription ends `unavailable`. */
 const MAX_READ_FAILURES = 10;
 
@@ -73,6 +78,7 @@ export class Subscription {
       const messages = contiguousFrom(read.messages, this.next);
       if (messages.length === 0) {
         await this.notifier.wait(this.channel, version, IDLE_READ_MS, this.abort.signal); // LIF-2
+        await sleep(LIVE_LINGER_MS, this.abort.signal);
         continue;
       }
       // ACC-5: grants as they are when the event is produced.
