@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterable
@@ -20,22 +22,19 @@ import aiohttp
 
 @contextlib.asynccontextmanager
 async def reference_server(store: str = "memory") -> AsyncIterator[tuple[str, str]]:
-    """Start ``python -m reference`` on a free port; yield (url, api key)."""
+    """Start ``python -m reference`` on a free port; yield (url, api key).
+
+    ``REPLAY_BENCH_CMD`` runs another server instead: a command with ``{port}`` (given 0),
+    ``{api_key}`` and ``{store}``, whose first line of output ends with its URL.
+    """
     api_key = secrets.token_hex(16)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reference",
-        "--port",
-        "0",
-        "--api-key",
-        api_key,
-        "--store",
-        store,
-        "--log-level",
-        "warning",
-        stdout=subprocess.PIPE,
-    )
+    template = os.environ.get("REPLAY_BENCH_CMD")
+    if template:  # another implementation, e.g. the Node adapter (its first line names the URL)
+        argv = shlex.split(template.format(port=0, api_key=api_key, store=store))
+    else:
+        argv = [sys.executable, "-m", "reference", "--port", "0", "--api-key", api_key,
+                "--store", store, "--log-level", "warning"]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE)
     assert process.stdout is not None
     first = (await process.stdout.readline()).decode()
     url = first.strip().rsplit(" ", 1)[1]
