@@ -8,8 +8,6 @@ when there is none) and runs ``python -m pytest conformance`` in a subprocess.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,16 +16,12 @@ from pathlib import Path
 
 import pytest
 from redis_server import free_port, running_redis
+from suite_runs import ROOT, clean_env, run_suite, verdicts
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "conformance-redis-key"
 NODES = 3
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_")}
 
 
 @contextmanager
@@ -37,7 +31,7 @@ def reference_node(store: str) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "reference", "--port", str(port), f"--api-key={API_KEY}",
          "--store", store, "--log-level", "warning"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -51,23 +45,6 @@ def reference_node(store: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
-
-
-def run_suite(report: Path, *options: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
-         f"--replay-report={report}", *options],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    document: dict[str, object] = json.loads(report.with_suffix(".json").read_text())
-    return document
-
-
-def verdicts(document: dict[str, object]) -> dict[str, str]:
-    clauses = document["clauses"]
-    assert isinstance(clauses, list)
-    return {entry["id"]: entry["status"] for entry in clauses}
 
 
 def test_three_nodes_on_one_redis(tmp_path: Path) -> None:

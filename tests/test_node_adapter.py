@@ -9,21 +9,20 @@ the ``CI`` environment variable is set: CI must run them.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis_server import free_port, running_redis
+from suite_runs import ROOT, clean_env, run_suite, verdicts
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "adapters" / "node"
 SERVER = PACKAGE / "bin" / "replay-server.js"
 API_KEY = "conformance-node-key"
@@ -40,10 +39,6 @@ def _need(tool: str) -> str:
     return found
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_")}
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """``node``, with the package's dependencies installed (``npm ci`` once)."""
@@ -57,48 +52,43 @@ def node() -> str:
     return binary
 
 
-def _run_suite(report: Path, *options: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
-         f"--replay-report={report}", *options],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    document: dict[str, object] = json.loads(report.with_suffix(".json").read_text())
-    return document
-
-
-def _status(document: dict[str, object]) -> dict[str, str]:
-    clauses = document["clauses"]
-    assert isinstance(clauses, list)
-    return {entry["id"]: entry["status"] for entry in clauses}
-
-
 def _claimed_skips(document: dict[str, object]) -> list[str]:
     """Cases skipped although the target claims their feature: only the suite's own
     "no black-box way" skips (a durable=false store keeps no session across a restart) are
     expected, and they name no feature the target lacks."""
-    features = set(document["target"]["info"]["features"])  # type: ignore[index]
+    target: Any = document["target"]
+    cases: list[dict[str, Any]] = document["cases"]  # type: ignore[assignment]
+    features = set(target["info"]["features"])
     skipped = []
-    for case in document["cases"]:  # type: ignore[union-attr]
+    for case in cases:
         reason = str(case.get("reason", ""))
-        if case.get("outcome") == "skipped" and reason.startswith("not claimed: feature "):
-            if reason.removeprefix("not claimed: feature ").split()[0] in features:
-                skipped.append(case["nodeid"])
+        needed = reason.removeprefix("not claimed: feature ").split()[:1]
+        if (
+            case.get("outcome") == "skipped"
+            and reason.startswith("not claimed: feature ")
+            and bool(needed)
+            and needed[0] in features
+        ):
+            skipped.append(case["nodeid"])
     return skipped
 
 
 def test_unit_tests(node: str) -> None:
     done = subprocess.run(
-        [node, "--test", "test/"], cwd=PACKAGE, capture_output=True, text=True, timeout=300, check=False
+        [node, "--test", "test/"],
+        cwd=PACKAGE,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
 def test_memory_store_by_target_cmd(node: str, tmp_path: Path) -> None:
     command = f"{node} {SERVER} --host 127.0.0.1 --port {{port}} --api-key {{api_key}}"
-    document = _run_suite(tmp_path / "memory", f"--target-cmd={command}")
-    status = _status(document)
+    document = run_suite(tmp_path / "memory", f"--target-cmd={command}")
+    status = verdicts(document)
     assert document["target"]["info"]["durable"] is False  # type: ignore[index]
     assert status["DUR-3"] == "passed", status  # the SIGKILL-restart cases ran
     assert not _claimed_skips(document)
@@ -110,7 +100,7 @@ def _adapter_node(node: str, store: str) -> Iterator[str]:
     process = subprocess.Popen(
         [node, str(SERVER), "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY,
          "--store", store],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -131,8 +121,8 @@ def test_two_processes_on_one_redis(node: str, tmp_path: Path) -> None:
     with running_redis(tmp_path / "redis", aof=False) as redis, ExitStack() as nodes:
         urls = [nodes.enter_context(_adapter_node(node, redis.url())) for _ in range(CLUSTER_NODES)]
         targets = [option for url in urls for option in ("--target", url)]
-        document = _run_suite(tmp_path / "cluster", *targets, f"--api-key={API_KEY}")
-    status = _status(document)
+        document = run_suite(tmp_path / "cluster", *targets, f"--api-key={API_KEY}")
+    status = verdicts(document)
     assert "cluster" in document["target"]["info"]["features"]  # type: ignore[index]
     assert all(status[f"CLU-{n}"] == "passed" for n in range(1, 5)), status
     assert not _claimed_skips(document)
