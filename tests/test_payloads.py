@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from multidict import MultiDict
 
 from reference.core import ijson, payloads
 from reference.core.errors import BadRequest, PayloadTooLarge
@@ -176,6 +177,13 @@ def test_history_query(query: dict[str, str], parsed: tuple[object, object, obje
 )
 def test_bad_history_query(query: dict[str, str]) -> None:  # HIS-2, HIS-9
     with pytest.raises(BadRequest):
+        payloads.parse_http_history("room:1", query)
+
+
+@pytest.mark.parametrize("name", ["from", "epoch", "limit"])
+def test_a_repeated_query_parameter_is_refused(name: str) -> None:  # HIS-13
+    query = MultiDict([("from", "1"), ("epoch", "e1"), ("limit", "5"), (name, "2")])
+    with pytest.raises(BadRequest, match="more than once"):
         payloads.parse_http_history("room:1", query)
 
 

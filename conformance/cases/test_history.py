@@ -18,7 +18,7 @@ from conformance import (
     grant,
 )
 from conformance.eventlog import KNOWN, KnownEpoch
-from conformance.protocol import ERROR_STATUS
+from conformance.protocol import ERROR_STATUS, messages_path
 
 ROUTES = ["socket", "http"]
 
@@ -306,3 +306,42 @@ async def test_paging_is_lossless(target: Target, route: str) -> None:
         expected="280 distinct messages",
         received=f"{len(set(map(str, ids)))} distinct ids",
     )
+
+
+@case("HIS-13", "HIS-2")
+async def test_a_repeated_query_parameter_is_a_bad_request(target: Target) -> None:
+    channel = target.channel()
+    await target.backend.publish_many(channel, 3)
+    epoch = target.log.epoch_of(channel)
+    path = messages_path(channel)
+    for query in (
+        f"from=1&from=2&epoch={epoch}",
+        f"from=1&epoch={epoch}&epoch={epoch}",
+        "limit=1&limit=2",
+    ):
+        answer = await target.backend.request("GET", f"{path}?{query}", channel=channel)
+        expect(
+            answer.status == 400 and _code(answer.body) == "bad_request",
+            clause="HIS-13",
+            expected=f"400 bad_request for ?{query}",
+            received=f"HTTP {answer.status} {answer.body}",
+            channel=channel,
+        )
+    # Another name may be ignored or refused; ignored, the read is the read without it.
+    answer = await target.backend.request("GET", f"{path}?limit=2&_=1", channel=channel)
+    ignored = answer.status == 200 and isinstance(answer.body, dict)
+    expect(
+        ignored or (answer.status == 400 and _code(answer.body) == "bad_request"),
+        clause="HIS-13",
+        expected="200 as if without _=1, or 400 bad_request",
+        received=f"HTTP {answer.status} {answer.body}",
+        channel=channel,
+    )
+    if ignored:
+        offsets = [m.get("offset") for m in answer.body.get("messages", [])]
+        expect_offsets(offsets, [1, 2], clause="HIS-13", channel=channel)
+
+
+def _code(body: object) -> object:
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None

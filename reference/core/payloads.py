@@ -260,7 +260,12 @@ def parse_http_publish(channel: str, body: object, max_payload_bytes: int) -> Pu
 
 
 def parse_http_history(channel: str, query: Mapping[str, str]) -> HistoryRequest:
-    """``?from=&epoch=&limit=`` of the history route (HIS-2, HIS-9)."""
+    """``?from=&epoch=&limit=`` of the history route (HIS-2, HIS-9, HIS-13). ``query`` may be a
+    multi-mapping (aiohttp's): its ``items()`` then list a repeated name once per value."""
+    names = [name for name, _ in query.items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # HIS-13: which one would count?
+        raise BadRequest(f"query parameter(s) given more than once: {_short(repeated)}")
     unknown = set(query) - {"from", "epoch", "limit"}
     if unknown:
         raise BadRequest(f"unknown query parameter(s) {_short(sorted(unknown))}")
