@@ -247,19 +247,20 @@ async def test_bookkeeping_after_the_message_is_stored_never_fails_the_publish(
         ),
         lambda: AutoReconnect("primary stepped down"),
     )
+    assert (await store.append("c", payload(1), None)).offset == 2
+    assert stepped_down.hits > 0
+    stepped_down.stop()
     claim_lost = faulty.fail(  # the claim itself is written; recording its offset fails
         lambda coll, method: coll == "idempotency" and method == "update_one",
         lambda: AutoReconnect("primary stepped down"),
         skip=1,
     )
     result = await store.append("c", payload("kept"), "k")
-    assert (result.offset, result.duplicate) == (2, False)
-    assert stepped_down.hits > 0 and claim_lost.hits > 0
-    stepped_down.stop()
+    assert (result.offset, result.duplicate, claim_lost.hits) == (3, False, 1)
     claim_lost.stop()
     again = await store.append("c", payload("retry"), "k")
-    assert (again.offset, again.duplicate) == (2, True)  # IDM-6: stored once
-    assert [m.data for m in (await store.read("c", 2, 10)).messages] == ["kept"]
+    assert (again.offset, again.duplicate) == (3, True)  # IDM-6: stored once
+    assert [m.data for m in (await store.read("c", 3, 10)).messages] == ["kept"]
 
 
 async def test_a_message_stored_but_not_yet_copied_out_is_read_and_completed(
