@@ -18,7 +18,9 @@ standalone, its own), and a failover cannot roll it back. It reads with ``readCo
 majority`` on a replica set or sharded cluster, so a read never returns what a failover may
 still roll back, and it reads from the primary whatever the connection string asks, so a
 read after a write sees it (PUB-10). On a standalone nothing rolls back, and ``local`` reads
-what every write acknowledged.
+what every write acknowledged; it may also read a write whose journal flush is still under way
+(``majority`` means the same there), which only a crash in that instant loses, before its
+publisher was told it succeeded.
 
 A persistent deployment that cannot journal (``--nojournal``, before MongoDB 6.1) is refused:
 after a crash it would come back with the channels' epochs but without the writes since its
