@@ -105,6 +105,9 @@ class YieldingDatabase:
     def __getitem__(self, name: str) -> _YieldingCollection:
         return _YieldingCollection(self.inner[name])
 
+    def __getattr__(self, name: str) -> Any:  # ``command`` and the like, unchanged
+        return getattr(self.inner, name)
+
 
 # --- real MongoDB --------------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
-"""MongoStore specifics, on mongomock and (with Docker) a real MongoDB: indexes, crash
-recovery of the offset counter, idempotency claims, lost epochs; and ``open_store`` URLs.
+"""MongoStore specifics, on mongomock and (with Docker) a real MongoDB: indexes, publishers
+that die after their commit, idempotency claims, lost epochs; and ``open_store`` URLs.
 
-The store contract itself is in ``test_store_contract.py``.
+The store contract itself is in ``test_store_contract.py``; races between nodes and failures
+of the deployment are in ``test_store_mongo_races.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,6 +20,7 @@ from reference.core.payloads import RetentionUpdate, encode_payload
 from reference.store import MemoryStore, Store, open_store
 from reference.store.mongo import MongoStore
 from reference.store.mongo_collection import Collection, Database
+from reference.store.mongo_log import element
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock, StoreFactory
@@ -43,17 +45,19 @@ async def open_mongo(mongo: tuple[StoreFactory, Any]) -> tuple[MongoStore, Any]:
 
 
 def claim(
-    channel: str, epoch: str, *, claimed_at: int, offset: int | None = None
+    channel: str, epoch: str, clock: FakeClock, *, age_s: float, offset: int | None = None
 ) -> dict[str, Any]:
-    """An idempotency key document as another (perhaps dead) publisher left it."""
-    expires_ms = claimed_at + WINDOW_MS
+    """An idempotency key document as another (perhaps dead) publisher left it ``age_s`` ago:
+    the claim time on the server's clock, the window on the store's."""
+    expires_ms = clock() - round(age_s * 1000) + WINDOW_MS
     return {
         "channel": channel,
         "id": "k",
         "epoch": epoch,
         "owner": "someone-else",
+        "fence": 0,
         "offset": offset,
-        "claimed_at": claimed_at,
+        "claimed_at": datetime.now(UTC) - timedelta(seconds=age_s),
         "expires_ms": expires_ms,
         "expires_at": datetime.fromtimestamp(expires_ms / 1000, tz=UTC),
     }
@@ -74,10 +78,10 @@ async def test_indexes_exist_after_open(mongo: tuple[StoreFactory, Any]) -> None
     assert ("channel", "epoch", "id") in messages
     keys = await indexes("idempotency")
     assert keys[("channel", "id")].get("unique") is True
-    assert ("expires_at",) in keys
+    assert keys[("expires_at",)].get("expireAfterSeconds") == 0
     sessions = await indexes("sessions")
     assert sessions[("token_hash",)].get("unique") is True
-    assert ("_id.session",) in await indexes("cursors")
+    assert sessions[("gone_at",)].get("expireAfterSeconds") == 0  # cursors go with them
 
 
 async def test_open_is_idempotent(mongo: tuple[StoreFactory, Any]) -> None:
@@ -111,42 +115,45 @@ def test_driver_objects_fit_the_protocols() -> None:
 # --- offsets after a crash ----------------------------------------------------------------
 
 
-async def test_crash_between_insert_and_counter_advance(
+async def test_a_publisher_that_dies_after_its_commit_leaves_no_hole(
     mongo: tuple[StoreFactory, Any], clock: FakeClock
 ) -> None:
     store, db = await open_mongo(mongo)
     for i in range(3):
         await store.append("c", payload(i), None)
-    epoch = (await store.state("c")).epoch
-    # A publisher inserted offset 4 and died before its ``$max`` on the counter.
-    ghost = {"channel": "c", "epoch": epoch, "offset": 4, "id": "ghost", "ts": clock()}
-    await db["messages"].insert_one({**ghost, "data": '"ghost"', "size": 7})
-    assert (await db["channels"].find_one({"_id": "c"}))["head"] == 3
+    # A publisher committed offset 4 and died before copying its message out.
+    ghost = await store.log.commit("c", element("ghost", clock(), '"ghost"', 7, None))
+    assert ghost is not None and ghost.offset == 4
+    assert await db["messages"].find_one({"channel": "c", "offset": 4}) is None
     state = await store.state("c")
-    assert (state.first, state.head) == (1, 4)  # OFF-4: readers see the real head
+    assert (state.first, state.head) == (1, 4)  # OFF-4
     read = await store.read("c", 1, 10)
-    assert [m.offset for m in read.messages] == [1, 2, 3, 4]
-    assert read.state.head == 4
-    after = await store.append("c", payload("after"), None)
-    assert after.offset == 5  # OFF-2: no offset shared, none skipped
-    assert (await db["channels"].find_one({"_id": "c"}))["head"] == 5
+    assert [m.data for m in read.messages] == [0, 1, 2, "ghost"]  # DUR-1: served from pending
+    assert (await store.append("c", payload("after"), None)).offset == 5  # OFF-2
+    clock.advance(store.leftover_s + 1)
+    assert (await store.append("c", payload("later"), None)).offset == 6
+    # The next publisher past the leftover time copied it out, and pending is empty again.
+    assert await db["messages"].count_documents({"channel": "c"}) == 6
+    assert (await db["channels"].find_one({"_id": "c"}))["pending"] == []
+    assert [m.offset for m in (await store.read("c", 1, 10)).messages] == [1, 2, 3, 4, 5, 6]
 
 
-async def test_lagging_counter_survives_age_trimming(
+async def test_a_left_over_message_past_the_age_limit_is_trimmed_not_reused(
     mongo: tuple[StoreFactory, Any], clock: FakeClock
 ) -> None:
     store, db = await open_mongo(mongo)
     await store.set_retention("c", RetentionUpdate(max_age_s=10))
     await store.append("c", payload(1), None)
-    epoch = (await store.state("c")).epoch
-    ghost = {"channel": "c", "epoch": epoch, "offset": 2, "id": "ghost", "ts": clock()}
-    await db["messages"].insert_one({**ghost, "data": "0", "size": 1})
+    assert await store.log.commit("c", element("ghost", clock(), "0", 1, None)) is not None
     clock.advance(60)
     await store.set_retention("c", RetentionUpdate(max_age_s=10))  # trims everything
     state = await store.state("c")
     assert (state.first, state.head) == (None, 2)
     assert await db["messages"].find_one({"channel": "c"}) is None
     assert (await store.append("c", payload(3), None)).offset == 3  # OFF-3: 2 not reused
+    assert await db["messages"].count_documents({"channel": "c"}) == 1  # the ghost stays gone
+    assert [m.data for m in (await store.read("c", 1, 10)).messages] == []
+    assert [m.data for m in (await store.read("c", 3, 10)).messages] == [3]
 
 
 async def test_lost_channel_document_gives_new_epoch(mongo: tuple[StoreFactory, Any]) -> None:
@@ -177,33 +184,38 @@ async def test_stale_pending_claim_is_taken_over(
 ) -> None:
     store, db = await open_mongo(mongo)
     epoch = (await store.state("c")).epoch
-    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=clock() - 11_000))
+    await db["idempotency"].insert_one(claim("c", epoch, clock, age_s=11))
     result = await store.append("c", payload("mine"), "k")
     assert (result.offset, result.duplicate) == (1, False)
     key = await db["idempotency"].find_one({"channel": "c", "id": "k"})
     assert (key["offset"], key["owner"] != "someone-else") == (1, True)
+    assert key["fence"] == (await db["channels"].find_one({"_id": "c"}))["fence"] == 1
     assert (await store.append("c", payload("again"), "k")).duplicate is True
 
 
-async def test_stale_claim_with_stored_message_is_completed(
-    mongo: tuple[StoreFactory, Any], clock: FakeClock
+@pytest.mark.parametrize("where", ["pending", "copied"])
+async def test_stale_claim_with_committed_message_is_completed(
+    mongo: tuple[StoreFactory, Any], clock: FakeClock, where: str
 ) -> None:
     store, db = await open_mongo(mongo)
     epoch = (await store.state("c")).epoch
-    died_at = clock() - 11_000
-    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=died_at))
-    # The dead publisher had stored its message, but neither recorded it nor moved the counter.
-    stored = {"channel": "c", "epoch": epoch, "offset": 1, "id": "k", "ts": died_at}
-    await db["messages"].insert_one({**stored, "data": '"theirs"', "size": 8})
+    await db["idempotency"].insert_one(claim("c", epoch, clock, age_s=11))
+    # The dead publisher had committed its message, but not recorded it (nor, perhaps, copied).
+    theirs = element("k", clock() - 11_000, '"theirs"', 8, "someone-else")
+    committed = await store.log.commit("c", theirs, epoch=epoch, fence=0)
+    assert committed is not None
+    if where == "copied":
+        await store.log.settle(committed)
     result = await store.append("c", payload("retry"), "k")
     assert (result.offset, result.duplicate) == (1, True)  # IDM-6: stored once
     assert [m.data for m in (await store.read("c", 1, 10)).messages] == ["theirs"]
+    assert (await db["idempotency"].find_one({"channel": "c", "id": "k"}))["offset"] == 1
 
 
 async def test_pending_claim_is_awaited(mongo: tuple[StoreFactory, Any], clock: FakeClock) -> None:
     store, db = await open_mongo(mongo)
     epoch = (await store.state("c")).epoch
-    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=clock()))
+    await db["idempotency"].insert_one(claim("c", epoch, clock, age_s=0))
     waiting = asyncio.create_task(store.append("c", payload("second"), "k"))
     await asyncio.sleep(0.05)
     assert not waiting.done()
@@ -218,7 +230,7 @@ async def test_pending_claim_that_never_completes(
     store, db = await open_mongo(mongo)
     store.claims.wait_s = 0.05
     epoch = (await store.state("c")).epoch
-    await db["idempotency"].insert_one(claim("c", epoch, claimed_at=clock()))
+    await db["idempotency"].insert_one(claim("c", epoch, clock, age_s=0))
     with pytest.raises(Unavailable):
         await store.append("c", payload("x"), "k")
     assert (await store.state("c")).head == 0
@@ -228,7 +240,7 @@ async def test_key_from_a_lost_epoch_is_ignored(
     mongo: tuple[StoreFactory, Any], clock: FakeClock
 ) -> None:
     store, db = await open_mongo(mongo)
-    await db["idempotency"].insert_one(claim("c", "old-epoch", claimed_at=clock(), offset=5))
+    await db["idempotency"].insert_one(claim("c", "old-epoch", clock, age_s=0, offset=5))
     result = await store.append("c", payload("x"), "k")
     assert (result.offset, result.duplicate) == (1, False)
 
@@ -258,7 +270,7 @@ async def test_open_store_mongodb(url: str, database: str, clock: FakeClock) -> 
     try:
         assert isinstance(store, MongoStore)
         assert store.database_name == database
-        assert (store.durable, store.shared) == (True, True)
+        assert (store.durable, store.shared) == (False, True)  # decided by open()
         assert (store.clock, store.idempotency_window_s) == (clock, 60)
     finally:
         await store.close()

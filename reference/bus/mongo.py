@@ -2,17 +2,22 @@
 
 Theory of operation
 -------------------
-Publishing takes the next number of a counter (``bus_seq``, one ``$inc``) and inserts the event
-under that number as ``_id`` into ``bus``. Every node reads ``bus`` from its *watermark*, the
-highest number below which it has seen every event, so events are read in order whatever the
-nodes' clocks. This needs nothing but plain CRUD, so it runs on a standalone mongod and on
-mongomock. On a replica set a change stream on ``bus`` also wakes the reader at each insert,
-making delivery immediate; without one the reader polls every ``poll_interval_s`` (the 1 s of
-CLU-2 and CLU-4 leave ample room), and with one it still polls, less often, as a safety net.
+Publishing takes the next number of a counter (``bus_seq``, one ``$inc``) and inserts the
+node's events under that number as ``_id`` into ``bus``. The counter is one document for the
+whole cluster, so a node does not take a number per event: events published while the node's
+previous insert is under way wait for it and then go together, in one document under one
+number (a group commit). The cost is one round trip of latency at most, and under load the
+counter moves once per batch per node rather than once per publish. Every node reads ``bus``
+from its *watermark*, the highest number below which it has seen every batch, so events are
+read in order whatever the nodes' clocks. This needs nothing but plain CRUD, so it runs on a
+standalone mongod and on mongomock. On a replica set a change stream on ``bus`` also wakes
+the reader at each insert, making delivery immediate; without one the reader polls every
+``poll_interval_s`` (the 1 s of CLU-2 and CLU-4 leave ample room), and with one it still
+polls, less often, as a safety net.
 
 Numbers are taken before the insert, so a reader can see ``n + 1`` before ``n``: it then waits
 for ``n`` up to ``gap_wait_s``. A number still missing after that belongs to a publisher that
-failed between its two steps (its outbox resends the event under a new number) or to an event
+failed between its two steps (its outbox resends the events under a new number) or to a batch
 already pruned; the reader moves past it and catches up (``RemoteBus._missed``), as it does
 after a failed poll, since events may have expired meanwhile. Events older than ``keep_s`` are
 removed by a TTL index.
@@ -56,6 +61,8 @@ class MongoBus(RemoteBus):
         super().__init__()
         self._events = db["bus"]
         self._seq = db["bus_seq"]
+        self._queue: list[tuple[dict[str, str], asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._streaming = False
         self._watermark = 0
@@ -69,12 +76,45 @@ class MongoBus(RemoteBus):
         self._spawn(self._poll_forever(), "mongo-bus-poll")
         self._spawn(self._watch_forever(), "mongo-bus-watch")
 
+    async def stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        await super().stop()
+
     async def _send(self, wire: dict[str, str]) -> None:
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((wire, sent))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_queued())
+        await sent  # raises what the batch's insert raised
+
+    async def _send_queued(self) -> None:
+        """Send what is queued, a batch at a time, until nothing is."""
+        while self._queue:
+            batch, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+            try:
+                await self._insert([wire for wire, _ in batch])
+            except Exception as exc:
+                outcome: BaseException | None = exc
+            else:
+                outcome = None
+            for _, sent in batch:
+                if sent.done():  # its publisher was cancelled
+                    continue
+                if outcome is None:
+                    sent.set_result(None)
+                else:
+                    sent.set_exception(outcome)
+
+    async def _insert(self, wires: list[dict[str, str]]) -> None:
         counter = await self._seq.find_one_and_update(
             {"_id": _SEQ_ID}, {"$inc": {"seq": 1}}, upsert=True, return_document=AFTER
         )
         assert counter is not None
-        await self._events.insert_one({"_id": int(counter["seq"]), **wire, "at": datetime.now(UTC)})
+        batch = {"_id": int(counter["seq"]), "events": wires, "at": datetime.now(UTC)}
+        await self._events.insert_one(batch)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -108,7 +148,8 @@ class MongoBus(RemoteBus):
             if number in self._seen or number <= self._watermark:
                 continue
             self._seen.add(number)
-            await self._received(doc)
+            for wire in doc.get("events") or ():
+                await self._received(wire)
         self._advance()
         if not self._seen:
             self._gap_since = None

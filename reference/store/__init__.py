@@ -58,9 +58,11 @@ def _open_mongo(url: str, *, clock: Clock, idempotency_window_s: int) -> MongoSt
             "the MongoDB store needs PyMongo: pip install 'socketio-replay[mongodb]'"
         ) from exc
     from reference.store.mongo import MongoStore
+    from reference.store.mongo_deployment import CLIENT_OPTIONS
 
-    # The client connects lazily, on the store's first command (``open()``).
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    # The client connects lazily, on the store's first command (``open()``). Its options
+    # override the URL's: reads from the primary, and timeouts of seconds (mongo_deployment).
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **CLIENT_OPTIONS)
     db = client.get_default_database(default=DEFAULT_MONGO_DB)  # the database in the URL path
     return MongoStore(db, client=client, clock=clock, idempotency_window_s=idempotency_window_s)
 

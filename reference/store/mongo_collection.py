@@ -22,6 +22,9 @@ class UpdateResult(Protocol):
     @property
     def matched_count(self) -> int: ...
 
+    @property
+    def upserted_id(self) -> Any: ...
+
 
 class DeleteResult(Protocol):
     """What ``delete_one`` and ``delete_many`` return."""
@@ -45,13 +48,22 @@ class Collection(Protocol):
     """The collection methods the store calls."""
 
     async def create_index(
-        self, keys: IndexKeys, /, *, name: str, unique: bool = ..., expireAfterSeconds: int = ...
+        self,
+        keys: IndexKeys,
+        /,
+        *,
+        name: str,
+        unique: bool = ...,
+        sparse: bool = ...,
+        expireAfterSeconds: int = ...,
     ) -> str: ...
 
     # PyMongo types the inserted document as the client's document class (a ``dict`` here)
     async def insert_one(self, document: dict[str, Any], /) -> object: ...
 
-    async def find_one(self, filter: Document, /) -> Document | None: ...
+    async def find_one(
+        self, filter: Document, projection: Document | None = None, /
+    ) -> Document | None: ...
 
     def find(self, filter: Document, projection: Document | None = None, /) -> FindCursor: ...
 
@@ -61,27 +73,35 @@ class Collection(Protocol):
         update: Document,
         /,
         *,
+        projection: Document | None = None,
         upsert: bool = False,
         return_document: bool = False,
     ) -> Document | None: ...
 
     async def find_one_and_delete(self, filter: Document, /) -> Document | None: ...
 
-    async def update_one(self, filter: Document, update: Document, /) -> UpdateResult: ...
+    async def update_one(
+        self, filter: Document, update: Document, /, *, upsert: bool = False
+    ) -> UpdateResult: ...
 
-    async def replace_one(self, filter: Document, replacement: Document, /) -> UpdateResult: ...
+    async def replace_one(
+        self, filter: Document, replacement: Document, /, *, upsert: bool = False
+    ) -> UpdateResult: ...
 
     async def delete_many(self, filter: Document, /) -> DeleteResult: ...
 
 
 @runtime_checkable
 class Database(Protocol):
-    """A database: collections by name."""
+    """A database: collections by name, and commands (``hello``; mongomock-motor has the
+    method but implements no command, which is how the store tells it from a server)."""
 
     @property
     def name(self) -> str: ...
 
     def __getitem__(self, name: str, /) -> Collection: ...
+
+    async def command(self, command: str, /) -> Mapping[str, Any]: ...
 
 
 class Closable(Protocol):
