@@ -21,6 +21,10 @@ unsignalled-loss    a subscribe answered from a later offset than asked,        
                     without saying ``truncated``
 ==================  ==========================================================  =======
 
+``conformance.composition`` adds the anomalies two rules meeting produce (an offset given
+twice, a ``head``, ``first`` or cursor going back, a delivery after a revocation or a
+deletion); :func:`check` runs them all.
+
 An indeterminate publish (its reply lost to a cut) may be stored or not, but at most once:
 ``duplicated-publish`` covers it. Checks are conservative: they only report what the spec
 rules out whatever the timing.
@@ -29,9 +33,10 @@ rules out whatever the timing.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from conformance.anomaly import ANOMALY_CLAUSES, REVOCATION_GRACE_S, Anomaly
+from conformance.composition import COMPOSITION_CHECKERS
 from conformance.protocol import grants_allow
 from conformance.trace import Span, Trace, canonical
 
@@ -39,36 +44,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 __all__ = ["ANOMALY_CLAUSES", "Anomaly", "check", "check_log"]
-
-ANOMALY_CLAUSES = {
-    "lost": "HND-2",
-    "duplicate": "ORD-3",
-    "reorder": "ORD-2",
-    "gap": "ORD-2",
-    "divergence": "CNS-1",
-    "phantom": "MSG-2",
-    "duplicated-publish": "PUB-4",
-    "duplicate-id": "IDM-6",
-    "leak": "ACC-5",
-    "unsignalled-loss": "SIG-1",
-}
-REVOCATION_GRACE_S = 1.0  # SES-15, ACC-6: "within 1 second"
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    """One thing the trace shows went wrong, with the log entries that show it."""
-
-    kind: str
-    detail: str
-    seqs: tuple[int, ...] = ()
-
-    @property
-    def clause(self) -> str:
-        return ANOMALY_CLAUSES[self.kind]
-
-    def __str__(self) -> str:
-        return f"{self.kind} ({self.clause}): {self.detail}"
 
 
 def _spans(trace: Trace) -> Iterable[Span]:
@@ -289,6 +264,7 @@ CHECKERS: tuple[Callable[[Trace], list[Anomaly]], ...] = (
     check_stored_once,
     check_access,
     check_signalled,
+    *COMPOSITION_CHECKERS,
 )
 
 

@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
     from conformance.eventlog import LogEntry
 
-__all__ = ["Delivery", "GrantChange", "Publish", "Span", "Trace", "canonical", "route_of"]
+__all__ = [
+    "Delivery",
+    "GrantChange",
+    "Publish",
+    "Reading",
+    "Span",
+    "Trace",
+    "canonical",
+    "route_of",
+]
 
 
 def canonical(value: object) -> str:
@@ -63,6 +72,30 @@ class GrantChange:
     t: float
     session_id: str
     grants: list[dict[str, Any]] | None
+    created: bool = False  # a 201: a new session under this id (SES-1, SES-16, SES-17)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A value the server reported for a channel in one epoch, and when.
+
+    ``what`` is ``head`` or ``first`` (a subscribe's answer or ``replay:subscribed``),
+    ``assigned`` or ``delivered`` (a publish answer or a delivery named this offset, so
+    ``head`` was at least this much then) or ``cursor`` (an ack's answer, for ``session``).
+    ``sent_t`` is when the request that drew it was sent, None for an event (produced at an
+    unknown time before it arrived): only a request sent after another reading arrived is
+    bound to see at least as much (spec §10.13).
+    """
+
+    seq: int
+    sent_t: float | None
+    t: float
+    actor: str
+    channel: str
+    epoch: object
+    what: str
+    value: int
+    session: str | None = None
 
 
 @dataclass
@@ -76,6 +109,7 @@ class Trace:
     # actor -> [(seq of its connect, session id)], one entry per connection
     connections: dict[str, list[tuple[int, str | None]]] = field(default_factory=dict)
     unattributed: list[Delivery] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
 
     @classmethod
     def from_log(cls, entries: Sequence[LogEntry]) -> Trace:
@@ -171,6 +205,7 @@ class _Builder:
                 publish.epoch = body.get("epoch")
                 publish.stored_id = body.get("id")
                 publish.duplicate = body.get("duplicate") is True
+                self._read(entry, send, publish.channel, body, {"offset": "assigned"})
         elif entry.outcome != "ok":
             return
         elif method == "POST" and ROUTE_SESSIONS.match(path):
@@ -181,8 +216,41 @@ class _Builder:
         elif send.name == "replay:subscribe":
             request = send.payload if isinstance(send.payload, dict) else {}
             self._open(entry, body, request, "reply")
+            self._read(entry, send, send.channel, body, {"head": "head", "first": "first"})
+        elif send.name == "replay:ack" and send.channel is not None:
+            session = self.trace.session_at(entry.actor, entry.seq)
+            self._read(entry, send, send.channel, body, {"cursor": "cursor"}, session)
         elif send.name == "replay:unsubscribe" and send.channel is not None:
             self._book(entry.actor).end(send.channel, "unsubscribe", entry.seq)
+
+    def _read(
+        self,
+        entry: LogEntry,
+        send: LogEntry | None,
+        channel: str | None,
+        body: dict[str, Any],
+        fields: dict[str, str],
+        session: str | None = None,
+    ) -> None:
+        """Keep the integer ``fields`` of an answer or event as readings (named by value)."""
+        if not isinstance(channel, str):
+            return
+        sent_t = send.t if send is not None else None
+        for name, what in fields.items():
+            value = body.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                reading = Reading(
+                    entry.seq,
+                    sent_t,
+                    entry.t,
+                    entry.actor,
+                    channel,
+                    body.get("epoch"),
+                    what,
+                    value,
+                    session,
+                )
+                self.trace.readings.append(reading)
 
     def _registered(self, entry: LogEntry, send: LogEntry, body: dict[str, Any]) -> None:
         request = send.payload if isinstance(send.payload, dict) else {}
@@ -192,8 +260,9 @@ class _Builder:
         if isinstance(token, str):
             self.tokens[token] = session_id
         grants = request.get("grants")
+        created = isinstance(entry.payload, dict) and entry.payload.get("status") == 201
         change = GrantChange(
-            entry.seq, entry.t, session_id, grants if isinstance(grants, list) else []
+            entry.seq, entry.t, session_id, grants if isinstance(grants, list) else [], created
         )
         self.trace.grant_changes.append(change)
 
@@ -216,6 +285,7 @@ class _Builder:
             self._deliver(entry, channel, payload)
         elif entry.name == "replay:subscribed":
             self._open(entry, payload, {}, "auto")
+            self._read(entry, None, channel, payload, {"head": "head", "first": "first"})
         elif entry.name == "replay:unsubscribed":
             why = f"unsubscribed:{payload.get('reason')}"
             self._book(entry.actor).end(channel, why, entry.seq)
@@ -238,5 +308,13 @@ class _Builder:
             if isinstance(message, dict)
         ]
         self.trace.deliveries.extend(batch)
+        for delivery in batch:
+            self._read(
+                entry,
+                None,
+                channel,
+                {"epoch": delivery.epoch, **delivery.message},
+                {"offset": "delivered"},
+            )
         if self._book(entry.actor).receive(channel, batch) is Placement.STRAY:
             self.trace.unattributed.extend(batch)

@@ -19,7 +19,14 @@ class Story:
     def __init__(self) -> None:
         self.log = EventLog()
 
-    def register(self, session: str, token: str, grants: list[dict[str, Any]] = ALL) -> None:
+    def register(
+        self,
+        session: str,
+        token: str,
+        grants: list[dict[str, Any]] = ALL,
+        *,
+        status: int = 201,
+    ) -> None:
         op = self.log.invoke(
             "backend",
             "POST /replay/v1/sessions",
@@ -32,7 +39,7 @@ class Story:
             "POST /replay/v1/sessions",
             op=op,
             outcome="ok",
-            payload={"status": 201, "body": {"session_id": session, "token": token}},
+            payload={"status": status, "body": {"session_id": session, "token": token}},
         )
 
     def delete(self, session: str) -> None:
@@ -102,10 +109,14 @@ class Story:
         )
 
     def deliver(
-        self, actor: str, *messages: tuple[int, object], ids: dict[int, str] | None = None
+        self,
+        actor: str,
+        *messages: tuple[int, object],
+        ids: dict[int, str] | None = None,
+        ts: int = 0,
     ) -> None:
         batch = [
-            {"offset": o, "id": (ids or {}).get(o, f"s{o}"), "ts": 0, "data": d}
+            {"offset": o, "id": (ids or {}).get(o, f"s{o}"), "ts": ts, "data": d}
             for o, d in messages
         ]
         self.log.record(
@@ -115,6 +126,23 @@ class Story:
             channel=CH,
             payload={"channel": CH, "epoch": "E", "messages": batch},
         )
+
+    def ack(self, actor: str, offset: int, cursor: int) -> None:
+        request = {"channel": CH, "epoch": "E", "offset": offset}
+        op = self.log.invoke(actor, "replay:ack", channel=CH, payload=request)
+        reply = {"ok": True, "channel": CH, "epoch": "E", "cursor": cursor}
+        self.log.record(
+            actor, "reply", "replay:ack", channel=CH, op=op, outcome="ok", payload=reply
+        )
+
+    def unsubscribed(self, actor: str, reason: str) -> None:
+        payload = {"channel": CH, "reason": reason}
+        self.log.record(actor, "event", "replay:unsubscribed", channel=CH, payload=payload)
+
+    def later(self, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+        """From now on, the log's clock reads ``seconds`` past its last entry."""
+        clock = self.log.entries[-1].t + seconds + self.log._t0
+        monkeypatch.setattr("conformance.eventlog.time.monotonic", lambda: clock)
 
     def anomalies(self) -> list[Anomaly]:
         return check_log(self.log.entries)
@@ -255,7 +283,8 @@ def test_leak_after_deletion_only_after_the_grace(
     monkeypatch.setattr("conformance.eventlog.time.monotonic", lambda: clock[0] + story.log._t0)
     story.publish("c", 3)
     story.deliver("c1", (3, "c"))
-    assert kinds(story) == ["leak"]
+    # Both name it: the id has no grants any more (leak), and the socket's session is gone.
+    assert sorted(kinds(story)) == ["after-delete", "leak"]
 
 
 def test_unsignalled_loss(story: Story) -> None:
@@ -280,4 +309,139 @@ def test_deliveries_before_the_reply_belong_to_the_subscription(story: Story) ->
         outcome="ok",
         payload={"ok": True, "channel": CH, "epoch": "E", "from": 1, "head": 1},
     )
+    assert story.anomalies() == []
+
+
+# --- conformance.composition: what two rules meeting break ----------------------------------
+
+
+def test_two_publishes_answered_with_one_offset(story: Story) -> None:
+    story.publish("a", 1)
+    story.publish("b", 1)
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("reassigned", "OFF-3")
+
+
+def test_one_offset_delivered_with_two_timestamps(story: Story) -> None:
+    story.register("s2", "t2")
+    story.connect("c2", "t2")
+    story.publish("a", 1)
+    story.subscribe("c1", 1)
+    story.subscribe("c2", 1)
+    story.deliver("c1", (1, "a"), ts=100)
+    story.deliver("c2", (1, "a"), ts=100)
+    assert story.anomalies() == []
+    story.deliver("c2", (1, "a"), ts=101)  # and a duplicate, which ORD-3 names too
+    assert "rewritten" in kinds(story)
+
+
+def test_head_going_back_on_one_socket(story: Story) -> None:
+    story.subscribe("c1", 6, head=5)
+    story.unsubscribe("c1")
+    story.subscribe("c1", 6, head=5)  # the same head again is fine
+    assert story.anomalies() == []
+    story.unsubscribe("c1")
+    story.subscribe("c1", 4, head=3)
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("head-regressed", "OFF-4")
+
+
+def test_head_below_an_acknowledged_publish_only_after_the_lag(
+    story: Story, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in (1, 2, 3):
+        story.publish(f"d{n}", n)
+    story.subscribe("c1", 2, head=1)  # another node may lag that long (spec §10.13)
+    story.unsubscribe("c1")
+    assert story.anomalies() == []
+    story.later(monkeypatch, 1.5)
+    story.subscribe("c1", 2, head=1)
+    story.unsubscribe("c1")
+    assert kinds(story) == ["head-regressed"]
+
+
+def test_first_going_back(story: Story) -> None:
+    story.subscribe("c1", 3, first=3, head=5)
+    story.unsubscribe("c1")
+    story.subscribe("c1", 4, first=4, head=5)  # retention trimmed more: first goes up
+    assert story.anomalies() == []
+    story.unsubscribe("c1")
+    story.subscribe("c1", 2, first=2, head=5)
+    assert kinds(story) == ["first-regressed"]
+
+
+def test_cursor_going_back_and_surviving_reregistration(story: Story) -> None:
+    story.ack("c1", 3, 3)
+    story.ack("c1", 1, 3)  # an ack below the cursor leaves it (ACK-4)
+    assert story.anomalies() == []
+    story.register("s1", "t1b", status=200)  # cursors survive it (ACK-6)
+    story.ack("c1", 2, 2)
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("cursor-regressed", "ACK-4")
+
+
+def test_a_new_session_under_the_same_id_starts_without_the_cursor(story: Story) -> None:
+    story.ack("c1", 3, 3)
+    story.delete("s1")
+    story.register("s1", "t1b")  # a new session (SES-16): no cursor to go back from
+    story.connect("c2", "t1b")
+    story.ack("c2", 1, 1)
+    assert story.anomalies() == []
+
+
+def test_delivery_after_revocation(story: Story) -> None:
+    story.publish("a", 1)
+    story.publish("b", 2)
+    story.subscribe("c1", 1)
+    story.deliver("c1", (1, "a"))
+    story.unsubscribed("c1", "revoked")
+    story.deliver("c1", (2, "b"))
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("after-revoke", "ACC-6")
+
+
+def test_delivery_after_a_new_subscription_following_revocation(story: Story) -> None:
+    story.publish("a", 1)
+    story.subscribe("c1", 1)
+    story.unsubscribed("c1", "revoked")
+    story.subscribe("c1", 1)  # granted again and subscribed again
+    story.deliver("c1", (1, "a"))
+    assert story.anomalies() == []
+
+
+def test_delivery_to_a_deleted_sessions_socket_after_the_id_returns(
+    story: Story, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    story.publish("a", 1)
+    story.subscribe("c1", 1)
+    story.deliver("c1", (1, "a"))
+    story.delete("s1")
+    story.register("s1", "t1b")  # same id, same grants: leak sees nothing wrong
+    story.connect("c2", "t1b")
+    story.subscribe("c2", 1)
+    story.deliver("c2", (1, "a"))
+    assert story.anomalies() == []
+    story.later(monkeypatch, 1.5)
+    story.publish("b", 2)
+    story.deliver("c2", (2, "b"))  # the new session's socket: fine
+    story.deliver("c1", (2, "b"))  # the deleted session's socket, past the grace
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("after-delete", "SES-15")
+
+
+def test_a_correct_composed_history_has_no_anomaly(
+    story: Story, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    story.publish("a", 1)
+    story.subscribe("c1", 1, asked=1, first=1, head=1)
+    story.publish("b", 2)
+    story.deliver("c1", (1, "a"), (2, "b"))
+    story.ack("c1", 2, 2)
+    story.register("s1", "t1b", status=200)
+    story.later(monkeypatch, 1.5)
+    story.ack("c1", 1, 2)
+    story.unsubscribe("c1")
+    story.subscribe("c1", 3, first=2, head=2)
+    story.publish("c", 3)
+    story.deliver("c1", (3, "c"))
     assert story.anomalies() == []

@@ -38,6 +38,7 @@ __all__ = [
     "ClientHandle",
     "SessionHandle",
     "drained",
+    "settled",
 ]
 
 # What the scenarios can show broken: the checkers' clauses and the on-the-spot checks.
@@ -130,3 +131,12 @@ def drained(span: Span, head: int) -> bool:
     """The subscription has everything up to ``head`` (or started after it)."""
     offsets = span.offsets
     return (bool(offsets) and offsets[-1] >= head) or span.start == head + 1
+
+
+def settled(span: Span, head: int) -> bool:
+    """Nothing left to wait for: drained, ended (nothing more arrives in it), or already out
+    of order, which the checkers name (gap, duplicate, reorder) whatever arrives later."""
+    if drained(span, head) or not span.live:
+        return True
+    start = span.start
+    return isinstance(start, int) and span.offsets != list(range(start, start + len(span.offsets)))

@@ -3,13 +3,26 @@
 ``ci`` (the default when the conformance cases run) is derandomized, so a CI run is
 repeatable, and small enough for the whole suite to stay within a few minutes; ``thorough``
 explores many more interleavings, for a night run or after changing a server.
+
+Shrinking stops after :data:`SHRINK_BUDGET_S` and reports the smallest failure found by then:
+each shrink attempt replays a scenario, and against a target that stopped delivering every
+replay waits out a drain timeout, so Hypothesis's own five minutes made a failure take more
+than six to report.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from hypothesis import HealthCheck, settings
+from hypothesis.internal.conjecture import engine
 
 DEFAULT_PROFILE = "ci"
+SHRINK_BUDGET_S: Final = 60
+
+# Hypothesis has no setting for it; its engine reads this module global at each shrink and
+# documents it as the one to monkeypatch ("for the rare users who need to keep on shrinking").
+engine.MAX_SHRINKING_SECONDS = SHRINK_BUDGET_S
 _SLOW_IS_NORMAL = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
 settings.register_profile(

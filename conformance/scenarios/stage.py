@@ -23,6 +23,7 @@ and ``*``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import itertools
@@ -43,13 +44,14 @@ from conformance.scenarios.model import (
     STEP_TIMEOUT_S,
     ClientHandle,
     SessionHandle,
-    drained,
+    settled,
 )
 from conformance.trace import Trace
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from conformance.spans import Span
     from conformance.target import Target
 
 __all__ = ["Stage"]
@@ -203,18 +205,15 @@ class Stage(RuleBasedStateMachine):
         for handle in self.handles:
             handle.proxy.heal()
         heads = {label: await self._head(label) for label in CHANNELS}
+        waits = []
         for handle in self.handles:
             for label, (epoch, head) in heads.items():
                 span = handle.client.subscription(self.channel(label))
-                if span is None or span.epoch != epoch or head is None:
-                    continue
-                # What never arrives is the checkers' to name (lost), with its clause.
-                with contextlib.suppress(ConformanceFailure, ConnectionLost, NoReply):
-                    await handle.client.wait_until(
-                        functools.partial(drained, span, head),
-                        f"{handle.label} drained to {head}",
-                        timeout=DRAIN_TIMEOUT_S,
-                    )
+                if span is not None and span.epoch == epoch and head is not None:
+                    waits.append(self._settle(handle, span, head))
+        # All at once: a target that stopped delivering costs one drain timeout, not one per
+        # subscription (shrinking replays this teardown hundreds of times).
+        await asyncio.gather(*waits)
         problems = [*self.context.log.violations, *self.failures]
         entries = self.context.log.entries
         anomalies = check(Trace.from_log(entries), idempotency="idempotency" in self.features)
@@ -232,6 +231,17 @@ class Stage(RuleBasedStateMachine):
             first = problems[0]
             first.others = [*first.others, *problems[1:]]
             raise first
+
+    @staticmethod
+    async def _settle(handle: ClientHandle, span: Span, head: int) -> None:
+        """Wait until the subscription has reached ``head``, or its outcome is decided."""
+        # What never arrives is the checkers' to name (lost), with its clause.
+        with contextlib.suppress(ConformanceFailure, ConnectionLost, NoReply):
+            await handle.client.wait_until(
+                functools.partial(settled, span, head),
+                f"{handle.label} drained to {head}",
+                timeout=DRAIN_TIMEOUT_S,
+            )
 
     async def _head(self, label: str) -> tuple[object, int | None]:
         """The channel's epoch and head, as a fresh all-seeing subscriber is told."""
