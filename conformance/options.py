@@ -4,17 +4,20 @@
 ``--api-key`` (``REPLAY_API_KEY``), ``--target-cmd CMD`` (``REPLAY_TARGET_CMD``; placeholders
 ``{port}``, ``{api_key}``, ``{python}``), ``--target-image IMAGE`` (``REPLAY_TARGET_IMAGE``),
 ``--target-image-port`` (``REPLAY_TARGET_IMAGE_PORT``, default 8080), ``--replay-report PATH``
-(``REPLAY_REPORT``), ``--replay-timeout S`` (``REPLAY_TIMEOUT``, default 30). Without a
-target option the suite launches the reference server.
+(``REPLAY_REPORT``), ``--replay-timeout S`` (``REPLAY_TIMEOUT``, default 30), ``--clause SELECTOR``
+(``REPLAY_CLAUSE``) and ``--feature NAME`` (``REPLAY_FEATURE``; both repeatable or
+comma-separated; see :mod:`conformance.selection`). Without a target option the suite launches
+the reference server.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from conformance.errors import SuiteError
 from conformance.launch import DEFAULT_COMMAND, LaunchSpec
+from conformance.selection import Selection
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "OPTIONS",
     "OPT_API_KEY",
+    "OPT_CLAUSE",
+    "OPT_FEATURE",
     "OPT_REPORT",
     "OPT_TARGET",
     "OPT_TARGET_CMD",
@@ -42,6 +47,8 @@ OPT_TARGET_IMAGE: Final = "--target-image"
 OPT_TARGET_IMAGE_PORT: Final = "--target-image-port"
 OPT_REPORT: Final = "--replay-report"
 OPT_TIMEOUT: Final = "--replay-timeout"
+OPT_CLAUSE: Final = "--clause"
+OPT_FEATURE: Final = "--feature"
 
 # option -> (dest, environment variable)
 OPTIONS: Final[dict[str, tuple[str, str]]] = {
@@ -52,6 +59,8 @@ OPTIONS: Final[dict[str, tuple[str, str]]] = {
     OPT_TARGET_IMAGE_PORT: ("replay_target_image_port", "REPLAY_TARGET_IMAGE_PORT"),
     OPT_REPORT: ("replay_report", "REPLAY_REPORT"),
     OPT_TIMEOUT: ("replay_timeout", "REPLAY_TIMEOUT"),
+    OPT_CLAUSE: ("replay_clause", "REPLAY_CLAUSE"),
+    OPT_FEATURE: ("replay_feature", "REPLAY_FEATURE"),
 }
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_IMAGE_PORT: Final = 8080
@@ -68,6 +77,7 @@ class Settings:
     target_image_port: int = DEFAULT_IMAGE_PORT
     report: str | None = None
     timeout: float = DEFAULT_TIMEOUT_S
+    selection: Selection = field(default_factory=Selection)
 
     @property
     def launch_spec(self) -> LaunchSpec:
@@ -111,17 +121,20 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Sett
         except ValueError:
             raise SuiteError(f"replay: {option} must be a number, got {raw!r}") from None
 
-    raw_targets = value(OPT_TARGET) or ()
-    raw_targets = [raw_targets] if isinstance(raw_targets, str) else raw_targets
-    targets = tuple(u.strip() for item in raw_targets for u in item.split(",") if u.strip())
+    def listed(option: str) -> tuple[str, ...]:
+        raw = value(option) or ()
+        raw = [raw] if isinstance(raw, str) else raw
+        return tuple(u.strip() for item in raw for u in item.split(",") if u.strip())
+
     return Settings(
-        targets=targets,
+        targets=listed(OPT_TARGET),
         api_key=value(OPT_API_KEY),
         target_cmd=value(OPT_TARGET_CMD),
         target_image=value(OPT_TARGET_IMAGE),
         target_image_port=number(OPT_TARGET_IMAGE_PORT, int, DEFAULT_IMAGE_PORT),
         report=value(OPT_REPORT),
         timeout=number(OPT_TIMEOUT, float, DEFAULT_TIMEOUT_S),
+        selection=Selection(listed(OPT_CLAUSE), listed(OPT_FEATURE)),
     )
 
 
@@ -171,4 +184,25 @@ def add_options(parser: pytest.Parser) -> None:
         dest="replay_timeout",
         metavar="SECONDS",
         help=f"default per-case timeout (default {DEFAULT_TIMEOUT_S:g}) [REPLAY_TIMEOUT]",
+    )
+    _add_selection(group)
+
+
+def _add_selection(group: Any) -> None:
+    """The ``--clause`` and ``--feature`` options (what the run judges)."""
+    group.addoption(
+        OPT_CLAUSE,
+        action="append",
+        dest="replay_clause",
+        metavar="SELECTOR",
+        help="run only the cases citing these clauses and grade only them: an ID (SUB-4), "
+        "a prefix (SUB) or a section (§10.2); repeatable [REPLAY_CLAUSE]",
+    )
+    group.addoption(
+        OPT_FEATURE,
+        action="append",
+        dest="replay_feature",
+        metavar="NAME",
+        help="run only the cases of a feature and grade only its clauses; repeatable "
+        "[REPLAY_FEATURE]",
     )

@@ -34,6 +34,7 @@ from conformance.grading import (
 from conformance.launch import launch
 from conformance.options import OPTIONS, Settings, add_options, resolve_settings
 from conformance.preflight import PREFLIGHT_EXIT, preflight
+from conformance.protocol import FEATURES
 from conformance.registry import spec_of, unclaimed
 from conformance.report import failure_dict, render_json, terminal_lines, write_report
 from conformance.scenarios.profiles import DEFAULT_PROFILE
@@ -61,6 +62,7 @@ class _State:
     target: Target | None = None
     verdicts: list[ClauseVerdict] | None = None
     written: tuple[Path, Path] | None = None
+    graded: set[str] | None = None  # the selected clauses (None: no selection, all of them)
 
 
 _STATE = pytest.StashKey[_State]()
@@ -114,12 +116,39 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return [f"replay target: {_settings(config).describe()}"]
 
 
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Deselect the cases ``--clause``/``--feature`` leave out (other tests are left alone)."""
+    selection = _settings(config).selection
+    if not selection.active or not any(spec_of(getattr(i, "obj", None)) for i in items):
+        return
+    try:
+        base = selection.clause_ids(clauses.load(), FEATURES)
+    except SuiteError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    ids = set(base)
+    for item in items:
+        spec = spec_of(getattr(item, "obj", None))
+        chosen = spec is None or selection.selects_case(spec.clauses, spec.features, base)
+        (kept if chosen else dropped).append(item)
+        if spec is not None and chosen and set(spec.features) & set(selection.features):
+            ids |= set(spec.clauses)  # a feature's cases are judged on all they cite
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+    config.stash[_STATE].graded = ids
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[_STATE]
     for item in session.items:
         spec = spec_of(getattr(item, "obj", None))
         if spec is not None:
             state.cases[item.nodeid] = spec
+            _record_clauses(item, spec)
     if not state.cases or session.config.option.collectonly:
         return
     settings = _settings(session.config)
@@ -139,6 +168,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reason = unclaimed(spec, state.target) if spec is not None else None
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _record_clauses(item: pytest.Item, spec: CaseSpec) -> None:
+    """The case's clauses as JUnit properties (``--junit-xml`` writes ``user_properties``)."""
+    catalog = _catalog()
+    for clause_id in spec.clauses:
+        level = catalog[clause_id].level.value if clause_id in catalog else "?"
+        item.user_properties.append(("clause", f"{clause_id} {level}"))
+    for feature in spec.features:
+        item.user_properties.append(("feature", feature))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -199,15 +238,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[_STATE]
     target = state.target
     if target is not None and target.info:
-        state.verdicts = grade(clauses.load(), state.results.values(), target.features)
-        report = _settings(session.config).report
-        if report:
+        catalog = [c for c in clauses.load() if state.graded is None or c.id in state.graded]
+        state.verdicts = grade(catalog, state.results.values(), target.features)
+        settings = _settings(session.config)
+        if settings.report:
             document = render_json(
                 {"description": target.describe(), "urls": target.urls, "info": target.info},
                 state.verdicts,
                 list(state.results.values()),
+                selection=settings.selection.describe() if state.graded is not None else None,
             )
-            state.written = write_report(report, document)
+            state.written = write_report(settings.report, document)
     _shutdown(state)
 
 
@@ -232,6 +273,9 @@ def _print_summary(config: pytest.Config) -> None:
         reporter.write_line(
             f"target: {impl.get('name', '?')} {impl.get('version', '')} at {target.describe()}"
         )
+    if state.graded is not None:
+        selected = _settings(config).selection.describe()
+        reporter.write_line(f"selection: {selected}: only the {len(state.graded)} clauses selected")
     for line in terminal_lines(state.verdicts, list(state.results.values())):
         reporter.write_line(line)
     if state.written:

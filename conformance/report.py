@@ -39,15 +39,20 @@ def failure_dict(failure: ConformanceFailure) -> Mapping[str, Any]:
 
 
 def render_json(
-    target: Mapping[str, Any], verdicts: Sequence[ClauseVerdict], results: Sequence[CaseResult]
+    target: Mapping[str, Any],
+    verdicts: Sequence[ClauseVerdict],
+    results: Sequence[CaseResult],
+    selection: str | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-ready dict."""
+    """The report as a JSON-ready dict; ``selection`` says what ``--clause``/``--feature``
+    chose (None: the whole spec was graded)."""
     outcomes = {
         o: sum(1 for r in results if r.outcome == o) for o in ("passed", "failed", ERROR, "skipped")
     }
     return {
         "protocol": "replay/1",
         "target": dict(target),
+        "selection": selection,
         "summary": {
             "clauses": counts(verdicts),
             "cases": outcomes,
@@ -86,6 +91,7 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         f"- target: {_cell(target.get('description', ''))}",
         f"- implementation: {_cell(impl.get('name', '?'))} {_cell(impl.get('version', ''))}",
         f"- durable: {info.get('durable')}; features: {', '.join(info.get('features', []))}",
+        f"- graded: {_graded(document)}",
         "",
         "## Summary",
         "",
@@ -119,6 +125,14 @@ def render_markdown(document: Mapping[str, Any]) -> str:
         )
     lines += ["", "\\* a failed SHOULD clause: reported, but it does not fail the run.", ""]
     return "\n".join(lines)
+
+
+def _graded(document: Mapping[str, Any]) -> str:
+    """What the report grades: the whole spec, or the selection and how many clauses it has."""
+    selection = document.get("selection")
+    if not selection:
+        return "every clause of the spec"
+    return f"only the {len(document['clauses'])} clauses selected by `{_cell(selection)}`"
 
 
 def _failure_lines(failure: Mapping[str, Any]) -> list[str]:
