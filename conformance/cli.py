@@ -20,7 +20,8 @@ from typing import Any, Final
 import pytest
 
 import conformance.cases
-from conformance import inventory
+from conformance import clauses, inventory
+from conformance.baseline import load_baseline
 from conformance.errors import SuiteError
 from conformance.options import OPTIONS, add_options, resolve_settings
 from conformance.preflight import PREFLIGHT_EXIT
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = resolve_settings(vars(args), os.environ)
         rows = inventory.matrix(settings.selection)
+        if settings.baseline:
+            load_baseline(settings.baseline, clauses.by_id())
     except SuiteError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OPTIONS",
     "OPT_API_KEY",
+    "OPT_BASELINE",
     "OPT_CLAUSE",
     "OPT_FEATURE",
     "OPT_REPORT",
@@ -48,6 +49,7 @@ OPT_TARGET_IMAGE_PORT: Final = "--target-image-port"
 OPT_REPORT: Final = "--replay-report"
 OPT_TIMEOUT: Final = "--replay-timeout"
 OPT_CLAUSE: Final = "--clause"
+OPT_BASELINE: Final = "--baseline"
 OPT_FEATURE: Final = "--feature"
 
 # option -> (dest, environment variable)
@@ -61,6 +63,7 @@ OPTIONS: Final[dict[str, tuple[str, str]]] = {
     OPT_TIMEOUT: ("replay_timeout", "REPLAY_TIMEOUT"),
     OPT_CLAUSE: ("replay_clause", "REPLAY_CLAUSE"),
     OPT_FEATURE: ("replay_feature", "REPLAY_FEATURE"),
+    OPT_BASELINE: ("replay_baseline", "REPLAY_BASELINE"),
 }
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_IMAGE_PORT: Final = 8080
@@ -78,6 +81,7 @@ class Settings:
     report: str | None = None
     timeout: float = DEFAULT_TIMEOUT_S
     selection: Selection = field(default_factory=Selection)
+    baseline: str | None = None
 
     @property
     def launch_spec(self) -> LaunchSpec:
@@ -135,6 +139,7 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Sett
         report=value(OPT_REPORT),
         timeout=number(OPT_TIMEOUT, float, DEFAULT_TIMEOUT_S),
         selection=Selection(listed(OPT_CLAUSE), listed(OPT_FEATURE)),
+        baseline=value(OPT_BASELINE),
     )
 
 
@@ -177,7 +182,14 @@ def add_options(parser: pytest.Parser) -> None:
         OPT_REPORT,
         dest="replay_report",
         metavar="PATH",
-        help="write the report to PATH.json and PATH.md [REPLAY_REPORT]",
+        help="write the report to PATH.json, PATH.md and PATH.badge.json [REPLAY_REPORT]",
+    )
+    group.addoption(
+        OPT_BASELINE,
+        dest="replay_baseline",
+        metavar="FILE",
+        help="known failures (an earlier JSON report, or a list of clause IDs): they do not "
+        "fail the run, a new failure does [REPLAY_BASELINE]",
     )
     group.addoption(
         OPT_TIMEOUT,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,6 +20,7 @@ import hypothesis
 import pytest
 
 from conformance import clauses
+from conformance.baseline import compare, load_baseline
 from conformance.driver import Driver
 from conformance.errors import SuiteError
 from conformance.grading import (
@@ -61,7 +62,8 @@ class _State:
     driver: Driver | None = None
     target: Target | None = None
     verdicts: list[ClauseVerdict] | None = None
-    written: tuple[Path, Path] | None = None
+    written: tuple[Path, ...] | None = None
+    baseline: frozenset[str] = frozenset()  # --baseline's clauses
     graded: set[str] | None = None  # the selected clauses (None: no selection, all of them)
 
 
@@ -152,6 +154,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not state.cases or session.config.option.collectonly:
         return
     settings = _settings(session.config)
+    if settings.baseline:
+        try:
+            state.baseline = load_baseline(settings.baseline, _catalog())
+        except SuiteError as exc:
+            raise pytest.UsageError(str(exc)) from None
     state.driver = Driver()
     try:
         state.target = launch(settings.launch_spec, state.driver, settings.timeout)
@@ -205,10 +212,13 @@ def pytest_runtest_makereport(
         # which decides nothing but fails the run all the same (pytest reports it failed).
         result.outcome = FAILED if result.failure["clauses"] else ERROR
         result.strict = result.outcome == ERROR or is_strict(result.failed_clauses, _catalog())
-        if not result.strict and report.when == "call":
-            # A failed SHOULD is reported, not fatal: pytest shows it as an xfail.
+        failed = result.failed_clauses
+        result.baselined = bool(failed) and set(failed) <= state.baseline
+        if (result.baselined or not result.strict) and report.when == "call":
+            # A failed SHOULD, or a known failure, is reported, not fatal: pytest shows an xfail.
+            why = "baselined" if result.baselined else "SHOULD"
             report.outcome = "skipped"
-            report.wasxfail = f"SHOULD {', '.join(result.failed_clauses)}: {result.reason}"
+            report.wasxfail = f"{why} {', '.join(failed)}: {result.reason}"
     return report
 
 
@@ -248,6 +258,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 list(state.results.values()),
                 selection=settings.selection.describe() if state.graded is not None else None,
             )
+            if settings.baseline:
+                document["baseline"] = {
+                    "file": settings.baseline,
+                    **asdict(compare(state.baseline, state.verdicts)),
+                }
             state.written = write_report(settings.report, document)
     _shutdown(state)
 
@@ -278,8 +293,11 @@ def _print_summary(config: pytest.Config) -> None:
         reporter.write_line(f"selection: {selected}: only the {len(state.graded)} clauses selected")
     for line in terminal_lines(state.verdicts, list(state.results.values())):
         reporter.write_line(line)
+    if _settings(config).baseline:
+        for line in compare(state.baseline, state.verdicts).lines():
+            reporter.write_line(line)
     if state.written:
-        reporter.write_line(f"report: {state.written[0]} and {state.written[1]}")
+        reporter.write_line(f"report: {', '.join(str(p) for p in state.written)}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

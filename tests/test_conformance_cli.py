@@ -49,7 +49,7 @@ def test_help_groups_the_plugins_options_and_lists_the_exit_statuses(tmp_path: P
 @pytest.mark.parametrize(
     "args",
     [("--clause", "XYZ", "--list"), ("--feature", "teleport"), ("--replay-timeout", "soon"),
-     ("--no-such-option",)],
+     ("--no-such-option",), ("--baseline", "missing.txt")],
 )  # fmt: skip
 def test_a_usage_error_exits_2_with_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
     done = cli(tmp_path, *args)
@@ -103,3 +103,30 @@ def test_a_failing_must_exits_1_and_junit_names_clause_expected_received(tmp_pat
         m.startswith("conformance.errors.ConformanceFailure: [SUB-4] expected ") for m in failures
     )
     assert all("; received " in m for m in failures), failures
+
+
+STALE_EPOCH = ("--clause", "SUB-4", "--clause", "SUB-1", "--clause", "SIG-4")  # what MUTANT fails
+
+
+def test_a_baseline_tolerates_known_failures_and_fails_a_new_one(tmp_path: Path) -> None:
+    first = cli(tmp_path, *STALE_EPOCH, "--target-cmd", MUTANT, f"--replay-report={tmp_path}/r1")
+    assert first.returncode == 1, first.stdout[-4000:]
+    assert json.loads((tmp_path / "r1.badge.json").read_text())["color"] == "red"
+    again = cli(tmp_path, *STALE_EPOCH, "--target-cmd", MUTANT, f"--baseline={tmp_path}/r1.json")
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert "baseline: 3 known failures tolerated" in again.stdout
+    (tmp_path / "partial.txt").write_text("SUB-1\nSIG-4\n")
+    new = cli(tmp_path, *STALE_EPOCH, "--target-cmd", MUTANT, f"--baseline={tmp_path}/partial.txt")
+    assert new.returncode == 1, new.stdout[-4000:]
+    assert "new failures (not in the baseline): SUB-4" in new.stdout
+
+
+def test_a_baselined_clause_that_passes_is_reported_and_the_badge_is_green(tmp_path: Path) -> None:
+    (tmp_path / "b.txt").write_text("SUB-4\n")
+    done = cli(tmp_path, "--clause", "SUB-4", "--baseline=b.txt", "--replay-report=r")
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "remove from the baseline: SUB-4" in done.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["baseline"]["fixed"] == ["SUB-4"]
+    assert json.loads((tmp_path / "r.badge.json").read_text()) == {
+        "schemaVersion": 1, "label": "replay/1", "message": "1/1 MUST", "color": "brightgreen",
+    }  # fmt: skip
