@@ -30,6 +30,7 @@ __all__ = [
     "OPT_BASELINE",
     "OPT_CLAUSE",
     "OPT_FEATURE",
+    "OPT_HISTORY",
     "OPT_REPORT",
     "OPT_TARGET",
     "OPT_TARGET_CMD",
@@ -50,6 +51,7 @@ OPT_REPORT: Final = "--replay-report"
 OPT_TIMEOUT: Final = "--replay-timeout"
 OPT_CLAUSE: Final = "--clause"
 OPT_BASELINE: Final = "--baseline"
+OPT_HISTORY: Final = "--replay-history"
 OPT_FEATURE: Final = "--feature"
 
 # option -> (dest, environment variable)
@@ -64,6 +66,7 @@ OPTIONS: Final[dict[str, tuple[str, str]]] = {
     OPT_CLAUSE: ("replay_clause", "REPLAY_CLAUSE"),
     OPT_FEATURE: ("replay_feature", "REPLAY_FEATURE"),
     OPT_BASELINE: ("replay_baseline", "REPLAY_BASELINE"),
+    OPT_HISTORY: ("replay_history", "REPLAY_HISTORY"),
 }
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_IMAGE_PORT: Final = 8080
@@ -82,6 +85,7 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT_S
     selection: Selection = field(default_factory=Selection)
     baseline: str | None = None
+    history: str | None = None
 
     @property
     def launch_spec(self) -> LaunchSpec:
@@ -140,6 +144,7 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Sett
         timeout=number(OPT_TIMEOUT, float, DEFAULT_TIMEOUT_S),
         selection=Selection(listed(OPT_CLAUSE), listed(OPT_FEATURE)),
         baseline=value(OPT_BASELINE),
+        history=value(OPT_HISTORY),
     )
 
 
@@ -185,23 +190,29 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the report to PATH.json, PATH.md and PATH.badge.json [REPLAY_REPORT]",
     )
     group.addoption(
+        OPT_TIMEOUT,
+        dest="replay_timeout",
+        metavar="SECONDS",
+        help=f"default per-case timeout (default {DEFAULT_TIMEOUT_S:g}) [REPLAY_TIMEOUT]",
+    )
+    _add_scope(group)
+
+
+def _add_scope(group: Any) -> None:
+    """What the run judges (``--clause``, ``--feature``, ``--baseline``), and the histories."""
+    group.addoption(
+        OPT_HISTORY,
+        dest="replay_history",
+        metavar="DIR",
+        help="write each failed case's whole event log to DIR as JSON lines [REPLAY_HISTORY]",
+    )
+    group.addoption(
         OPT_BASELINE,
         dest="replay_baseline",
         metavar="FILE",
         help="known failures (an earlier JSON report, or a list of clause IDs): they do not "
         "fail the run, a new failure does [REPLAY_BASELINE]",
     )
-    group.addoption(
-        OPT_TIMEOUT,
-        dest="replay_timeout",
-        metavar="SECONDS",
-        help=f"default per-case timeout (default {DEFAULT_TIMEOUT_S:g}) [REPLAY_TIMEOUT]",
-    )
-    _add_selection(group)
-
-
-def _add_selection(group: Any) -> None:
-    """The ``--clause`` and ``--feature`` options (what the run judges)."""
     group.addoption(
         OPT_CLAUSE,
         action="append",

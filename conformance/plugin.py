@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import hypothesis
 import pytest
 
-from conformance import clauses
+from conformance import clauses, history
 from conformance.baseline import compare, load_baseline
 from conformance.driver import Driver
 from conformance.errors import SuiteError
@@ -205,6 +205,7 @@ def pytest_runtest_makereport(
     elif report.failed and result.outcome != FAILED:  # a later teardown error erases no finding
         error = call.excinfo.value if call.excinfo is not None else None
         result.failure = _failure_of(error, report)
+        result.history = _write_history(item, error)
         finding = as_failure(error)
         result.reason = finding.headline if finding is not None else ""
         result.reason = result.reason or str(result.failure["received"])
@@ -220,6 +221,16 @@ def pytest_runtest_makereport(
             report.outcome = "skipped"
             report.wasxfail = f"{why} {', '.join(failed)}: {result.reason}"
     return report
+
+
+def _write_history(item: pytest.Item, error: BaseException | None) -> str | None:
+    """Write the case's whole event log under ``--replay-history`` (None: not asked, or the
+    error carries no log, as when the case failed before it started)."""
+    directory = _settings(item.config).history
+    entries = history.history_of(error)
+    if not directory or entries is None:
+        return None
+    return str(history.write(directory, item.nodeid, entries))
 
 
 def _failure_of(error: BaseException | None, report: pytest.TestReport) -> dict[str, Any]:

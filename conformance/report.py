@@ -69,6 +69,7 @@ def render_json(
                 "outcome": r.outcome,
                 "strict": r.strict,
                 "baselined": r.baselined,
+                "history": r.history,
                 **dict(r.failure or {}),
                 "not_reached": list(r.unreached),
             }
@@ -168,6 +169,8 @@ def _failure_lines(failure: Mapping[str, Any]) -> list[str]:
     ]
     if failure.get("not_reached"):
         lines.append(f"- not reached: {', '.join(failure['not_reached'])}")
+    if failure.get("history"):
+        lines.append(f"- whole event log: `{_cell(failure['history'])}`")
     if failure.get("log"):
         lines += ["", "```", *failure["log"], "```"]
     return [*lines, ""]

@@ -95,14 +95,23 @@ def test_clause_selection_runs_only_its_cases_and_grades_only_it(tmp_path: Path)
 
 
 def test_a_failing_must_exits_1_and_junit_names_clause_expected_received(tmp_path: Path) -> None:
-    junit = tmp_path / "j.xml"
-    done = cli(tmp_path, "--clause", "SUB-4", "--target-cmd", MUTANT, f"--junit-xml={junit}")
+    junit, report = tmp_path / "j.xml", tmp_path / "r"
+    done = cli(
+        tmp_path, "--clause", "SUB-4", "--target-cmd", MUTANT, f"--junit-xml={junit}",
+        f"--replay-report={report}", "--replay-history=hist",
+    )  # fmt: skip
     assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
     failures = [f.get("message") or "" for f in ET.parse(junit).getroot().iter("failure")]
     assert any(
         m.startswith("conformance.errors.ConformanceFailure: [SUB-4] expected ") for m in failures
     )
     assert all("; received " in m for m in failures), failures
+    # Each failure names the file of its whole event log, written as JSON lines.
+    named = [f["history"] for f in json.loads(report.with_suffix(".json").read_text())["failures"]]
+    assert len(named) == len(failures) and all(named)
+    for path in named:
+        entries = [json.loads(line) for line in (tmp_path / path).read_text().splitlines()]
+        assert entries and [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
 
 
 STALE_EPOCH = ("--clause", "SUB-4", "--clause", "SUB-1", "--clause", "SIG-4")  # what MUTANT fails
