@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.spec or spec_dir() / "protocol.md"
     text = path.read_text(encoding="utf-8")
     if args.check:
-        problems = clauses.check_ids(text)
+        problems = clauses.check_ids(text) + clauses.missing_anchors(text)
         for problem in problems:
             print(problem, file=sys.stderr)
         print(
