@@ -18,7 +18,8 @@ never in a cycle (``tests/test_layers.py`` reads every import and keeps this tru
    socket saw them, checked as they arrive), ``recorder``, ``sio`` and ``client`` (Socket.IO),
    ``faults`` (the TCP proxy)
 3. judging and reporting: ``trace`` (a log read back), ``checkers``, ``grading``, ``report``,
-   ``baseline`` (known failures, ``--baseline``), ``history`` (a case's whole log, as JSON lines)
+   ``baseline`` (known failures, ``--baseline``), ``history`` (a case's whole log, as JSON
+   lines), ``html_report`` (the report as one HTML file)
 4. running: ``driver``, ``registry``, ``context``, ``watchdog``, ``nodes``, ``target``, ``launch``
 5. entry points: ``options``, ``preflight``, ``plugin``, ``inventory``, ``cli`` (the
    ``replay-conformance`` command), ``scenarios``, ``cases``

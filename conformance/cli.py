@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(_Parser(parser))  # type: ignore[arg-type]
     output = parser.add_argument_group("output")
     output.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report to PATH")
+    output.add_argument("--html", metavar="PATH", help="the same as --replay-html PATH")
     running = parser.add_argument_group("running")
     running.add_argument(
         "--list",
@@ -107,6 +108,8 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
             argv.append(f"{option}={value}")
     if args.junit_xml:
         argv.append(f"--junit-xml={args.junit_xml}")
+    if args.html:
+        argv.append(f"--replay-html={args.html}")
     return [*argv, *args.pytest_args]
 
 

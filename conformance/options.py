@@ -31,6 +31,7 @@ __all__ = [
     "OPT_CLAUSE",
     "OPT_FEATURE",
     "OPT_HISTORY",
+    "OPT_HTML",
     "OPT_REPORT",
     "OPT_TARGET",
     "OPT_TARGET_CMD",
@@ -52,6 +53,7 @@ OPT_TIMEOUT: Final = "--replay-timeout"
 OPT_CLAUSE: Final = "--clause"
 OPT_BASELINE: Final = "--baseline"
 OPT_HISTORY: Final = "--replay-history"
+OPT_HTML: Final = "--replay-html"  # not --html: pytest-html has that one
 OPT_FEATURE: Final = "--feature"
 
 # option -> (dest, environment variable)
@@ -67,6 +69,7 @@ OPTIONS: Final[dict[str, tuple[str, str]]] = {
     OPT_FEATURE: ("replay_feature", "REPLAY_FEATURE"),
     OPT_BASELINE: ("replay_baseline", "REPLAY_BASELINE"),
     OPT_HISTORY: ("replay_history", "REPLAY_HISTORY"),
+    OPT_HTML: ("replay_html", "REPLAY_HTML"),
 }
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_IMAGE_PORT: Final = 8080
@@ -86,6 +89,7 @@ class Settings:
     selection: Selection = field(default_factory=Selection)
     baseline: str | None = None
     history: str | None = None
+    html: str | None = None
 
     @property
     def launch_spec(self) -> LaunchSpec:
@@ -145,6 +149,7 @@ def resolve_settings(options: Mapping[str, Any], env: Mapping[str, str]) -> Sett
         selection=Selection(listed(OPT_CLAUSE), listed(OPT_FEATURE)),
         baseline=value(OPT_BASELINE),
         history=value(OPT_HISTORY),
+        html=value(OPT_HTML),
     )
 
 
@@ -200,6 +205,12 @@ def add_options(parser: pytest.Parser) -> None:
 
 def _add_scope(group: Any) -> None:
     """What the run judges (``--clause``, ``--feature``, ``--baseline``), and the histories."""
+    group.addoption(
+        OPT_HTML,
+        dest="replay_html",
+        metavar="PATH",
+        help="write the report as one self-contained HTML file [REPLAY_HTML]",
+    )
     group.addoption(
         OPT_HISTORY,
         dest="replay_history",

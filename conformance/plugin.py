@@ -32,6 +32,7 @@ from conformance.grading import (
     grade,
     is_strict,
 )
+from conformance.html_report import write_html
 from conformance.launch import launch
 from conformance.options import OPTIONS, Settings, add_options, resolve_settings
 from conformance.preflight import PREFLIGHT_EXIT, preflight
@@ -237,7 +238,8 @@ def _failure_of(error: BaseException | None, report: pytest.TestReport) -> dict[
     """The report's record of a failed case: the finding, or the unexpected error."""
     failure = as_failure(error)
     if failure is not None:
-        return dict(failure_dict(failure))
+        # Hypothesis adds the shrunk steps of a failing scenario to the error as notes.
+        return {**failure_dict(failure), "steps": list(getattr(error, "__notes__", []))}
     text = f"{type(error).__name__}: {error}" if error is not None else str(report.longrepr)
     log = getattr(error, "log", None)
     return {
@@ -262,20 +264,33 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         catalog = [c for c in clauses.load() if state.graded is None or c.id in state.graded]
         state.verdicts = grade(catalog, state.results.values(), target.features)
         settings = _settings(session.config)
-        if settings.report:
-            document = render_json(
-                {"description": target.describe(), "urls": target.urls, "info": target.info},
-                state.verdicts,
-                list(state.results.values()),
-                selection=settings.selection.describe() if state.graded is not None else None,
-            )
-            if settings.baseline:
-                document["baseline"] = {
-                    "file": settings.baseline,
-                    **asdict(compare(state.baseline, state.verdicts)),
-                }
-            state.written = write_report(settings.report, document)
+        if settings.report or settings.html:
+            _write_reports(state, target, settings)
     _shutdown(state)
+
+
+def _write_reports(state: _State, target: Target, settings: Settings) -> None:
+    """The JSON, Markdown, badge and HTML reports the options ask for."""
+    assert state.verdicts is not None
+    document = render_json(
+        {"description": target.describe(), "urls": target.urls, "info": target.info},
+        state.verdicts,
+        list(state.results.values()),
+        selection=settings.selection.describe() if state.graded is not None else None,
+    )
+    if settings.baseline:
+        document["baseline"] = {
+            "file": settings.baseline,
+            **asdict(compare(state.baseline, state.verdicts)),
+        }
+    written: list[Path] = []
+    if settings.report:
+        written += write_report(settings.report, document)
+    if settings.html:
+        written.append(
+            write_html(settings.html, document, {c.id: c.text for c in _catalog().values()})
+        )
+    state.written = tuple(written)
 
 
 def _shutdown(state: _State) -> None:
