@@ -162,7 +162,7 @@ def missing_anchors(text: str) -> list[str]:
     for line in text.splitlines():
         match = _CLAUSE_START.match(line)
         if match and match["anchor"] != f'<a id="{match["id"]}"></a>':
-            problems.append(f"clause {match['id']} lacks its anchor <a id=\"{match['id']}\"></a>")
+            problems.append(f'clause {match["id"]} lacks its anchor <a id="{match["id"]}"></a>')
     return problems
 
 
