@@ -48,7 +48,9 @@ async def main(messages: int, payload: int, store: str) -> None:
         client.on("replay:messages", on_messages)
         await client.connect(url, auth={"token": token}, transports=["websocket"])
         started = time.perf_counter()
-        reply = await client.call("replay:subscribe", {"channel": "bench:catchup", "from": "beginning"})
+        reply = await client.call(
+            "replay:subscribe", {"channel": "bench:catchup", "from": "beginning"}
+        )
         assert reply["ok"], reply
         await asyncio.wait_for(done.wait(), 600)
         elapsed = time.perf_counter() - started

@@ -12,14 +12,18 @@ never in a cycle (``tests/test_layers.py`` reads every import and keeps this tru
 
 0. leaf types: ``errors`` (the one error root), ``text``, ``eventlog``, ``protocol`` (routes,
    error codes, features, actions, grants), ``spec_files``
-1. the spec's knowledge: ``clauses``, ``schemas``, ``expectations`` (the helpers cases judge with)
+1. the spec's knowledge: ``clauses``, ``schemas``, ``expectations`` (the helpers cases judge
+   with), ``selection`` (the clauses ``--clause``/``--feature`` choose)
 2. the target's speakers: ``backend`` (HTTP API), ``spans`` and ``streams`` (subscriptions as a
    socket saw them, checked as they arrive), ``recorder``, ``sio`` and ``client`` (Socket.IO),
    ``faults`` (the TCP proxy)
 3. judging and reporting: ``trace`` (a log read back), ``anomaly``, ``composition`` and
-   ``checkers`` (the whole-trace checkers), ``grading``, ``report``
+   ``checkers`` (the whole-trace checkers), ``grading``, ``report``, ``baseline`` (known
+   failures, ``--baseline``), ``history`` (a case's whole log, as JSON lines), ``html_report``
+   (the report as one HTML file)
 4. running: ``driver``, ``registry``, ``context``, ``watchdog``, ``nodes``, ``target``, ``launch``
-5. entry points: ``options``, ``preflight``, ``plugin``, ``inventory``, ``scenarios``, ``cases``
+5. entry points: ``options``, ``preflight``, ``plugin``, ``inventory``, ``cli`` (the
+   ``replay-conformance`` command), ``scenarios``, ``cases``
 
 This package's own ``__init__`` sits above them all: it only re-exports the case-writing API,
 and loads each name's module when the name is first used.

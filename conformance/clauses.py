@@ -20,9 +20,22 @@ from pathlib import Path
 
 from conformance.spec_files import spec_dir
 
-__all__ = ["Clause", "Level", "SpecError", "by_id", "check_ids", "load", "parse", "spec_dir"]
+__all__ = [
+    "Clause",
+    "Level",
+    "SpecError",
+    "by_id",
+    "check_ids",
+    "load",
+    "missing_anchors",
+    "parse",
+    "spec_dir",
+]
 
-_CLAUSE_START = re.compile(r"^- `\((?P<id>[A-Z]{3}-\d+)\)`\s*(?P<rest>.*)$")
+# After the ID, the clause's stable anchor (spec §0), then its text.
+_CLAUSE_START = re.compile(
+    r"^- `\((?P<id>[A-Z]{3}-\d+)\)`\s*(?P<anchor><a id=\"[^\"]*\"></a>)?\s*(?P<rest>.*)$"
+)
 _ANY_ID = re.compile(r"`\(([A-Za-z]+-\w+)\)`")
 _WELL_FORMED_ID = re.compile(r"^[A-Z]{3}-[1-9]\d*$")
 _FEATURE_TAG = re.compile(r"\*\[feature: (?P<feature>[a-z-]+)\]\*")
@@ -140,6 +153,17 @@ def parse(text: str) -> list[Clause]:
             )
         )
     return clauses
+
+
+def missing_anchors(text: str) -> list[str]:
+    """Clauses without their stable anchor (``- `(SUB-4)` <a id="SUB-4"></a>...``), which the
+    HTML report and any link to a clause rely on, whatever the section headings become."""
+    problems = []
+    for line in text.splitlines():
+        match = _CLAUSE_START.match(line)
+        if match and match["anchor"] != f'<a id="{match["id"]}"></a>':
+            problems.append(f'clause {match["id"]} lacks its anchor <a id="{match["id"]}"></a>')
+    return problems
 
 
 def check_ids(text: str) -> list[str]:

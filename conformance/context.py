@@ -13,6 +13,7 @@ import contextvars
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from conformance import history
 from conformance.errors import (
     CaseTimeout,
     ConformanceFailure,
@@ -122,6 +123,8 @@ async def run_case(
         _current.reset(tokens[0])
         active_log.reset(tokens[1])
     violations = context.log.violations
+    if raised is not None:
+        history.attach(raised, context.log.entries)
     if not violations:
         if raised is not None:
             raise raised
@@ -135,6 +138,7 @@ async def run_case(
     first, rest = failures[0], failures[1:]
     combined = ConformanceFailure(first.clause, first.expected, first.received, first.log)
     combined.others = [*first.others, *rest]
+    history.attach(combined, context.log.entries)
     raise combined from raised
 
 

@@ -56,6 +56,8 @@ class CaseResult:
     reason: str = ""  # skip reason, or the failure's headline
     failure: Mapping[str, Any] | None = None  # report.failure_dict(), or clause-less details
     duration_s: float = 0.0
+    history: str | None = None  # the file of its whole event log (--replay-history)
+    baselined: bool = False  # every clause it failed is in --baseline: it does not fail the run
 
     @property
     def failed_clauses(self) -> tuple[str, ...]:

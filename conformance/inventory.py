@@ -15,10 +15,12 @@ from pathlib import Path
 
 import conformance.cases
 from conformance import clauses
+from conformance.protocol import FEATURES
 from conformance.registry import CASES
+from conformance.selection import Selection
 from conformance.spec_files import spec_dir
 
-__all__ = ["cases_citing", "main"]
+__all__ = ["cases_citing", "main", "matrix"]
 
 
 def cases_citing() -> dict[str, list[str]]:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = args.spec or spec_dir() / "protocol.md"
     text = path.read_text(encoding="utf-8")
     if args.check:
-        problems = clauses.check_ids(text)
+        problems = clauses.check_ids(text) + clauses.missing_anchors(text)
         for problem in problems:
             print(problem, file=sys.stderr)
         print(
@@ -73,6 +75,28 @@ def _print_cases(clause_id: str, catalog: dict[str, clauses.Clause]) -> int:
     cited_by = cases_citing().get(clause_id, [])
     print(f"{clause.id} {clause.level.value} ({clause.section}): {len(cited_by)} cases")
     for name in cited_by:
-        module, _, function = name.rpartition(".")
-        print(f"  {module.replace('.', '/')}.py::{function}")
+        print(f"  {_case_path(name)}")
     return 0
+
+
+def matrix(selection: Selection) -> list[tuple[clauses.Clause, list[str]]]:
+    """The selected clauses (every testable one without a selection) and the cases citing
+    each, as ``--list`` prints them; the cases of a selected feature bring all they cite."""
+    catalog = clauses.load()
+    citing = cases_citing()
+    ids = selection.clause_ids(catalog, FEATURES) if selection.active else None
+    if ids is not None and selection.features:
+        for spec in CASES.values():
+            if set(spec.features) & set(selection.features):
+                ids |= set(spec.clauses)
+    return [
+        (clause, [_case_path(name) for name in citing.get(clause.id, [])])
+        for clause in catalog
+        if (ids is None and clause.testable) or (ids is not None and clause.id in ids)
+    ]
+
+
+def _case_path(name: str) -> str:
+    """``conformance.cases.test_x.test_y`` -> ``conformance/cases/test_x.py::test_y``."""
+    module, _, function = name.rpartition(".")
+    return f"{module.replace('.', '/')}.py::{function}"

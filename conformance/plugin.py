@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import hypothesis
 import pytest
 
-from conformance import clauses
+from conformance import clauses, history
+from conformance.baseline import compare, load_baseline
 from conformance.driver import Driver
 from conformance.errors import SuiteError
 from conformance.grading import (
@@ -31,9 +32,11 @@ from conformance.grading import (
     grade,
     is_strict,
 )
+from conformance.html_report import write_html
 from conformance.launch import launch
 from conformance.options import OPTIONS, Settings, add_options, resolve_settings
 from conformance.preflight import PREFLIGHT_EXIT, preflight
+from conformance.protocol import FEATURES
 from conformance.registry import spec_of, unclaimed
 from conformance.report import failure_dict, render_json, terminal_lines, write_report
 from conformance.scenarios.profiles import DEFAULT_PROFILE
@@ -60,7 +63,9 @@ class _State:
     driver: Driver | None = None
     target: Target | None = None
     verdicts: list[ClauseVerdict] | None = None
-    written: tuple[Path, Path] | None = None
+    written: tuple[Path, ...] | None = None
+    baseline: frozenset[str] = frozenset()  # --baseline's clauses
+    graded: set[str] | None = None  # the selected clauses (None: no selection, all of them)
 
 
 _STATE = pytest.StashKey[_State]()
@@ -114,15 +119,47 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return [f"replay target: {_settings(config).describe()}"]
 
 
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Deselect the cases ``--clause``/``--feature`` leave out (other tests are left alone)."""
+    selection = _settings(config).selection
+    if not selection.active or not any(spec_of(getattr(i, "obj", None)) for i in items):
+        return
+    try:
+        base = selection.clause_ids(clauses.load(), FEATURES)
+    except SuiteError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    ids = set(base)
+    for item in items:
+        spec = spec_of(getattr(item, "obj", None))
+        chosen = spec is None or selection.selects_case(spec.clauses, spec.features, base)
+        (kept if chosen else dropped).append(item)
+        if spec is not None and chosen and set(spec.features) & set(selection.features):
+            ids |= set(spec.clauses)  # a feature's cases are judged on all they cite
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+    config.stash[_STATE].graded = ids
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[_STATE]
     for item in session.items:
         spec = spec_of(getattr(item, "obj", None))
         if spec is not None:
             state.cases[item.nodeid] = spec
+            _record_clauses(item, spec)
     if not state.cases or session.config.option.collectonly:
         return
     settings = _settings(session.config)
+    if settings.baseline:
+        try:
+            state.baseline = load_baseline(settings.baseline, _catalog())
+        except SuiteError as exc:
+            raise pytest.UsageError(str(exc)) from None
     state.driver = Driver()
     try:
         state.target = launch(settings.launch_spec, state.driver, settings.timeout)
@@ -139,6 +176,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reason = unclaimed(spec, state.target) if spec is not None else None
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _record_clauses(item: pytest.Item, spec: CaseSpec) -> None:
+    """The case's clauses as JUnit properties (``--junit-xml`` writes ``user_properties``)."""
+    catalog = _catalog()
+    for clause_id in spec.clauses:
+        level = catalog[clause_id].level.value if clause_id in catalog else "?"
+        item.user_properties.append(("clause", f"{clause_id} {level}"))
+    for feature in spec.features:
+        item.user_properties.append(("feature", feature))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -159,6 +206,7 @@ def pytest_runtest_makereport(
     elif report.failed and result.outcome != FAILED:  # a later teardown error erases no finding
         error = call.excinfo.value if call.excinfo is not None else None
         result.failure = _failure_of(error, report)
+        result.history = _write_history(item, error)
         finding = as_failure(error)
         result.reason = finding.headline if finding is not None else ""
         result.reason = result.reason or str(result.failure["received"])
@@ -166,18 +214,32 @@ def pytest_runtest_makereport(
         # which decides nothing but fails the run all the same (pytest reports it failed).
         result.outcome = FAILED if result.failure["clauses"] else ERROR
         result.strict = result.outcome == ERROR or is_strict(result.failed_clauses, _catalog())
-        if not result.strict and report.when == "call":
-            # A failed SHOULD is reported, not fatal: pytest shows it as an xfail.
+        failed = result.failed_clauses
+        result.baselined = bool(failed) and set(failed) <= state.baseline
+        if (result.baselined or not result.strict) and report.when == "call":
+            # A failed SHOULD, or a known failure, is reported, not fatal: pytest shows an xfail.
+            why = "baselined" if result.baselined else "SHOULD"
             report.outcome = "skipped"
-            report.wasxfail = f"SHOULD {', '.join(result.failed_clauses)}: {result.reason}"
+            report.wasxfail = f"{why} {', '.join(failed)}: {result.reason}"
     return report
+
+
+def _write_history(item: pytest.Item, error: BaseException | None) -> str | None:
+    """Write the case's whole event log under ``--replay-history`` (None: not asked, or the
+    error carries no log, as when the case failed before it started)."""
+    directory = _settings(item.config).history
+    entries = history.history_of(error)
+    if not directory or entries is None:
+        return None
+    return str(history.write(directory, item.nodeid, entries))
 
 
 def _failure_of(error: BaseException | None, report: pytest.TestReport) -> dict[str, Any]:
     """The report's record of a failed case: the finding, or the unexpected error."""
     failure = as_failure(error)
     if failure is not None:
-        return dict(failure_dict(failure))
+        # Hypothesis adds the shrunk steps of a failing scenario to the error as notes.
+        return {**failure_dict(failure), "steps": list(getattr(error, "__notes__", []))}
     text = f"{type(error).__name__}: {error}" if error is not None else str(report.longrepr)
     log = getattr(error, "log", None)
     return {
@@ -199,16 +261,36 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash[_STATE]
     target = state.target
     if target is not None and target.info:
-        state.verdicts = grade(clauses.load(), state.results.values(), target.features)
-        report = _settings(session.config).report
-        if report:
-            document = render_json(
-                {"description": target.describe(), "urls": target.urls, "info": target.info},
-                state.verdicts,
-                list(state.results.values()),
-            )
-            state.written = write_report(report, document)
+        catalog = [c for c in clauses.load() if state.graded is None or c.id in state.graded]
+        state.verdicts = grade(catalog, state.results.values(), target.features)
+        settings = _settings(session.config)
+        if settings.report or settings.html:
+            _write_reports(state, target, settings)
     _shutdown(state)
+
+
+def _write_reports(state: _State, target: Target, settings: Settings) -> None:
+    """The JSON, Markdown, badge and HTML reports the options ask for."""
+    assert state.verdicts is not None
+    document = render_json(
+        {"description": target.describe(), "urls": target.urls, "info": target.info},
+        state.verdicts,
+        list(state.results.values()),
+        selection=settings.selection.describe() if state.graded is not None else None,
+    )
+    if settings.baseline:
+        document["baseline"] = {
+            "file": settings.baseline,
+            **asdict(compare(state.baseline, state.verdicts)),
+        }
+    written: list[Path] = []
+    if settings.report:
+        written += write_report(settings.report, document)
+    if settings.html:
+        written.append(
+            write_html(settings.html, document, {c.id: c.text for c in _catalog().values()})
+        )
+    state.written = tuple(written)
 
 
 def _shutdown(state: _State) -> None:
@@ -232,10 +314,16 @@ def _print_summary(config: pytest.Config) -> None:
         reporter.write_line(
             f"target: {impl.get('name', '?')} {impl.get('version', '')} at {target.describe()}"
         )
+    if state.graded is not None:
+        selected = _settings(config).selection.describe()
+        reporter.write_line(f"selection: {selected}: only the {len(state.graded)} clauses selected")
     for line in terminal_lines(state.verdicts, list(state.results.values())):
         reporter.write_line(line)
+    if _settings(config).baseline:
+        for line in compare(state.baseline, state.verdicts).lines():
+            reporter.write_line(line)
     if state.written:
-        reporter.write_line(f"report: {state.written[0]} and {state.written[1]}")
+        reporter.write_line(f"report: {', '.join(str(p) for p in state.written)}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

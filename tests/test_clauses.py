@@ -3,6 +3,7 @@ the lister reports them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,19 @@ _ORD_1_TO_3 = "- `(ORD-1)` A MUST.\n- `(ORD-2)` B MUST.\n- `(ORD-3)` C MUST.\n"
 def test_spec_clause_ids_are_sound() -> None:
     text = (clauses.spec_dir() / "protocol.md").read_text(encoding="utf-8")
     assert clauses.check_ids(text) == []
+    assert clauses.missing_anchors(text) == []
+
+
+def test_a_clause_without_its_own_anchor_is_a_problem_and_the_anchor_is_not_its_text() -> None:
+    text = (
+        '- `(ORD-1)` <a id="ORD-1"></a>A MUST.\n- `(ORD-2)` B MUST.\n'
+        '- `(ORD-3)` <a id="ORD-1"></a>C MUST.\n'
+    )
+    assert clauses.missing_anchors(text) == [
+        'clause ORD-2 lacks its anchor <a id="ORD-2"></a>',
+        'clause ORD-3 lacks its anchor <a id="ORD-3"></a>',
+    ]
+    assert [c.text for c in clauses.parse(text)] == ["A MUST.", "B MUST.", "C MUST."]
 
 
 def test_spec_has_enough_clauses_and_every_guarantee_family() -> None:
@@ -127,7 +141,8 @@ def test_command_lists_the_cases_citing_a_clause() -> None:
 
 def test_command_check_names_each_problem_with_its_line(tmp_path: Path) -> None:
     spec = tmp_path / "protocol.md"
-    spec.write_text(f"{_ORD_1_TO_3}\nAs ORD-9 says, and ORD-1..3.\n", encoding="utf-8")
+    anchored = re.sub(r"\((ORD-\d)\)` ", r'(\1)` <a id="\1"></a>', _ORD_1_TO_3)
+    spec.write_text(f"{anchored}\nAs ORD-9 says, and ORD-1..3.\n", encoding="utf-8")
     check = subprocess.run(
         [sys.executable, "-m", "conformance.clauses", "--check", "--spec", str(spec)],
         capture_output=True,

@@ -664,8 +664,8 @@ def test_strictness_follows_the_strongest_clause() -> None:
 
 
 def test_reports_are_written_as_json_and_markdown(tmp_path: Path) -> None:
-    assert report_paths("out/r") == (Path("out/r.json"), Path("out/r.md"))
-    assert report_paths("out/r.md") == (Path("out/r.json"), Path("out/r.md"))
+    paths = (Path("out/r.json"), Path("out/r.md"), Path("out/r.badge.json"))
+    assert report_paths("out/r") == paths == report_paths("out/r.md")
     failure = {
         "clause": "AAA-1",
         "clauses": ["AAA-1"],
@@ -678,7 +678,13 @@ def test_reports_are_written_as_json_and_markdown(tmp_path: Path) -> None:
     verdicts = grade(clauses.parse(SPEC), results, ())
     info = {"implementation": {"name": "impl", "version": "1"}, "features": ["sessions"]}
     document = render_json({"description": "http://x", "info": info}, verdicts, results)
-    json_path, md_path = write_report(tmp_path / "sub" / "report.json", document)
+    json_path, md_path, badge_path = write_report(tmp_path / "sub" / "report.json", document)
+    assert json.loads(badge_path.read_text()) == {
+        "schemaVersion": 1,
+        "label": "replay/1",
+        "message": "0/1 MUST",  # AAA-1 failed; the SHOULD AAA-2 is not counted
+        "color": "red",
+    }
     loaded = json.loads(json_path.read_text())
     assert loaded["summary"]["failed_must"] == ["AAA-1"]
     assert loaded["failures"][0]["received"] == "offset 5 | odd"
