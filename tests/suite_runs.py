@@ -7,7 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,3 +39,26 @@ def verdicts(document: dict[str, object]) -> dict[str, str]:
     clauses = document["clauses"]
     assert isinstance(clauses, list)
     return {entry["id"]: entry["status"] for entry in clauses}
+
+
+@contextmanager
+def serving(argv: Sequence[str]) -> Iterator[str]:
+    """A server started from ``argv`` plus ``--port N`` on a free port, once it prints its
+    "listening on http://" line; yields its URL and stops it (SIGTERM, then SIGKILL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*argv, "--port", str(port)],
+        cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "listening on http://" in first, first + process.stdout.read()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

@@ -8,15 +8,13 @@ when there is none) and runs ``python -m pytest conformance`` in a subprocess.
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import pytest
-from redis_server import free_port, running_redis
-from suite_runs import ROOT, clean_env, run_suite, verdicts
+from redis_server import running_redis
+from suite_runs import run_suite, serving, verdicts
 
 pytestmark = pytest.mark.slow
 
@@ -24,27 +22,12 @@ API_KEY = "conformance-redis-key"
 NODES = 3
 
 
-@contextmanager
-def reference_node(store: str) -> Iterator[str]:
+def reference_node(store: str) -> AbstractContextManager[str]:
     """One ``python -m reference`` process on ``store``; yields its URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reference", "--port", str(port), f"--api-key={API_KEY}",
-         "--store", store, "--log-level", "warning"],
-        cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    return serving(
+        [sys.executable, "-m", "reference", f"--api-key={API_KEY}", "--store", store,
+         "--log-level", "warning"]
     )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on http://" in first, first + process.stdout.read()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 def test_three_nodes_on_one_redis(tmp_path: Path) -> None:

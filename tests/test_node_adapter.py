@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_server import free_port, running_redis
-from suite_runs import ROOT, clean_env, run_suite, verdicts
+from redis_server import running_redis
+from suite_runs import ROOT, run_suite, serving, verdicts
 
 pytestmark = pytest.mark.slow
 
@@ -94,26 +93,10 @@ def test_memory_store_by_target_cmd(node: str, tmp_path: Path) -> None:
     assert not _claimed_skips(document)
 
 
-@contextmanager
-def _adapter_node(node: str, store: str) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [node, str(SERVER), "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY,
-         "--store", store],
-        cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on http://" in first, first + process.stdout.read()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+def _adapter_node(node: str, store: str) -> AbstractContextManager[str]:
+    return serving(
+        [node, str(SERVER), "--host", "127.0.0.1", "--api-key", API_KEY, "--store", store]
+    )
 
 
 def test_two_processes_on_one_redis(node: str, tmp_path: Path) -> None:
