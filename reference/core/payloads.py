@@ -126,8 +126,9 @@ def single_argument(args: Sequence[object]) -> Mapping[str, Any]:
 
 
 def require_i_json(request: object) -> None:
-    """EVT-12, API-13: a request that names a member twice, or holds an unpaired surrogate,
-    anywhere in it is refused whole; no member's value is guessed at."""
+    """EVT-12, API-13 (and MSG-6 to MSG-8 for a publish's data): a request that names a member
+    twice, holds an unpaired surrogate or an unsafe number anywhere in it is refused whole; no
+    member's value is guessed at."""
     problem = ijson.problem(request)
     if problem is not None:
         raise BadRequest(f"the request is not I-JSON: {problem}")
@@ -222,22 +223,9 @@ def parse_ack(args: Sequence[object]) -> AckRequest:
     return AckRequest(body["channel"], _integer(body["offset"]), body["epoch"])
 
 
-def _check_publish(body: object) -> None:
-    # MSG-7: a request naming `data` (or any member) twice leaves what was published ambiguous.
-    if isinstance(body, ijson.RepeatedMembers):
-        raise BadRequest("the request names a member more than once")
-    assert isinstance(body, dict)  # validated
-    problem = ijson.problem(body.get("data"))  # MSG-6 to MSG-8
-    if problem is not None:
-        raise BadRequest(f"data is not I-JSON: {problem}")
-    if isinstance(body.get("id"), str) and ijson.problem(body["id"]):
-        raise BadRequest("id holds an unpaired surrogate")  # MSG-6
-
-
 def parse_publish(args: Sequence[object], max_payload_bytes: int) -> PublishRequest:
-    body = single_argument(args)
+    body = single_argument(args)  # I-JSON, data and id included (MSG-6 to MSG-8, EVT-12)
     validate("publish-request", body)
-    _check_publish(body)
     payload = encode_payload(body["data"], max_payload_bytes)
     return PublishRequest(body["channel"], payload, body.get("id"))
 
@@ -251,8 +239,8 @@ def parse_history(args: Sequence[object]) -> HistoryRequest:
 
 
 def parse_http_publish(channel: str, body: object, max_payload_bytes: int) -> PublishRequest:
+    require_i_json(body)  # MSG-6 to MSG-8, API-13: data, id and the body itself
     validate("http-publish-request", body)
-    _check_publish(body)
     assert isinstance(body, dict)
     return PublishRequest(
         check_channel(channel), encode_payload(body["data"], max_payload_bytes), body.get("id")
