@@ -24,6 +24,7 @@ from conformance import clauses, inventory
 from conformance.baseline import load_baseline
 from conformance.errors import SuiteError
 from conformance.options import OPTIONS, add_options, resolve_settings
+from conformance.plugin import stopped_by_preflight
 from conformance.preflight import PREFLIGHT_EXIT
 
 __all__ = [
@@ -137,8 +138,24 @@ def main(argv: list[str] | None = None) -> int:
     if settings.selection.active and not any(cases for _, cases in rows):
         print(f"replay: {settings.selection.describe()} selects no case", file=sys.stderr)
         return EXIT_USAGE
-    code = int(pytest.main(pytest_argv(args)))
+    watch = _Watch()
+    code = int(pytest.main(pytest_argv(args), plugins=[watch]))
+    if code == pytest.ExitCode.USAGE_ERROR and not watch.stopped_by_preflight():
+        return EXIT_USAGE  # pytest's own usage errors (an unknown option, -n) exit with 4 too
     return EXIT_USAGE if code == pytest.ExitCode.NO_TESTS_COLLECTED else code
+
+
+class _Watch:
+    """Keeps the run's config, so that the exit status can tell preflight from usage."""
+
+    def __init__(self) -> None:
+        self.config: pytest.Config | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def stopped_by_preflight(self) -> bool:
+        return self.config is not None and stopped_by_preflight(self.config)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ and at the end writes the report and prints a clause summary. The options are in
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from conformance.registry import CaseSpec
     from conformance.target import Target
 
-__all__ = ["session_target"]
+__all__ = ["ONE_PROCESS", "session_target", "stopped_by_preflight"]
 
 _CASES_DIR: Final = Path(__file__).resolve().parent / "cases"
 
@@ -65,6 +66,7 @@ class _State:
     verdicts: list[ClauseVerdict] | None = None
     written: tuple[Path, ...] | None = None
     baseline: frozenset[str] = frozenset()  # --baseline's clauses
+    preflight_failed: bool = False  # pytest gives it the exit status of a usage error
     graded: set[str] | None = None  # the selected clauses (None: no selection, all of them)
 
 
@@ -90,14 +92,32 @@ def session_target(config: pytest.Config) -> Target:
     return target
 
 
+def stopped_by_preflight(config: pytest.Config) -> bool:
+    """Whether preflight ended the run (and not a usage error, which exits with the same 4)."""
+    return _STATE in config.stash and config.stash[_STATE].preflight_failed
+
+
 def _selects_cases(config: pytest.Config) -> bool:
     """Whether the command line points at the suite's cases (for the header, before collection)."""
     root = config.invocation_params.dir
     for arg in config.args:
-        path = (root / arg.split("::")[0]).resolve()
+        path = _module_path(arg) if config.option.pyargs else None
+        path = path or (root / arg.split("::")[0]).resolve()
         if path == _CASES_DIR or _CASES_DIR in path.parents or path in _CASES_DIR.parents:
             return True
     return False
+
+
+def _module_path(arg: str) -> Path | None:
+    """Where ``--pyargs``'s dotted name (``conformance``, ``conformance.cases``) lives."""
+    try:
+        spec = importlib.util.find_spec(arg.split("::")[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    origin = Path(spec.origin).resolve()
+    return origin.parent if origin.name == "__init__.py" else origin
 
 
 # --- hooks --------------------------------------------------------------------------------------
@@ -111,6 +131,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): spec clauses a conformance case checks")
     config.addinivalue_line("markers", "feature(name): a feature a conformance case needs")
     config.stash[_STATE] = _State()
+    if _selects_cases(config) and _parallel(config):
+        raise pytest.UsageError(ONE_PROCESS)
+
+
+# The suite shares one target among its cases (restarts, flows, the event log, the grading of
+# the whole run), so pytest-xdist workers would each launch their own target and grade part of
+# the run: refused before any target starts, as pytest-base-url guards its workers.
+ONE_PROCESS: Final = (
+    "the replay/1 conformance suite runs in one process: its cases share one target, which "
+    "some of them restart, and the run is graded as a whole; drop pytest-xdist's -n/--dist"
+)
+
+
+def _parallel(config: pytest.Config) -> bool:
+    """Whether pytest-xdist runs this session in workers (or this is one of its workers)."""
+    if hasattr(config, "workerinput"):
+        return True
+    workers = getattr(config.option, "numprocesses", None)
+    return bool(workers) or getattr(config.option, "dist", "no") != "no"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -167,6 +206,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         state.target.open()
     except SuiteError as exc:
         _shutdown(state)
+        state.preflight_failed = True
         pytest.exit(str(exc), returncode=PREFLIGHT_EXIT)
     if not session.config.getoption("hypothesis_profile", None):
         hypothesis.settings.load_profile(DEFAULT_PROFILE)  # the scenarios' CI size

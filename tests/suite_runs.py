@@ -22,6 +22,12 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_")}
 
 
+def checkout_env() -> dict[str, str]:
+    """:func:`clean_env`, importing this checkout first, for a run from another directory."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return {**clean_env(), "PYTHONPATH": path}
+
+
 def run_suite(report: Path, *options: str) -> dict[str, object]:
     """``pytest conformance`` with ``options``; asserts it passed, returns its JSON report."""
     done = subprocess.run(

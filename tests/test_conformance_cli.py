@@ -7,7 +7,6 @@ Marked ``slow``: the runs launch the reference (or a mutant of it) as the target
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.suite_runs import ROOT, clean_env
+from tests.suite_runs import ROOT, checkout_env
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +24,9 @@ MUTANT = "{python} %s stale-epoch-accepted --host 127.0.0.1 --port {port} --api-
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **clean_env(),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
     return subprocess.run(
         [sys.executable, "-m", "conformance.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=cwd, env=checkout_env(), capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
 
 

@@ -90,3 +90,27 @@ def test_the_action_runs_the_script_with_the_variables_it_reads() -> None:
     script = SCRIPT.read_text()
     for variable in set(re.findall(r"\b(REPLAY_[A-Z_]+):", action)):
         assert variable in script, variable
+
+
+@pytest.mark.parametrize("runner", ["pipx", "uvx"])
+def test_pipx_run_and_uvx_run_the_command_from_the_wheel(
+    wheel: Path, tmp_path: Path, runner: str
+) -> None:
+    """``pipx run`` and ``uvx`` each make a throwaway environment from the wheel and run the
+    command in it: green against the reference it ships, with a JUnit file."""
+    tool = Path(sys.executable).parent / runner  # test dependencies of this distribution
+    spec = ["run", "--spec", str(wheel)] if runner == "pipx" else ["--from", str(wheel)]
+    env = {**clean_env(), "PIPX_HOME": str(tmp_path / "pipx"), "UV_CACHE_DIR": str(tmp_path / "uv"),
+           "PIPX_BIN_DIR": str(tmp_path / "bin")}  # fmt: skip
+    env.pop("PYTHONPATH", None)
+    env.pop("VIRTUAL_ENV", None)
+    junit = tmp_path / "junit.xml"
+    command = "{python} -m reference --host 127.0.0.1 --port {port} --api-key={api_key}"
+    done = subprocess.run(
+        [str(tool), *spec, "replay-conformance", "--clause", "SUB-4", "--target-cmd", command,
+         "--junit-xml", str(junit)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert str(ROOT) not in done.stdout  # the target ran from the throwaway environment
+    assert list(ET.parse(junit).getroot().iter("testcase"))

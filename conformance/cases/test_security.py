@@ -6,9 +6,8 @@ as the API key, the API key as a token), a dead session's token, the right key i
 scheme or the wrong place. Each is refused: 401 ``unauthorized`` over HTTP (API-2), a
 ``CONNECT_ERROR`` ``unauthorized`` at connect (CON-2).
 
-Left out on purpose, because the spec's text does not decide them: the scheme's case
-(``bearer``; API-2 spells ``Bearer`` and does not say whether RFC 9110's case-insensitive
-scheme applies) and extra whitespace around or inside ``Bearer <api-key>``.
+The other side of the same rule: the scheme's case and the spaces after it are HTTP's, not
+the key's (API-15, RFC 9110 §11.1), so ``bearer <key>`` and ``Bearer  <key>`` carry the key.
 """
 
 from __future__ import annotations
@@ -107,6 +106,19 @@ async def test_the_right_key_in_another_form_is_refused(target: Target, form: st
         basic_password=base64.b64encode(f":{key}".encode()).decode(),
     )
     await _expect_every_route_refuses(target, {"Authorization": value}, "")
+
+
+@case("API-15", "API-2")
+@pytest.mark.parametrize("form", ["bearer {key}", "BEARER {key}", "bEaReR {key}", "Bearer  {key}"])
+async def test_the_scheme_in_any_case_and_more_spaces_carry_the_key(
+    target: Target, form: str
+) -> None:
+    """The scheme is HTTP's case-insensitive token, then one or more spaces (API-15): each form
+    reaches the route, which answers a random session's DELETE with 404, not 401."""
+    headers = {"Authorization": form.format(key=target.api_key)}
+    path = session_path(f"conformance-{secrets.token_hex(8)}")
+    answer = await target.backend.request("DELETE", path, auth=False, headers=headers)
+    expect_status(answer, 404, clause="API-15", code="not_found")
 
 
 @case("API-2")

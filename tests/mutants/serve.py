@@ -1,7 +1,10 @@
 """Run the reference server with one mutant applied.
 
-python tests/mutants/serve.py NAME [replay-reference options...]
+python tests/mutants/serve.py NAME[+NAME...] [replay-reference options...]
 python tests/mutants/serve.py --list
+
+Several names joined by ``+`` apply several mutants at once: a server with many failures, as
+bench/red_run.py needs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ if __name__ == "__main__":
         for known in MUTANTS.values():
             print(f"{known.name}: {known.bug}")
         raise SystemExit(0)
-    name, *options = sys.argv[1:]
-    MUTANTS[name].apply()
+    names, *options = sys.argv[1:]
+    for name in names.split("+"):
+        MUTANTS[name].apply()
     main(options)

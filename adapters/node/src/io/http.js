@@ -140,9 +140,12 @@ function digest(s) {
   return createHash('sha256').update(s).digest();
 }
 
-/** @param {string|undefined} header @param {Buffer} keyDigest */
+/**
+ * API-2, API-15: the scheme in any case and one or more spaces, as HTTP reads it; the key exact.
+ * @param {string|undefined} header @param {Buffer} keyDigest
+ */
 function authorized(header, keyDigest) {
-  const m = /^Bearer (.+)$/.exec(header ?? '');
+  const m = /^bearer +(\S.*)$/i.exec(header ?? '');
   return m !== null && timingSafeEqual(digest(m[1]), keyDigest);
 }
 

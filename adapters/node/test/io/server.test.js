@@ -31,6 +31,13 @@ const api = (method, path, { body, key = KEY, type = 'application/json' } = {}) 
     body,
   }).then(async (r) => ({ status: r.status, body: r.status === 204 ? null : await r.json() }));
 
+test('API-15: the scheme in any case and more spaces carry the key; the key stays exact', async () => {
+  const remove = (authorization) =>
+    fetch(`${base}/replay/v1/sessions/nobody`, { method: 'DELETE', headers: { Authorization: authorization } }).then((r) => r.status);
+  for (const form of [`bearer ${KEY}`, `BEARER ${KEY}`, `Bearer  ${KEY}`]) assert.equal(await remove(form), 404, form);
+  for (const form of [`Bearer ${KEY.toUpperCase()}x`, `Bearer${KEY}`, `Basic ${KEY}`, 'Bearer  ']) assert.equal(await remove(form), 401, form);
+});
+
 test('API-9: route, then key, then Content-Type, then body', async () => {
   assert.equal((await api('PUT', '/replay/v1/sessions', { key: null })).status, 404); // API-10
   assert.equal((await api('POST', '/replay/v1/info', { key: 'wrong' })).status, 404);
