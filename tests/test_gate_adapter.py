@@ -97,20 +97,25 @@ def test_pipx_run_and_uvx_run_the_command_from_the_wheel(
     wheel: Path, tmp_path: Path, runner: str
 ) -> None:
     """``pipx run`` and ``uvx`` each make a throwaway environment from the wheel and run the
-    command in it: green against the reference it ships, with a JUnit file."""
+    command in it, green against the reference it ships: the whole suite with uvx (the run the
+    issue's "done when" names: JUnit and HTML), ``--clause SUB-4`` with pipx."""
     tool = Path(sys.executable).parent / runner  # test dependencies of this distribution
     spec = ["run", "--spec", str(wheel)] if runner == "pipx" else ["--from", str(wheel)]
     env = {**clean_env(), "PIPX_HOME": str(tmp_path / "pipx"), "UV_CACHE_DIR": str(tmp_path / "uv"),
            "PIPX_BIN_DIR": str(tmp_path / "bin")}  # fmt: skip
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
-    junit = tmp_path / "junit.xml"
+    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
     command = "{python} -m reference --host 127.0.0.1 --port {port} --api-key={api_key}"
+    selection = ["--clause", "SUB-4"] if runner == "pipx" else []
     done = subprocess.run(
-        [str(tool), *spec, "replay-conformance", "--clause", "SUB-4", "--target-cmd", command,
-         "--junit-xml", str(junit)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [str(tool), *spec, "replay-conformance", *selection, "--target-cmd", command,
+         "--junit-xml", str(junit), "--html", str(html)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert str(ROOT) not in done.stdout  # the target ran from the throwaway environment
-    assert list(ET.parse(junit).getroot().iter("testcase"))
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert len(cases) > (1 if selection else 300)
+    assert all(any(p.get("name") == "clause" for p in c.iter("property")) for c in cases)
+    assert "<!DOCTYPE html>" in html.read_text()
