@@ -1,0 +1,63 @@
+"""replay_client: the client half of replay/1 over python-socketio's ``AsyncClient``.
+
+The model is ``clients/README.md``; ``clients/python/README.md`` shows the API.
+
+Layers
+------
+Each module imports only from the layers below it (``tests/test_replay_client_layers.py``
+keeps this true), and nothing from ``reference`` or ``conformance``.
+
+1. errors, records: leaf types
+2. backoff, guard, policy: pure decisions
+3. emitter, positions, acks, history: helpers with IO (files, SQLite, the loop, requests)
+4. subscription: one channel's lifecycle
+5. client: the connection and its worker
+"""
+
+from __future__ import annotations
+
+from replay_client.acks import AckOptions
+from replay_client.backoff import BackoffOptions
+from replay_client.client import ClientOptions, ClientStats, ReplayClient, connect
+from replay_client.errors import ReplayClientError
+from replay_client.policy import Policy, PolicyName
+from replay_client.positions import FilePositions, MemoryPositions, PositionStore, SqlitePositions
+from replay_client.records import (
+    ErrorEvent,
+    HistoryPage,
+    Message,
+    MessagesEvent,
+    Position,
+    State,
+    SubscribedEvent,
+    Truncation,
+    UnsubscribedEvent,
+)
+from replay_client.subscription import Subscription, SubscriptionStats
+
+__all__ = [
+    "AckOptions",
+    "BackoffOptions",
+    "ClientOptions",
+    "ClientStats",
+    "ErrorEvent",
+    "FilePositions",
+    "HistoryPage",
+    "MemoryPositions",
+    "Message",
+    "MessagesEvent",
+    "Policy",
+    "PolicyName",
+    "Position",
+    "PositionStore",
+    "ReplayClient",
+    "ReplayClientError",
+    "SqlitePositions",
+    "State",
+    "SubscribedEvent",
+    "Subscription",
+    "SubscriptionStats",
+    "Truncation",
+    "UnsubscribedEvent",
+    "connect",
+]
