@@ -81,7 +81,10 @@ async def reference_on(
         ping_interval_s=ping_interval_s,
         ping_timeout_s=ping_timeout_s,
     )
-    runner = web.AppRunner(build_app(MemoryStore(), options), handle_signals=False)
+    # A short shutdown: leaving the block stops the node as a crash would, without waiting
+    # for its clients to hang up.
+    app = build_app(MemoryStore(), options)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
     try:

@@ -167,4 +167,3 @@ def test_fault_schedules_against_the_node_adapter(node_server: str) -> None:
 
     # Stalls below the adapter's 25 s ping: they hold traffic, cuts end connections.
     run_schedules(tally, 1.5, one_run)
-
