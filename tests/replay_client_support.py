@@ -129,8 +129,9 @@ class Application:
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Poll ``condition``: for the client's own state, which no event announces."""
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 
