@@ -10,15 +10,16 @@ keeps this true), and nothing from ``reference`` or ``conformance``.
 1. errors, records: leaf types
 2. backoff, guard, policy: pure decisions
 3. emitter, positions, acks, history: helpers with IO (files, SQLite, the loop, requests)
-4. subscription: one channel's lifecycle
-5. client: the connection and its worker
+4. subscription, connection: one channel's lifecycle; the connection loop
+5. client: the worker that joins them, and the API
 """
 
 from __future__ import annotations
 
 from replay_client.acks import AckOptions
 from replay_client.backoff import BackoffOptions
-from replay_client.client import ClientOptions, ClientStats, ReplayClient, connect
+from replay_client.client import ClientOptions, ReplayClient, connect
+from replay_client.connection import ConnectionOptions, ConnectionStats
 from replay_client.errors import ReplayClientError
 from replay_client.policy import Policy, PolicyName
 from replay_client.positions import FilePositions, MemoryPositions, PositionStore, SqlitePositions
@@ -39,7 +40,8 @@ __all__ = [
     "AckOptions",
     "BackoffOptions",
     "ClientOptions",
-    "ClientStats",
+    "ConnectionOptions",
+    "ConnectionStats",
     "ErrorEvent",
     "FilePositions",
     "HistoryPage",

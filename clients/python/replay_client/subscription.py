@@ -176,7 +176,13 @@ class Subscription:
         if self.state != "subscribed":
             self.stats.stale += len(raw)
             return
-        verdict = self._guard.judge(epoch, [Message.from_wire(m) for m in raw])
+        try:
+            batch = [Message.from_wire(m) for m in raw]
+        except (KeyError, TypeError, ValueError) as exc:
+            await self._report(ReplayClientError("bad_reply", f"replay:messages: {exc!r}"))
+            await self._subscribe_again(delay=True)
+            return
+        verdict = self._guard.judge(epoch, batch)
         self.stats.duplicates += verdict.duplicates
         if verdict.foreign:
             self.stats.foreign += len(raw)
