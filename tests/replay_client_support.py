@@ -52,7 +52,7 @@ class Backend:
         status, reply = await self.call("PUT", path, {"max_messages": max_messages})
         assert status == 200, reply
 
-    def get_token(self, session_id: str) -> Callable[[], Any]:
+    def get_token(self, session_id: str, **registration: Any) -> Callable[[], Any]:
         """A ``get_token`` that (re-)registers ``session_id`` on every call, as an
         application's backend route would (SES-2, SES-4: each call rotates the token)."""
 
@@ -62,6 +62,7 @@ class Backend:
                 "session_id": session_id,
                 "client_id": "replay-client-tests",
                 "grants": [{"channels": "*", "actions": ["subscribe", "history"]}],
+                **registration,
             }
             status, reply = await self.call("POST", "/replay/v1/sessions", body)
             assert status in (200, 201), reply

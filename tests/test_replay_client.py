@@ -8,12 +8,14 @@ import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from replay_client_support import REFERENCE_KEY, Application, Backend, eventually
 from replay_client_support import reference_on as reference
 
+from conformance.faults import FaultProxy
 from replay_client import (
     AckOptions,
     FilePositions,
@@ -146,5 +148,50 @@ async def test_one_subscription_per_channel(backend: Backend) -> None:
         await client.unsubscribe(sub)
         assert sub.state == "unsubscribed"
         client.subscribe("x")  # a new one, once the first ended
+    finally:
+        await client.close()
+
+
+async def test_an_auto_subscription_that_fits_stands_for_the_subscribe(backend: Backend) -> None:
+    """Reading through the cursor, the session's auto-subscription (§8) is the subscription:
+    no repair, every message once; after a reconnect, which auto-subscribes again from the
+    cursor, still every message once."""
+    await fill(backend, "auto", 3)
+    get_token = backend.get_token("s1", subscribe=[{"channel": "auto", "from": "beginning"}])
+    port = urlsplit(backend.url).port
+    assert port is not None
+    app = Application()
+    async with FaultProxy("127.0.0.1", port) as proxy:
+        client = await connect(proxy.url, get_token, min_delay=0.01, max_delay=0.05)
+        try:
+            sub = app.watch(client.subscribe("auto", on_messages=app.on_messages, ack=True))
+            await app.until(lambda: len(app.delivered) == 3)
+            assert [e.from_ for e in app.named("subscribed")] == [1] and not app.named("error")
+            assert sub.stats.stale == 0
+            await fill(backend, "auto", 2)
+            await app.until(lambda: len(app.delivered) == 5)
+            await proxy.cut()
+            await fill(backend, "auto", 2)
+            await app.until(lambda: len(app.delivered) == 7)
+            assert app.offsets() == list(range(1, 8)) and client.stats.disconnects == 1
+        finally:
+            await client.close()
+
+
+async def test_an_auto_subscription_that_does_not_fit_is_replaced(backend: Backend) -> None:
+    """The application asked for "latest"; the session auto-subscribes from the beginning:
+    the library unsubscribes it and subscribes as asked (already_subscribed, repaired)."""
+    await fill(backend, "auto", 3)
+    get_token = backend.get_token("s1", subscribe=[{"channel": "auto", "from": "beginning"}])
+    client = await connect(backend.url, get_token)
+    app = Application()
+    try:
+        sub = app.watch(client.subscribe("auto", from_="latest", on_messages=app.on_messages))
+        await app.until(lambda: sub.state == "subscribed")
+        assert [e.code for e in app.named("error")] == ["already_subscribed"]
+        assert app.named("subscribed")[-1].from_ == 4
+        await fill(backend, "auto", 1)
+        await app.until(lambda: len(app.delivered) == 1)
+        assert app.offsets() == [4]
     finally:
         await client.close()

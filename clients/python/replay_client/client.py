@@ -218,6 +218,8 @@ class ReplayClient:
             epoch, batch = data.get("epoch"), data.get("messages")
             if isinstance(epoch, str) and isinstance(batch, list):
                 self._queue(generation, self._for(channel, lambda s: s.messages(epoch, batch)))
+        elif name == "replay:subscribed":
+            self._queue(generation, self._for(channel, lambda s: s.server_started(data)))
         elif name == "replay:unsubscribed":
             reason, message = str(data.get("reason")), data.get("message")
             self._queue(generation, self._for(channel, lambda s: s.server_ended(reason, message)))

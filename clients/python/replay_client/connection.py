@@ -23,7 +23,7 @@ from replay_client.errors import ReplayClientError
 __all__ = ["ConnectionLoop", "ConnectionOptions", "ConnectionStats", "Sink"]
 
 GetToken = Callable[[], str | Awaitable[str]]
-SERVER_EVENTS = ("replay:messages", "replay:unsubscribed")
+SERVER_EVENTS = ("replay:messages", "replay:subscribed", "replay:unsubscribed")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ server says the position cannot be resumed.
 =============  ==================================================  ============
 state          event                                               next state
 =============  ==================================================  ============
-subscribing    ok reply (``subscribed`` event)                     subscribed
+subscribing    ok reply, or a fitting ``replay:subscribed`` (§8)   subscribed
 subscribing    retryable error reply: retry after a backoff        subscribing
 subscribing    unresumable error reply, policy restart / continue  subscribing
 subscribing    unresumable with ``fail``, or a fatal error reply   unsubscribed
@@ -192,6 +192,20 @@ class Subscription:
             await self._subscribe_again(delay=False)
         elif verdict.fresh:
             await self._deliver(MessagesEvent(self.channel, epoch, verdict.fresh))
+
+    async def server_started(self, data: dict[str, Any]) -> None:
+        """``replay:subscribed``: an auto-subscription of the session (§8) started this
+        channel. It stands for our own subscribe when it starts where that one would: at the
+        guard's next offset, or, reading through the server cursor, wherever the cursor says.
+        Otherwise our subscribe fails ``already_subscribed`` and the repair replaces it."""
+        guard = self._guard
+        if guard.epoch is not None:
+            fits = data.get("epoch") == guard.epoch and data.get("from") == guard.next_offset
+        else:
+            fits = self._from is None and self._acks is not None and self._plan is None
+        if self.state == "subscribing" and self._started and fits:
+            self._attempt += 1  # our own subscribe's already_subscribed is not news
+            await self._replied(self._request(), data | {"ok": True})
 
     async def server_ended(self, reason: str, message: str | None) -> None:
         """``replay:unsubscribed`` for this channel."""
