@@ -17,7 +17,7 @@ from replay_client_support import REFERENCE_KEY, Application, Backend, eventuall
 from replay_client_support import reference_on as reference
 
 from conformance.faults import FaultProxy
-from replay_client import MemoryPositions, Position, ReplayClient, connect
+from replay_client import MemoryPositions, Position, ReplayClient, Subscription, connect
 
 POLICIES = ("fail", "restart", "continue")
 
@@ -42,6 +42,19 @@ async def publish(backend: Backend, channel: str, count: int) -> dict[str, Any]:
     return reply
 
 
+async def told(app: Application, sub: Subscription, code: str, policy: str) -> bool:
+    """The application is told ``code`` first; with ``fail`` the subscription then ends with
+    it as the reason (True), otherwise the policy's subscribe is confirmed (False)."""
+    await app.until(lambda: app.named("error"), 15)
+    assert [e.code for e in app.named("error")] == [code]
+    if policy == "fail":
+        await app.until(lambda: sub.state == "unsubscribed")
+        assert [e.reason for e in app.named("unsubscribed")] == [code]
+        return True
+    await app.until(lambda: sub.state == "subscribed")
+    return False
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 async def test_epoch_change(policy: str, http: aiohttp.ClientSession) -> None:
     port = free_port()
@@ -57,11 +70,7 @@ async def test_epoch_change(policy: str, http: aiohttp.ClientSession) -> None:
         async with reference(port) as url:  # a new memory store: a new epoch
             new = await publish(backend, "room", 5)
             assert new["epoch"] != old["epoch"]
-            await app.until(lambda: app.named("error"), 15)
-            assert [e.code for e in app.named("error")] == ["epoch_mismatch"]
-            if policy == "fail":
-                await app.until(lambda: sub.state == "unsubscribed")
-                assert [e.reason for e in app.named("unsubscribed")] == ["epoch_mismatch"]
+            if await told(app, sub, "epoch_mismatch", policy):
                 assert app.offsets() == list(range(1, 11))
                 assert await positions.get("room") == Position(old["epoch"], 10)
                 return
@@ -99,11 +108,7 @@ async def test_retention_overtakes_a_disconnected_client(
                 await publish(backend, "log", 20)
                 await backend.retain("log", 5)  # first is now 26: 11 to 25 are gone
                 proxy.heal()
-                await app.until(lambda: app.named("error"), 15)
-                assert [e.code for e in app.named("error")] == ["history_truncated"]
-                if policy == "fail":
-                    await app.until(lambda: sub.state == "unsubscribed")
-                    assert [e.reason for e in app.named("unsubscribed")] == ["history_truncated"]
+                if await told(app, sub, "history_truncated", policy):
                     assert app.offsets() == list(range(1, 11))
                     return
                 await app.until(lambda: len(app.delivered) == 15)
@@ -138,12 +143,7 @@ async def test_position_ahead_of_the_server(
         try:
             sub = app.watch(client.subscribe("ahead", on_messages=app.on_messages,
                                              on_unresumable=policy))  # type: ignore[arg-type]  # fmt: skip
-            await app.until(lambda: app.named("error"))
-            assert [e.code for e in app.named("error")] == ["offset_out_of_range"]
-            if policy == "fail":
-                await app.until(lambda: sub.state == "unsubscribed")
-            else:
-                await app.until(lambda: sub.state == "subscribed")
+            await told(app, sub, "offset_out_of_range", policy)
             await publish(backend, "ahead", 1)
             if expected:
                 await app.until(lambda: len(app.delivered) == len(expected))
