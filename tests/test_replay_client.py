@@ -110,9 +110,9 @@ async def test_acks_move_the_server_cursor(backend: Backend) -> None:
     app = Application()
     client = await connect(backend.url, backend.get_token("shared"))
     ack = AckOptions(max_delay=0.05)
-    client.subscribe("a", from_="beginning", on_messages=app.on_messages, ack=ack)
+    sub = client.subscribe("a", from_="beginning", on_messages=app.on_messages, ack=ack)
     await app.until(lambda: len(app.delivered) == 5)
-    await asyncio.sleep(0.3)  # the batch's timer, then its reply
+    await eventually(lambda: sub.stats.cursor == 5)  # the batch's timer, then its reply
     await client.close()
     await fill(backend, "a", 2)
     other = Application()

@@ -93,6 +93,7 @@ class SubscriptionStats:
     stale: int = 0  # messages of a subscription the library had given up on
     foreign: int = 0  # messages of another epoch than the subscription's
     confirmations: int = 0  # ok replies: the first subscribe and every resume
+    cursor: int | None = None  # the server cursor the last ok ack reply reported (ACK-4)
 
 
 class Subscription:
@@ -349,7 +350,9 @@ class Subscription:
 
     async def _send_ack(self, epoch: str, offset: int) -> bool:
         async def on_reply(reply: Any) -> None:
-            if not (isinstance(reply, dict) and reply.get("ok") is True):
+            if isinstance(reply, dict) and reply.get("ok") is True:
+                self.stats.cursor = reply.get("cursor")
+            else:
                 await self._report(error_from_reply(reply))
             if self._acks is not None:
                 await self._acks.replied()
