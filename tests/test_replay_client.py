@@ -20,6 +20,8 @@ from replay_client import (
     AckOptions,
     FilePositions,
     MemoryPositions,
+    Message,
+    MessagesEvent,
     Position,
     ReplayClientError,
     SqlitePositions,
@@ -145,7 +147,7 @@ async def test_one_subscription_per_channel(backend: Backend) -> None:
         with pytest.raises(ReplayClientError) as raised:
             client.subscribe("x")
         assert raised.value.code == "already_subscribed"
-        await client.unsubscribe(sub)
+        await sub.unsubscribe()
         assert sub.state == "unsubscribed"
         client.subscribe("x")  # a new one, once the first ended
     finally:
@@ -195,3 +197,23 @@ async def test_an_auto_subscription_that_does_not_fit_is_replaced(backend: Backe
         assert app.offsets() == [4]
     finally:
         await client.close()
+
+
+async def test_close_and_unsubscribe_from_inside_a_handler(backend: Backend) -> None:
+    await fill(backend, "inside", 2)
+    client = await connect(backend.url, backend.get_token("s1"))
+    app = Application()
+
+    async def handler(messages: list[Message], ctx: MessagesEvent) -> None:
+        await app.on_messages(messages, ctx)
+        await (first.unsubscribe() if ctx.channel == "inside" else client.close())
+
+    first = app.watch(client.subscribe("inside", on_messages=handler))
+    await app.until(lambda: first.state == "unsubscribed")
+    assert [e.reason for e in app.named("unsubscribed")] == ["client"]
+    second = app.watch(client.subscribe("other", on_messages=handler))
+    await backend.publish("other", {"n": 1})
+    await app.until(lambda: second.state == "unsubscribed")
+    assert [e.reason for e in app.named("unsubscribed")] == ["client", "closed"]
+    await eventually(lambda: all(task.done() for task in client._tasks))
+    assert client.stats.disconnects == 0

@@ -287,3 +287,13 @@ async def test_events_reject_unknown_names() -> None:
     with pytest.raises(ValueError):
         sub.on("message", lambda e: None)
     await asyncio.sleep(0)
+
+
+async def test_ended_from_an_error_handler_it_subscribes_no_more() -> None:
+    """The application unsubscribes while the library awaits its ``error`` handler: the
+    policy's resubscribe must not follow."""
+    link, app = FakeLink(), Recorder()
+    sub = await subscription(link, app, "restart")
+    sub.on("error", lambda _event: sub.unsubscribe())
+    await link.reply(error("epoch_mismatch"))
+    assert sub.state == "unsubscribed" and len(link.requests()) == 1

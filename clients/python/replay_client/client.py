@@ -111,10 +111,6 @@ class ReplayClient:
         self._steps.put_nowait(subscription.start)
         return subscription
 
-    async def unsubscribe(self, subscription: Subscription) -> None:
-        """End a subscription (``subscription.state`` is ``unsubscribed`` afterwards)."""
-        await self._run(subscription.unsubscribe)
-
     def history(
         self,
         channel: str,
@@ -150,14 +146,21 @@ class ReplayClient:
         """End every subscription (reason ``closed``) and the connection; no reconnect."""
         if self._closing:
             return
-        await self._run(self._end_all)
+        current = asyncio.current_task()
+        if current in self._tasks:  # from a handler, which the worker runs
+            await self._end_all()
+        else:
+            await self._run(self._end_all)
         self._closing = True
         for timer in self._timers:
             timer.cancel()
-        for task in self._tasks:
+        others = [task for task in self._tasks if task is not current]
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
         await self._connection.close()
+        if current in self._tasks:
+            current.cancel()  # the worker ends at the handler's next await
 
     async def _end_all(self) -> None:
         for subscription in list(self._subscriptions.values()):

@@ -219,7 +219,10 @@ class Subscription:
             await self._after_failure(ReplayClientError(reason, message or ""), announce=False)
 
     async def unsubscribe(self, reason: str = "client") -> None:
-        """End for good: ``replay:unsubscribe`` to the server, ``unsubscribed`` here."""
+        """End for good: ``replay:unsubscribe`` to the server, ``unsubscribed`` here.
+
+        Safe from a handler and from any other task: every step it takes is one the worker
+        tolerates at any of its own awaits (a stale reply or batch is ignored)."""
         if self.state == "unsubscribed":
             return
         await self._link.send("replay:unsubscribe", {"channel": self.channel}, None)
@@ -244,6 +247,8 @@ class Subscription:
         return payload
 
     async def _subscribe(self) -> None:
+        if self.state == "unsubscribed":  # ended while a handler of ours was awaited
+            return
         self._attempt += 1
         attempt, payload = self._attempt, self._request()
 
@@ -303,6 +308,8 @@ class Subscription:
 
     async def _subscribe_again(self, *, delay: bool) -> None:
         """Repair: end the server's subscription (EVT-2 orders it before the new one)."""
+        if self.state == "unsubscribed":
+            return
         self.state = "subscribing"
         self._attempt += 1
         await self._link.send("replay:unsubscribe", {"channel": self.channel}, None)
