@@ -297,3 +297,17 @@ async def test_ended_from_an_error_handler_it_subscribes_no_more() -> None:
     sub.on("error", lambda _event: sub.unsubscribe())
     await link.reply(error("epoch_mismatch"))
     assert sub.state == "unsubscribed" and len(link.requests()) == 1
+
+
+async def test_a_failing_position_store_ends_the_subscription_told() -> None:
+    class Broken:
+        async def get(self, channel: str) -> Position | None:
+            raise OSError("disk gone")
+
+        async def set(self, channel: str, position: Position) -> None:
+            raise AssertionError("never reached")
+
+    link, app = FakeLink(), Recorder()
+    sub = await subscription(link, app, positions=Broken(), from_=None)
+    assert sub.state == "unsubscribed" and link.requests() == []
+    assert app.codes() == ["positions_failed"] and link.ended_subscriptions == [sub]

@@ -136,20 +136,18 @@ class Subscription:
     def off(self, name: str, handler: Handler) -> None:
         self._events.off(name, handler)
 
-    @property
-    def position(self) -> Position | None:
-        """The last message the application finished with, in this process."""
-        guard = self._guard
-        if guard.epoch is None or guard.next_offset is None or guard.next_offset < 2:
-            return None
-        return Position(guard.epoch, guard.next_offset - 1)
-
     # -- driven by the worker -----------------------------------------------------------
 
     async def start(self) -> None:
         """Read the stored position (unless ``from_`` was given) and subscribe."""
         if self._from is None:
-            self._from = await settle(self._positions.get(self.channel))
+            try:
+                self._from = await settle(self._positions.get(self.channel))
+            except Exception as exc:  # without its position it cannot start correctly
+                log.warning("position store of %s failed", self.channel, exc_info=True)
+                await self._report(ReplayClientError("positions_failed", repr(exc)))
+                await self._end("positions_failed", repr(exc), announce=True)
+                return
         if isinstance(self._from, Position):
             self._guard.start(self._from.epoch, self._from.offset + 1)
             self._known_epoch = self._from.epoch
