@@ -61,3 +61,14 @@ def test_small_modules(path: Path) -> None:
 
 def test_typed_package() -> None:
     assert (PACKAGE / "py.typed").is_file()
+
+
+def test_neither_the_reference_nor_the_suite_imports_the_client() -> None:
+    root = PACKAGE.parents[2]
+    importers = [
+        path.relative_to(root)
+        for package in ("reference", "conformance")
+        for path in (root / package).rglob("*.py")
+        if any(name.split(".")[0] == "replay_client" for name in imported(path))
+    ]
+    assert importers == []
