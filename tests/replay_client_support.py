@@ -23,6 +23,7 @@ from reference.store.memory import MemoryStore
 from replay_client import Message, MessagesEvent, Subscription
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
+PYTHON_DIR = Path(__file__).resolve().parents[1] / "clients" / "python"
 REFERENCE_KEY = "replay-client-test-key"
 
 

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from replay_client_support import REFERENCE_KEY, Backend
+from replay_client_support import PYTHON_DIR, REFERENCE_KEY, Backend
 from replay_client_support import reference_on as reference
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "clients" / "python"
 EXAMPLE = PYTHON_DIR / "examples" / "follow.py"
 
 
