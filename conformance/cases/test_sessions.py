@@ -400,3 +400,27 @@ async def test_reregistration_with_another_client_id_keeps_cursors(target: Targe
         expected="from 4: the cursor (3) kept though the client_id changed",
         received=reply,
     )
+
+
+@case("SES-24", "SES-4", timeout=20)
+async def test_a_reregistration_keeps_connected_sockets_past_the_old_expiry(target: Target) -> None:
+    """A session registered for 2 s and re-registered for an hour at once: its socket, connected
+    before, is still connected and subscribed a second after the old expiry (SES-11's bound)."""
+    old_ttl_s = 2
+    session_id, channel = _session_id(), target.channel()
+    grants = [grant(channel, "subscribe")]
+    first = await target.register(grants, session_id=session_id, ttl_s=old_ttl_s)
+    registered = asyncio.get_running_loop().time()
+    client = await target.client(session=first)
+    expect_ok(await client.subscribe(channel, "latest"), clause="SUB-8")
+    await target.register(grants, session_id=session_id, ttl_s=3600)
+    remaining = old_ttl_s + 1.5 - (asyncio.get_running_loop().time() - registered)
+    await asyncio.sleep(max(0.0, remaining))  # past the old expiry and SES-11's 1 s after it
+    expect(
+        client.connected,
+        clause="SES-24",
+        expected="still connected: the re-registration replaced the 2 s expiry with an hour",
+        received=f"disconnected: {client.disconnects[-1] if client.disconnects else '?'}",
+    )
+    offset = (await target.backend.publish(channel, {"after": "the old expiry"}))["offset"]
+    await client.wait_for_offset(channel, offset, clause="SES-24")
