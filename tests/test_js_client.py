@@ -172,3 +172,136 @@ async def test_every_message_once_in_order_across_forced_disconnects(
         "history_pages": len(driver.events("page")),
         "seconds": round(time.monotonic() - started, 1),
     })  # fmt: skip
+
+
+async def publish_many(reference: ReferenceNode, count: int) -> list[dict[str, Any]]:
+    return [await reference.publish(CHANNEL, {"n": n}) for n in range(count)]
+
+
+def told_then(driver: JsDriver, code: str) -> list[str]:
+    """The subscription's events from the first that mentions ``code`` on (close() aside)."""
+    told = [
+        r for r in driver.records
+        if r["event"] in ("error", "unsubscribed", "subscribed") and r.get("reason") != "closed"
+    ]  # fmt: skip
+    mentions = [i for i, r in enumerate(told) if code in (r.get("code"), r.get("reason"))]
+    assert mentions, (code, driver.records[-8:])
+    return [r["event"] for r in told[mentions[0] :]]
+
+
+@pytest.mark.parametrize("policy", ["fail", "restart", "continue"])
+async def test_epoch_change_tells_the_application_and_follows_the_policy(
+    node: str, reference: ReferenceNode, proxy: FaultProxy, policy: str
+) -> None:
+    old_epoch = (await publish_many(reference, 5))[0]["epoch"]
+    driver = await drive(node, reference, proxy, policy=policy, **{"from": "beginning"})
+    try:
+        await driver.wait_until(lambda: len(driver.offsets()) == 5)
+        await reference.stop()  # an in-memory reference loses everything: a new epoch
+        await driver.wait_until(lambda: bool(driver.events("disconnect")))
+        await reference.start()
+        new_epoch = (await publish_many(reference, 3))[0]["epoch"]
+        assert new_epoch != old_epoch
+        await driver.wait_until(lambda: bool(told_then_safe(driver, "epoch_mismatch")), 15)
+        if policy == "fail":
+            await driver.wait_until(lambda: bool(driver.events("unsubscribed")))
+            await publish_many(reference, 2)
+            await asyncio.sleep(1.0)  # time to (wrongly) receive something
+        else:
+            await driver.wait_until(lambda: len(driver.offsets()) == 8)
+            await publish_many(reference, 2)
+            await driver.wait_until(lambda: len(driver.offsets()) == 10)
+        done = await driver.finish()
+    finally:
+        await driver.kill()
+    old = [(old_epoch, n) for n in range(1, 6)]
+    if policy == "fail":
+        assert told_then(driver, "epoch_mismatch") == ["error", "unsubscribed"]
+        assert driver.events("unsubscribed")[-1]["reason"] == "epoch_mismatch"
+        assert driver.offsets() == old and done["state"] == "unsubscribed"
+        assert done["position"] == {"epoch": old_epoch, "offset": 5}
+    else:
+        assert told_then(driver, "epoch_mismatch") == ["error", "subscribed"]
+        subscribed = driver.events("subscribed")[-1]
+        assert subscribed["epochChanged"] and subscribed["epoch"] == new_epoch
+        assert subscribed["from"] == 1 and not subscribed["recovered"]
+        assert driver.offsets() == old + [(new_epoch, n) for n in range(1, 6)]
+        assert done["position"] == {"epoch": new_epoch, "offset": 5}
+
+
+def told_then_safe(driver: JsDriver, code: str) -> list[str]:
+    try:
+        return told_then(driver, code)
+    except AssertionError:
+        return []
+
+
+@pytest.mark.parametrize("policy", ["fail", "restart", "continue"])
+async def test_truncation_while_disconnected_tells_the_application_and_follows_the_policy(
+    node: str, reference: ReferenceNode, proxy: FaultProxy, policy: str
+) -> None:
+    epoch = (await publish_many(reference, 5))[0]["epoch"]
+    driver = await drive(node, reference, proxy, policy=policy, **{"from": "beginning"})
+    try:
+        await driver.wait_until(lambda: len(driver.offsets()) == 5)
+        proxy.refuse()  # the client stays away while retention overtakes it
+        await proxy.cut()
+        await driver.wait_until(lambda: bool(driver.events("disconnect")))
+        await publish_many(reference, 10)  # offsets 6..15
+        assert (await reference.retain(CHANNEL, 3))["max_messages"] == 3  # first is now 13
+        proxy.refuse(on=False)
+        await driver.wait_until(lambda: bool(told_then_safe(driver, "history_truncated")), 15)
+        if policy == "fail":
+            await driver.wait_until(lambda: bool(driver.events("unsubscribed")))
+            await publish_many(reference, 1)
+            await asyncio.sleep(1.0)
+        else:
+            await driver.wait_until(lambda: len(driver.offsets()) == 8)
+            await publish_many(reference, 1)
+            await driver.wait_until(lambda: len(driver.offsets()) == 9)
+        done = await driver.finish()
+    finally:
+        await driver.kill()
+    received = [offset for _, offset in driver.offsets()]
+    if policy == "fail":
+        assert told_then(driver, "history_truncated") == ["error", "unsubscribed"]
+        assert received == [1, 2, 3, 4, 5] and done["state"] == "unsubscribed"
+        assert done["position"] == {"epoch": epoch, "offset": 5}
+        return
+    assert told_then(driver, "history_truncated") == ["error", "subscribed"]
+    subscribed = driver.events("subscribed")[-1]
+    assert subscribed["truncated"] and not subscribed["epochChanged"] and subscribed["from"] == 13
+    if policy == "continue":
+        assert subscribed["truncation"] == {"requested": 6, "first_available": 13}
+    else:
+        assert subscribed["truncation"] is None
+    assert received == [1, 2, 3, 4, 5, 13, 14, 15, 16]
+    assert done["position"] == {"epoch": epoch, "offset": 16}
+
+
+async def test_acks_move_the_server_cursor_another_device_resumes_from(
+    node: str, reference: ReferenceNode, proxy: FaultProxy
+) -> None:
+    await publish_many(reference, 40)
+    first = await drive(node, reference, proxy, sessionId="device-shared", ack=True,
+                        **{"from": "beginning"})  # fmt: skip
+    try:
+        await first.wait_until(lambda: len(first.offsets()) == 40)
+        await asyncio.sleep(0.5)  # past the 200 ms batching delay
+        done = await first.finish()
+    finally:
+        await first.kill()
+    epoch = first.offsets()[0][0]
+    assert done["acked"] == {"epoch": epoch, "offset": 40}
+    await publish_many(reference, 5)
+    # Another device of the same session, with no position of its own: `from` omitted, so the
+    # server cursor says where to start (SUB-9).
+    second = await drive(node, reference, proxy, sessionId="device-shared", ack=True)
+    try:
+        await second.wait_until(lambda: len(second.offsets()) == 5)
+        await asyncio.sleep(0.3)
+        done = await second.finish()
+    finally:
+        await second.kill()
+    assert second.events("subscribed")[0]["from"] == 41
+    assert [offset for _, offset in second.offsets()] == list(range(41, 46))
