@@ -108,7 +108,7 @@ class ReferenceNode:
 
 
 class JsDriver:
-    """clients/js/test/drive.mjs as a subprocess; ``records`` are its JSON lines so far."""
+    """A Node.js script (drive.mjs by default) as a subprocess; ``records`` are its JSON lines."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
@@ -118,12 +118,18 @@ class JsDriver:
 
     @classmethod
     async def start(cls, node: str, **config: Any) -> JsDriver:
+        """drive.mjs with ``config``."""
+        return await cls.spawn(node, str(DRIVER), json.dumps(config))
+
+    @classmethod
+    async def spawn(cls, *argv: str) -> JsDriver:
+        """Any script that writes JSON lines and reads commands on stdin."""
         process = await asyncio.create_subprocess_exec(
-            node, str(DRIVER), json.dumps(config),
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         return cls(process)
 
     async def _read(self) -> None:

@@ -122,21 +122,28 @@ async def test_every_message_once_in_order_across_forced_disconnects(
                 await asyncio.sleep(rng.uniform(0.3, 2.5))
                 proxy.heal()
             else:
-                proxy.delay(rng.uniform(0.005, 0.05), rng.uniform(0, 0.05), seed=rng.getrandbits(32))
+                proxy.delay(
+                    rng.uniform(0.005, 0.05), rng.uniform(0, 0.05), seed=rng.getrandbits(32)
+                )
                 await asyncio.sleep(rng.uniform(0.3, 1.0))
                 proxy.heal()
             # Let the client come back (and read some) before the next fault.
             await driver.wait_until(
-                lambda: len(driver.events("subscribed")) > subscribed
-                or len(driver.events("disconnect")) == disconnects,
+                lambda s=subscribed, d=disconnects: (
+                    len(driver.events("subscribed")) > s or len(driver.events("disconnect")) == d
+                ),
                 timeout=15,
             )
             await asyncio.sleep(rng.uniform(0.05, 0.4))
         publishing = False
         await task
-        await driver.wait_until(lambda: driver.offsets()[-1:] == [(driver.offsets()[0][0], published)], 20)
+        await driver.wait_until(
+            lambda: driver.offsets()[-1:] == [(driver.offsets()[0][0], published)], 20
+        )
         await driver.command("history")
-        await driver.wait_until(lambda: bool(driver.events("history_done") or driver.events("history_error")))
+        await driver.wait_until(
+            lambda: bool(driver.events("history_done") or driver.events("history_error"))
+        )
         done = await driver.finish()
     finally:
         await driver.kill()
