@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,21 +72,26 @@ def report(name: str, numbers: dict[str, Any]) -> None:
     (out / f"{name}.json").write_text(json.dumps(numbers, indent=2) + "\n")
 
 
-def test_unit_tests_and_types_pass(node: str) -> None:
-    """`npm test` (node --test) and `tsc --noEmit` over the JSDoc types, as CI runs them."""
-    tsc = CLIENT_DIR / "node_modules" / ".bin" / "tsc"
-    typed = subprocess.run(
-        [str(tsc), "-p", "tsconfig.json", "--noEmit"], cwd=CLIENT_DIR,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert typed.returncode == 0, typed.stdout[-3000:]
-    units = subprocess.run(
-        [node, "--test", *sorted(str(p) for p in (CLIENT_DIR / "test").glob("*.test.js"))],
-        cwd=CLIENT_DIR,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert units.returncode == 0, units.stdout[-3000:]
-    assert "# fail 0" in units.stdout
+def test_unit_tests_and_types_pass(node: str, tmp_path: Path) -> None:
+    """`node --test` of the pure parts; the JSDoc types check, the committed declarations
+    (types/) are what `npm run types` makes of them, and a TypeScript consumer compiles."""
+    tsc = str(CLIENT_DIR / "node_modules" / ".bin" / "tsc")
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(
+            argv, cwd=CLIENT_DIR, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, (argv, done.stdout[-3000:], done.stderr[-2000:])
+        return done.stdout
+
+    run(tsc, "-p", "tsconfig.json", "--outDir", str(tmp_path))
+    committed = sorted((CLIENT_DIR / "types").glob("*.d.ts"))
+    assert [p.name for p in committed] == sorted(p.name for p in tmp_path.glob("*.d.ts"))
+    for path in committed:
+        assert path.read_text() == (tmp_path / path.name).read_text(), f"run npm run types: {path}"
+    run(tsc, "-p", "test/tsconfig.json")
+    units = run(node, "--test", *sorted(str(p) for p in (CLIENT_DIR / "test").glob("*.test.js")))
+    assert "# fail 0" in units and "# pass 0" not in units
 
 
 async def test_every_message_once_in_order_across_forced_disconnects(

@@ -13,3 +13,19 @@ export { judgeBatch } from "./guard.js";
 export { decide, policyFor } from "./policy.js";
 export { AckBatcher } from "./acks.js";
 export { ReplayError, CLIENT_CODES, isRetryable } from "./errors.js";
+
+/** @typedef {import("./client.js").ConnectOptions} ConnectOptions */
+/** @typedef {import("./client.js").ClientEvents} ClientEvents */
+/** @typedef {import("./client.js").ClientState} ClientState */
+/** @typedef {import("./subscription.js").SubscribeOptions} SubscribeOptions */
+/** @typedef {import("./subscription.js").SubscribedEvent} SubscribedEvent */
+/** @typedef {import("./subscription.js").SubscriptionEvents} SubscriptionEvents */
+/** @typedef {import("./subscription.js").SubscriptionState} SubscriptionState */
+/** @typedef {import("./subscription.js").Message} Message */
+/** @typedef {import("./subscription.js").MessagesContext} MessagesContext */
+/** @typedef {import("./positions.js").Position} Position */
+/** @typedef {import("./positions.js").PositionStore} PositionStore */
+/** @typedef {import("./policy.js").Policy} Policy */
+/** @typedef {import("./policy.js").PolicyName} PolicyName */
+/** @typedef {import("./history.js").HistoryPage} HistoryPage */
+/** @typedef {import("./history.js").HistoryOptions} HistoryOptions */
