@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,18 +33,36 @@ DRIVER = CLIENT_DIR / "test" / "drive.mjs"
 
 def require_node() -> str:
     """The node binary, or skip (fail under CI) saying what is missing."""
-    node = shutil.which("node")
-    missing = []
-    if node is None:
-        missing.append("node")
+    return require_tools(browser=False)[0]
+
+
+def require_tools(*, browser: bool) -> tuple[str, str]:
+    """(node, chromium or ""), or skip (fail under CI) saying what is missing."""
+    node, chromium = shutil.which("node"), shutil.which("chromium")
+    missing = [] if node else ["node"]
     if not (CLIENT_DIR / "node_modules" / "socket.io-client").is_dir():
         missing.append("npm packages of clients/js (npm ci in clients/js; scripts/test does)")
+    if browser and chromium is None:
+        missing.append("chromium")
+    if browser and not (ROOT / "tests" / "node" / "node_modules" / "playwright-core").is_dir():
+        missing.append("playwright-core (npm ci in tests/node)")
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the JavaScript client tests; missing: {missing}")
         pytest.skip(f"missing: {', '.join(missing)}")
     assert node is not None
-    return node
+    return node, chromium or ""
+
+
+@contextlib.asynccontextmanager
+async def running_reference() -> AsyncIterator[ReferenceNode]:
+    """A started ReferenceNode for the block."""
+    server = ReferenceNode()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
 
 
 class ReferenceNode:

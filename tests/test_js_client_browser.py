@@ -9,14 +9,19 @@ it must resume from the position kept in localStorage, with nothing repeated or 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
-from js_client_peer import CLIENT_DIR, ROOT, JsDriver, ReferenceNode, require_node
+from js_client_peer import (
+    CLIENT_DIR,
+    ROOT,
+    JsDriver,
+    ReferenceNode,
+    require_tools,
+    running_reference,
+)
 
 from conformance.faults.proxy import FaultProxy
 
@@ -25,21 +30,6 @@ CUTS = 5
 BEFORE_RELOAD = 10 + CUTS * 5
 TOTAL = BEFORE_RELOAD + 5
 PAGE_DRIVER = ROOT / "tests" / "node" / "js_client_page.mjs"
-
-
-def require_browser() -> tuple[str, str]:
-    """(node, chromium), or skip (fail under CI) saying what is missing."""
-    node = require_node()
-    chromium = shutil.which("chromium")
-    missing = [] if chromium else ["chromium"]
-    if not (ROOT / "tests" / "node" / "node_modules" / "playwright-core").is_dir():
-        missing.append("playwright-core (npm ci in tests/node)")
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the JS client's browser test; missing: {missing}")
-        pytest.skip(f"missing: {', '.join(missing)}")
-    assert chromium is not None
-    return node, chromium
 
 
 async def static_site(reference: ReferenceNode) -> web.AppRunner:
@@ -65,18 +55,14 @@ async def static_site(reference: ReferenceNode) -> web.AppRunner:
 
 @pytest.fixture
 async def reference() -> AsyncIterator[ReferenceNode]:
-    server = ReferenceNode()
-    await server.start()
-    try:
+    async with running_reference() as server:
         yield server
-    finally:
-        await server.close()
 
 
 async def test_a_page_resumes_across_cuts_and_a_reload_from_local_storage(
     reference: ReferenceNode,
 ) -> None:
-    node, chromium = require_browser()
+    node, chromium = require_tools(browser=True)
     site = await static_site(reference)
     page = None
     try:

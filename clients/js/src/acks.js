@@ -65,7 +65,7 @@ export class AckBatcher {
         // Keep the offset for the next flush unless a newer one replaced it, or the epoch is
         // gone (an ack of an old epoch can never succeed, ACK-2).
         if (this.pending === null && error?.code !== "epoch_mismatch") this.pending = sending;
-        this._io.onError(error);
+        if (!this._stopped) this._io.onError(error); // after stop() nobody is listening
       },
     ).finally(() => {
       this._inFlight = false;
