@@ -68,7 +68,7 @@ async def running_reference() -> AsyncIterator[ReferenceNode]:
 class ReferenceNode:
     """An in-memory reference node on a fixed port, stoppable and restartable."""
 
-    def __init__(self, ping_interval_s: float = 0.5, ping_timeout_s: float = 0.5) -> None:
+    def __init__(self, ping_interval_s: float = 0.5, ping_timeout_s: float = 1.0) -> None:
         self.port = 0
         self._options = ServerOptions(
             api_key=API_KEY, ping_interval_s=ping_interval_s, ping_timeout_s=ping_timeout_s

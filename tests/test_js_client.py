@@ -67,6 +67,11 @@ async def drive(node: str, reference: ReferenceNode, proxy: FaultProxy, **config
     )
 
 
+def last_lifecycle_event(driver: JsDriver) -> str:
+    lifecycle = ("connect", "disconnect", "subscribed", "unsubscribed")
+    return [r["event"] for r in driver.records if r["event"] in lifecycle][-1]
+
+
 def report(name: str, numbers: dict[str, Any]) -> None:
     """Print a run's numbers and keep them in reports/ (the closing note quotes them)."""
     print(f"\n{name}: {json.dumps(numbers)}")
@@ -128,7 +133,7 @@ async def test_every_message_once_in_order_across_forced_disconnects(
                 await proxy.cut()
             elif kind == "stall":
                 proxy.stall()
-                # Past about 1 s (ping interval + timeout) Engine.IO gives the connection up.
+                # Past about 1.5 s (ping interval + timeout) Engine.IO gives the connection up.
                 await asyncio.sleep(rng.uniform(0.3, 2.5))
                 proxy.heal()
             else:
@@ -150,10 +155,13 @@ async def test_every_message_once_in_order_across_forced_disconnects(
         await driver.wait_until(
             lambda: driver.offsets()[-1:] == [(driver.offsets()[0][0], published)], 20
         )
+        # A late ping timeout may still be reconnecting: let it come back before closing.
+        await driver.wait_until(lambda: last_lifecycle_event(driver) == "subscribed", 15)
         await driver.command("history")
         await driver.wait_until(
             lambda: bool(driver.events("history_done") or driver.events("history_error"))
         )
+        await driver.wait_until(lambda: last_lifecycle_event(driver) == "subscribed", 15)
         done = await driver.finish()
     finally:
         await driver.kill()
@@ -167,7 +175,9 @@ async def test_every_message_once_in_order_across_forced_disconnects(
     data = [d["n"] for r in driver.events("messages") for d in r["data"]]
     assert data == list(range(1, published + 1))
     assert done["position"] == {"epoch": epochs.pop(), "offset": published}
-    assert done["state"] == "subscribed"
+    lifecycle = [r for r in driver.records if r["event"] not in ("messages", "page")]
+    assert done["state"] == "subscribed", lifecycle[-12:]
+    assert driver.events("history_done"), lifecycle[-12:]
     stats = done["stats"]
     assert stats["disconnects"] >= FORCED_DISCONNECTS and stats["tokens"] >= stats["connects"]
     assert stats["delivered"] == published
@@ -322,3 +332,26 @@ async def test_acks_move_the_server_cursor_another_device_resumes_from(
         await second.kill()
     assert second.events("subscribed")[0]["from"] == 41
     assert [offset for _, offset in second.offsets()] == list(range(41, 46))
+
+
+async def test_the_readme_example_runs_and_is_the_one_shown(
+    node: str, reference: ReferenceNode
+) -> None:
+    example = CLIENT_DIR / "examples" / "catch-up.mjs"
+    readme = (CLIENT_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"```js\n{example.read_text(encoding='utf-8')}```" in readme
+    epoch = (await publish_many(reference, 3))[0]["epoch"]
+    process = await asyncio.create_subprocess_exec(
+        node, str(example), CHANNEL,
+        env={**os.environ, "REPLAY_URL": reference.url, "REPLAY_API_KEY": API_KEY},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert stdout.decode().splitlines() == [
+        "history: 3 retained messages",
+        f'{epoch}:1 {{"n":0}}',
+        f'{epoch}:2 {{"n":1}}',
+        f'{epoch}:3 {{"n":2}}',
+        "caught up",
+    ]

@@ -102,15 +102,24 @@ export class Client extends Emitter {
 
   /**
    * The channel's retained history, page by page (replay:history, HIS-8); waits for a
-   * connection. Throws a ReplayError with the server's code when a page is refused.
+   * connection, and asks again for a page lost to a disconnect. Throws a ReplayError with the
+   * server's code when a page is refused, or `closed`.
    * @param {string} channel
    * @param {HistoryOptions} [options]
    * @returns {AsyncGenerator<HistoryPage, void, undefined>}
    */
   history(channel, options) {
     return readHistory(async (event, payload) => {
-      await this._whenConnected();
-      return this._request(event, payload);
+      // A page read is idempotent: one lost to a disconnect is asked again once reconnected.
+      for (;;) {
+        await this._whenConnected();
+        try {
+          return await this._request(event, payload);
+        } catch (error) {
+          const code = /** @type {ReplayError} */ (error).code;
+          if (code !== CLIENT_CODES.disconnected && code !== CLIENT_CODES.timeout) throw error;
+        }
+      }
     }, channel, options);
   }
 

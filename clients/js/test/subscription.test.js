@@ -284,6 +284,28 @@ test("history follows last offset + 1 with the reply's epoch until head", async 
   client.close();
 });
 
+test("a history page lost to a disconnect is asked again after the reconnect", async () => {
+  let calls = 0;
+  const server = {
+    reply(event, p) {
+      calls += 1;
+      if (calls === 1) {
+        queueMicrotask(() => holder.socket.drop());
+        return undefined; // the reply is lost with the connection
+      }
+      return { ok: true, channel: p.channel, epoch: "e", first: 1, head: 1, messages: [{ offset: 1, id: "a", ts: 0, data: 1 }] };
+    },
+  };
+  const { holder, options } = fakeClient(server);
+  const client = connect("http://x", () => "t", options);
+  const pages = [];
+  for await (const page of client.history("c")) pages.push(page.messages.map((m) => m.offset));
+  assert.deepEqual(pages, [[1]]);
+  assert.equal(calls, 2);
+  assert.equal(client.stats.connects, 2);
+  client.close();
+});
+
 test("a refused history page throws the server's code", async () => {
   const { options } = fakeClient({ reply: () => err("forbidden") });
   const client = connect("http://x", () => "t", options);

@@ -61,7 +61,8 @@ export class Client extends Emitter<ClientEvents> {
     subscribe(channel: string, options?: SubscribeOptions): Subscription;
     /**
      * The channel's retained history, page by page (replay:history, HIS-8); waits for a
-     * connection. Throws a ReplayError with the server's code when a page is refused.
+     * connection, and asks again for a page lost to a disconnect. Throws a ReplayError with the
+     * server's code when a page is refused, or `closed`.
      * @param {string} channel
      * @param {HistoryOptions} [options]
      * @returns {AsyncGenerator<HistoryPage, void, undefined>}
