@@ -130,7 +130,12 @@ async def test_every_message_once_in_order_across_forced_disconnects(
             kind = rng.choices(["cut", "stall", "delay"], weights=[6, 2, 2])[0]
             faults[kind] += 1
             if kind == "cut":
+                live = bool(proxy.connections)
                 await proxy.cut()
+                if live:  # the client notices at once (RST); wait until it says so
+                    await driver.wait_until(
+                        lambda d=disconnects: len(driver.events("disconnect")) > d, 5
+                    )
             elif kind == "stall":
                 proxy.stall()
                 # Past about 1.5 s (ping interval + timeout) Engine.IO gives the connection up.
