@@ -35,7 +35,8 @@ import { Subscription } from "./subscription.js";
  * @property {{attempt: number}} connect a connection is up (the first or a reconnect)
  * @property {{reason: string}} disconnect it ended; a reconnect follows unless closed
  * @property {{code: string, message: string, retryable: boolean}} error a refused connect
- *   (CONNECT_ERROR), a failed `getToken`, a transport error
+ *   (CONNECT_ERROR: `unauthorized`, `unavailable`, `internal`), `connect_failed` (a
+ *   network error), `token_failed`
  * @property {{}} close
  */
 
@@ -55,8 +56,9 @@ export class Client extends Emitter {
     const { positions = new MemoryPositions(), stableMs = 5000, requestTimeoutMs = 10_000 } = options;
     /** @type {ClientState} */
     this.state = "connecting";
-    /** Connections that came up, and connections that ended (forced or not). */
-    this.stats = { connects: 0, disconnects: 0, refused: 0 };
+    /** Connections that came up and that ended (forced or not), refused connects, and
+     * `getToken` calls. */
+    this.stats = { connects: 0, disconnects: 0, refused: 0, tokenCalls: 0 };
     this.positions = positions;
     this._getToken = getToken;
     this._backoffOptions = { minDelay: options.minDelay, maxDelay: options.maxDelay, jitter: options.jitter };
@@ -151,6 +153,7 @@ export class Client extends Emitter {
     this._reconnectTimer = null;
     if (this.state === "closed") return;
     try {
+      this.stats.tokenCalls += 1;
       const token = await this._getToken();
       if (typeof token !== "string") throw new TypeError(`getToken returned ${typeof token}`);
       this._token = token;
@@ -191,8 +194,8 @@ export class Client extends Emitter {
     });
     socket.on("connect_error", (/** @type {Error} */ err) => {
       if (this.state === "closed") return;
-      const code = SERVER_REFUSALS.has(err.message) ? err.message : CLIENT_CODES.disconnected;
-      if (code !== CLIENT_CODES.disconnected) this.stats.refused += 1;
+      const code = SERVER_REFUSALS.has(err.message) ? err.message : CLIENT_CODES.connect;
+      if (code !== CLIENT_CODES.connect) this.stats.refused += 1;
       this._report(new ReplayError(code, `connect failed: ${err.message}`));
       this._scheduleReconnect();
     });
@@ -204,7 +207,7 @@ export class Client extends Emitter {
       if (typeof event?.channel !== "string" || typeof event.epoch !== "string" || !Number.isSafeInteger(event.from)) {
         return this._protocolError("replay:subscribed", event);
       }
-      this._subscriptions.get(event.channel)?._serverSubscribed(event);
+      void this._subscriptions.get(event.channel)?._serverSubscribed(event);
     });
     socket.on("replay:unsubscribed", (/** @type {any} */ event) => {
       if (typeof event?.channel !== "string" || typeof event.reason !== "string") {
@@ -296,7 +299,7 @@ export class Client extends Emitter {
 
   /** @param {string} event @param {unknown} data */
   _protocolError(event, data) {
-    this._report(new ReplayError(CLIENT_CODES.protocol, `${event} of an unexpected shape: ${JSON.stringify(data)?.slice(0, 200)}`));
+    this._report(new ReplayError(CLIENT_CODES.badReply, `${event} of an unexpected shape: ${JSON.stringify(data)?.slice(0, 200)}`));
   }
 }
 

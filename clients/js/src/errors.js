@@ -11,30 +11,21 @@ export const CLIENT_CODES = Object.freeze({
   disconnected: "disconnected",
   /** `getToken()` threw or returned something that is not a string. */
   token: "token_failed",
+  /** A connection attempt failed without a CONNECT_ERROR (a network error). */
+  connect: "connect_failed",
   /** The application's `onMessages` threw; the batch is delivered again. */
   handler: "handler_failed",
-  /** The position store's `get` or `set` threw. */
-  store: "store_failed",
+  /** The position store's `get` (the subscription ends) or `set` threw. */
+  positions: "positions_failed",
   /** The client was closed. */
   closed: "closed",
   /** A reply or event that does not have the shape the spec gives it. */
-  protocol: "protocol_error",
+  badReply: "bad_reply",
 });
 
-/** Codes after which asking again may succeed (spec: EVT-11, and the library's own). */
-const RETRYABLE = new Set([
-  "unavailable",
-  "internal",
-  "rate_limited",
-  "unauthorized",
-  "gap",
-  "timeout",
-  "disconnected",
-  "token_failed",
-  "handler_failed",
-  "store_failed",
-  "protocol_error",
-]);
+/** Codes of a passing condition of the server or the network: trying again later may
+ * succeed (spec §4.1 and EVT-11; the library's own `timeout`, `disconnected`, `connect_failed`). */
+const RETRYABLE = new Set(["unavailable", "internal", "rate_limited", "timeout", "disconnected", "connect_failed"]);
 
 /**
  * Whether an error with this code may succeed when tried again.
@@ -67,7 +58,7 @@ export class ReplayError extends Error {
 
 /**
  * The error an error reply carries (`{ok: false, error: {code, message}}`), or a
- * `protocol_error` for a reply of any other shape.
+ * `bad_reply` for a reply of any other shape.
  * @param {unknown} reply
  * @returns {ReplayError}
  */
@@ -76,7 +67,7 @@ export function replyError(reply) {
   if (error && typeof error.code === "string") {
     return new ReplayError(error.code, typeof error.message === "string" ? error.message : "");
   }
-  return new ReplayError(CLIENT_CODES.protocol, `unexpected reply: ${safeJson(reply)}`);
+  return new ReplayError(CLIENT_CODES.badReply, `unexpected reply: ${safeJson(reply)}`);
 }
 
 /** @param {unknown} value */

@@ -198,12 +198,25 @@ export class Subscription extends Emitter {
     this._queue = this._queue.then(() => this._deliver(epoch, messages, rewinds));
   }
 
-  /** The server subscribed this socket itself (an auto-subscription, §8). @internal */
-  _serverSubscribed(/** @type {any} */ event) {
-    if (this.state === "unsubscribed") return;
-    this._gen += 1;
+  /**
+   * The server subscribed this socket itself (an auto-subscription of the session, §8). It
+   * stands for our own subscribe when it starts where that one would: at the guard's next
+   * offset, or, reading through the server cursor, wherever the cursor says. Otherwise it is
+   * ignored: our subscribe fails `already_subscribed` and the repair replaces it.
+   * @internal
+   */
+  async _serverSubscribed(/** @type {any} */ event) {
+    await this._loaded; // it may come before the stored position was read
+    if (this.state !== "subscribing" || this._override !== null) return;
+    const request = this._resumeRequest();
+    const fits =
+      typeof request.from === "number"
+        ? event.epoch === request.epoch && event.from === request.from
+        : this._acks !== null && !("from" in request);
+    if (!fits) return;
+    this._gen += 1; // our own subscribe's reply (already_subscribed) is not news
     this._awaiting = false;
-    this._confirm(event, {});
+    this._confirm(event, request);
   }
 
   /** The server ended the subscription (replay:unsubscribed, §7.3). @internal */
@@ -226,7 +239,7 @@ export class Subscription extends Emitter {
 
   async _subscribe() {
     await this._loaded;
-    if (this.state === "unsubscribed" || this._awaiting || !this._host.connected()) return;
+    if (this.state !== "subscribing" || this._awaiting || !this._host.connected()) return;
     const gen = ++this._gen;
     this._awaiting = true;
     const request = this._override ?? this._resumeRequest();
@@ -352,7 +365,7 @@ export class Subscription extends Emitter {
     try {
       await this._host.positions.set(this.channel, position);
     } catch (err) {
-      this._report(new ReplayError(CLIENT_CODES.store, `positions.set threw: ${err}`));
+      this._report(new ReplayError(CLIENT_CODES.positions, `positions.set threw: ${err}`));
     }
     this._acks?.finished(position, messages.length);
   }
@@ -377,6 +390,7 @@ export class Subscription extends Emitter {
 
   /** @param {SubscribeOptions["from"]} from @param {boolean} ack */
   async _load(from, ack) {
+    await null; // after the constructor: the application's listeners are on by then
     if (from === "beginning" || from === "latest") {
       this._initial = { from };
       return;
@@ -389,7 +403,11 @@ export class Subscription extends Emitter {
     try {
       stored = await this._host.positions.get(this.channel);
     } catch (err) {
-      this._report(new ReplayError(CLIENT_CODES.store, `positions.get threw: ${err}`));
+      // Without its position it cannot start where the application stopped: it ends, told.
+      const error = new ReplayError(CLIENT_CODES.positions, `positions.get threw: ${err}`);
+      this._report(error);
+      this._end(error.code, error.message);
+      return;
     }
     if (isPosition(stored)) {
       this.position = { epoch: stored.epoch, offset: stored.offset };

@@ -315,6 +315,66 @@ test("a refused history page throws the server's code", async () => {
   client.close();
 });
 
+test("a position store whose get throws ends the subscription, told", async () => {
+  const { holder, options } = fakeClient(echoServer());
+  const positions = { get: () => { throw new Error("disk"); }, set: () => {} };
+  const client = connect("http://x", () => "t", { ...options, positions });
+  const sub = client.subscribe("c", {});
+  const log = record(sub);
+  await until(() => sub.state === "unsubscribed");
+  assert.deepEqual(log.map(([n, d]) => [n, d.code ?? d.reason]), [["error", "positions_failed"], ["unsubscribed", "positions_failed"]]);
+  await until(() => holder.socket?.connected);
+  assert.equal(holder.socket.sent.length, 0);
+  client.close();
+});
+
+/** A server whose only answer to a subscribe is `already_subscribed`. */
+function autoServer() {
+  return { reply: (event) => (event === "replay:subscribe" ? err("already_subscribed") : { ok: true }) };
+}
+
+test("an auto-subscription that starts at the position stands for the subscribe", async () => {
+  const { holder, options } = fakeClient(autoServer());
+  const positions = new MemoryPositions();
+  positions.set("c", { epoch: "e1", offset: 4 });
+  const client = connect("http://x", () => "t", { ...options, positions });
+  const sub = client.subscribe("c", {});
+  const log = record(sub);
+  client.on("connect", () => holder.socket.push("replay:subscribed", { channel: "c", epoch: "e1", from: 5, head: 9 }));
+  await until(() => sub.state === "subscribed");
+  assert.equal(log[0][0], "subscribed");
+  assert.equal(log[0][1].recovered, true);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(log.map(([n]) => n), ["subscribed"]); // the already_subscribed reply is not news
+  client.close();
+});
+
+test("an auto-subscription that starts elsewhere is replaced by the repair", async () => {
+  let subscribes = 0;
+  const server = {
+    reply(event, p) {
+      if (event !== "replay:subscribe") return { ok: true };
+      subscribes += 1;
+      return subscribes === 1 ? err("already_subscribed") : ok(p.channel, "e1", p.from, 9);
+    },
+  };
+  const { holder, options } = fakeClient(server);
+  const positions = new MemoryPositions();
+  positions.set("c", { epoch: "e1", offset: 4 });
+  const client = connect("http://x", () => "t", { ...options, positions });
+  const sub = client.subscribe("c", {});
+  const log = record(sub);
+  client.on("connect", () => holder.socket.push("replay:subscribed", { channel: "c", epoch: "e1", from: 10, head: 9 }));
+  await until(() => sub.state === "subscribed");
+  assert.deepEqual(holder.socket.sent.map((s) => [s.event, s.payload]), [
+    ["replay:subscribe", { channel: "c", from: 5, epoch: "e1" }],
+    ["replay:unsubscribe", { channel: "c" }],
+    ["replay:subscribe", { channel: "c", from: 5, epoch: "e1" }],
+  ]);
+  assert.deepEqual(log.map(([n, d]) => [n, d.code ?? d.from]), [["error", "already_subscribed"], ["subscribed", 5]]);
+  client.close();
+});
+
 test("programmer errors throw at once", () => {
   const { options } = fakeClient(echoServer());
   const client = connect("http://x", () => "t", options);

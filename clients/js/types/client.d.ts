@@ -18,11 +18,13 @@ export class Client extends Emitter<ClientEvents> {
     constructor(url: string, getToken: () => string | Promise<string>, options?: ConnectOptions);
     /** @type {ClientState} */
     state: ClientState;
-    /** Connections that came up, and connections that ended (forced or not). */
+    /** Connections that came up and that ended (forced or not), refused connects, and
+     * `getToken` calls. */
     stats: {
         connects: number;
         disconnects: number;
         refused: number;
+        tokenCalls: number;
     };
     positions: import("./positions.js").PositionStore;
     _getToken: () => string | Promise<string>;
@@ -154,7 +156,8 @@ export type ClientEvents = {
     };
     /**
      * a refused connect
-     * (CONNECT_ERROR), a failed `getToken`, a transport error
+     * (CONNECT_ERROR: `unauthorized`, `unavailable`, `internal`), `connect_failed` (a
+     * network error), `token_failed`
      */
     error: {
         code: string;

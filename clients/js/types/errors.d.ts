@@ -5,7 +5,7 @@
 export function isRetryable(code: string): boolean;
 /**
  * The error an error reply carries (`{ok: false, error: {code, message}}`), or a
- * `protocol_error` for a reply of any other shape.
+ * `bad_reply` for a reply of any other shape.
  * @param {unknown} reply
  * @returns {ReplayError}
  */
@@ -20,14 +20,16 @@ export const CLIENT_CODES: Readonly<{
     disconnected: "disconnected";
     /** `getToken()` threw or returned something that is not a string. */
     token: "token_failed";
+    /** A connection attempt failed without a CONNECT_ERROR (a network error). */
+    connect: "connect_failed";
     /** The application's `onMessages` threw; the batch is delivered again. */
     handler: "handler_failed";
-    /** The position store's `get` or `set` threw. */
-    store: "store_failed";
+    /** The position store's `get` (the subscription ends) or `set` threw. */
+    positions: "positions_failed";
     /** The client was closed. */
     closed: "closed";
     /** A reply or event that does not have the shape the spec gives it. */
-    protocol: "protocol_error";
+    badReply: "bad_reply";
 }>;
 /** An error with a wire (or library) `code`; what the `error` events carry. */
 export class ReplayError extends Error {

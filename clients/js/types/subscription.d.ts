@@ -112,8 +112,14 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         epoch: string;
         messages: Message[];
     }): void;
-    /** The server subscribed this socket itself (an auto-subscription, §8). @internal */
-    _serverSubscribed(event: any): void;
+    /**
+     * The server subscribed this socket itself (an auto-subscription of the session, §8). It
+     * stands for our own subscribe when it starts where that one would: at the guard's next
+     * offset, or, reading through the server cursor, wherever the cursor says. Otherwise it is
+     * ignored: our subscribe fails `already_subscribed` and the repair replaces it.
+     * @internal
+     */
+    _serverSubscribed(event: any): Promise<void>;
     /** The server ended the subscription (replay:unsubscribed, §7.3). @internal */
     _serverUnsubscribed(event: {
         reason: string;
