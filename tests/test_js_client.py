@@ -311,6 +311,34 @@ async def test_truncation_while_disconnected_tells_the_application_and_follows_t
     assert done["position"] == {"epoch": epoch, "offset": 16}
 
 
+@pytest.mark.parametrize("policy", ["fail", "restart", "continue"])
+async def test_a_position_ahead_of_the_server_tells_the_application_and_follows_the_policy(
+    node: str, reference: ReferenceNode, proxy: FaultProxy, policy: str
+) -> None:
+    epoch = (await publish_many(reference, 5))[0]["epoch"]
+    ahead = {"epoch": epoch, "offset": 99}  # e.g. a store written against another server
+    driver = await drive(node, reference, proxy, policy=policy, **{"from": ahead})
+    try:
+        await driver.wait_until(lambda: bool(told_then_safe(driver, "offset_out_of_range")))
+        await driver.wait_until(lambda: last_lifecycle_event(driver) != "connect")
+        if policy == "restart":
+            await driver.wait_until(lambda: len(driver.offsets()) == 5)
+        await publish_many(reference, 1)
+        if policy == "fail":
+            await asyncio.sleep(1.0)
+        else:
+            await driver.wait_until(lambda: driver.offsets()[-1:] == [(epoch, 6)])
+        done = await driver.finish()
+    finally:
+        await driver.kill()
+    received = [offset for _, offset in driver.offsets()]
+    after = "unsubscribed" if policy == "fail" else "subscribed"
+    assert told_then(driver, "offset_out_of_range") == ["error", after]
+    expected = {"fail": [], "restart": [1, 2, 3, 4, 5, 6], "continue": [6]}[policy]
+    assert received == expected
+    assert done["position"] == (None if policy == "fail" else {"epoch": epoch, "offset": 6})
+
+
 async def test_acks_move_the_server_cursor_another_device_resumes_from(
     node: str, reference: ReferenceNode, proxy: FaultProxy
 ) -> None:
