@@ -71,10 +71,18 @@ def write_outputs(
             matplotlib.use("Agg")  # files only: no display on a CI machine
             import matplotlib.pyplot as plt
         except ImportError:
-            raise SystemExit("--plot needs matplotlib: pip install 'socketio-replay[bench]'") from None
+            raise SystemExit(
+                "--plot needs matplotlib: pip install 'socketio-replay[bench]'"
+            ) from None
         figure, axes = plt.subplots(figsize=(7, 4))
         draw(axes)
         axes.legend()
         figure.tight_layout()
         figure.savefig(args.plot)
         print(f"plot written to {args.plot}")
+
+
+def vars_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments as JSON-friendly values (paths as strings)."""
+    return {k: (str(v) if v is not None and not isinstance(v, int | float | str) else v)
+            for k, v in vars(args).items()}  # fmt: skip

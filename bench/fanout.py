@@ -1,6 +1,6 @@
 """Live fan-out, side by side: the reference vs a stock socket.io room broadcast.
 
-    python bench/fanout.py                              # K = 100, 100 and 300 publishes/s, 10 s each
+    python bench/fanout.py          # K = 100 subscribers; 100 and 300 publishes/s, 10 s each
     python bench/fanout.py --subscribers 20 --rates 50,500 --duration 5 --json f.json --plot f.png
 
 One Node.js load process (bench/node/fanout.mjs) connects K socket.io-client subscribers to
@@ -16,7 +16,15 @@ import argparse
 from typing import Any
 
 from _peers import run_load, servers
-from _report import add_output_args, number, print_table, ratio, warn_if_saturated, write_outputs
+from _report import (
+    add_output_args,
+    number,
+    print_table,
+    ratio,
+    vars_of,
+    warn_if_saturated,
+    write_outputs,
+)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -24,22 +32,43 @@ def main(args: argparse.Namespace) -> None:
         records = run_load(
             "fanout.mjs",
             targets,
-            ["--subscribers", str(args.subscribers), "--rates", args.rates,
-             "--duration", str(args.duration)],  # fmt: skip
+            [
+                "--subscribers",
+                str(args.subscribers),
+                "--rates",
+                args.rates,
+                "--duration",
+                str(args.duration),
+            ],
         )
     rows = []
     for rate in sorted({r["rate"] for r in records}):
-        ref, peer = (next(r for r in records if r["rate"] == rate and r["kind"] == k)
-                     for k in ("reference", "stock"))  # fmt: skip
-        for name, key, unit in (("p50", "p50_ms", " ms"), ("p99", "p99_ms", " ms"),
-                                ("max", "max_ms", " ms"), ("deliveries/s", "deliveries_per_s", "")):  # fmt: skip
-            rows.append([f"{rate:g}/s", name, number(ref[key], unit), number(peer[key], unit),
-                         ratio(ref[key], peer[key])])  # fmt: skip
+        ref, peer = (
+            next(r for r in records if r["rate"] == rate and r["kind"] == k)
+            for k in ("reference", "stock")
+        )
+        for name, key, unit in (
+            ("p50", "p50_ms", " ms"),
+            ("p99", "p99_ms", " ms"),
+            ("max", "max_ms", " ms"),
+            ("deliveries/s", "deliveries_per_s", ""),
+        ):
+            rows.append(
+                [
+                    f"{rate:g}/s",
+                    name,
+                    number(ref[key], unit),
+                    number(peer[key], unit),
+                    ratio(ref[key], peer[key]),
+                ]
+            )
         for record in (ref, peer):
             if record["missing"] or record["disconnected"] or record["failed_publishes"]:
-                print(f"incomplete: {record['target']} at {rate:g}/s: {record['missing']:,}"
-                      f" deliveries missing, {record['disconnected']} sockets disconnected,"
-                      f" {record['failed_publishes']} publishes failed")  # fmt: skip
+                print(
+                    f"incomplete: {record['target']} at {rate:g}/s: {record['missing']:,}"
+                    f" deliveries missing, {record['disconnected']} sockets disconnected,"
+                    f" {record['failed_publishes']} publishes failed"
+                )
     print_table(
         f"live fan-out: {args.subscribers} subscribers, {args.duration:g} s per rate,"
         " publish-to-deliver latency (ratio = reference / stock)",
@@ -52,8 +81,10 @@ def main(args: argparse.Namespace) -> None:
         rates = sorted({r["rate"] for r in records})
         for kind, style in (("reference", "o-"), ("stock", "s--")):
             for key in ("p50_ms", "p99_ms"):
-                ys = [next(r[key] for r in records if r["rate"] == x and r["kind"] == kind)
-                      for x in rates]  # fmt: skip
+                ys = [
+                    next(r[key] for r in records if r["rate"] == x and r["kind"] == kind)
+                    for x in rates
+                ]
                 axes.plot(rates, ys, style, label=f"{kind} {key[:3]}")
         axes.set_xlabel("publishes/s")
         axes.set_ylabel("publish-to-deliver latency (ms)")
@@ -63,17 +94,15 @@ def main(args: argparse.Namespace) -> None:
     write_outputs(args, {"benchmark": "fanout", "args": vars_of(args), "results": records}, draw)
 
 
-def vars_of(args: argparse.Namespace) -> dict[str, Any]:
-    """The arguments as JSON-friendly values (paths as strings)."""
-    return {k: (str(v) if v is not None and not isinstance(v, int | float | str) else v)
-            for k, v in vars(args).items()}  # fmt: skip
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--rates", default="100,300", help="publishes/s, comma-separated")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of publishing per rate")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of publishing per rate"
+    )
     parser.add_argument("--store", default="memory", help="the reference's store")
     add_output_args(parser)
     main(parser.parse_args())

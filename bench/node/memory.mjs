@@ -21,7 +21,7 @@ for (const target of parseTargets(values.targets ?? "")) {
   const started = performance.now();
   const open = await pool(sockets, 50, () => subscriber(target, channel, () => {}));
   const connectS = (performance.now() - started) / 1000;
-  emit({ event: "ready", target: target.name, sockets: open.length, connect_s: connectS, load: stop() });
+  emit({ event: "ready", target: target.name, kind: target.kind, sockets: open.length, connect_s: connectS, load: stop() });
   await lines.next();
   for (const socket of open) socket.close();
 }
