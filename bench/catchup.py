@@ -1,6 +1,6 @@
 """Catch-up of a backlog, side by side: the reference vs socket.io connection state recovery.
 
-    python bench/catchup.py                   # N = 50,000 missed messages, median of 5 runs
+    python bench/catchup.py                   # N = 20,000 missed messages, median of 5 runs
     python bench/catchup.py --messages 5000 --runs 3 --json c.json --plot c.png
 
 One Node.js load process (bench/node/catchup.mjs) times a socket.io-client socket receiving N
@@ -106,7 +106,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--payload", type=int, default=64, help="bytes of padding per message")
     parser.add_argument("--store", default="memory", help="the reference's store")

@@ -56,13 +56,12 @@ def main(args: argparse.Namespace) -> None:
         )
     ref, peer = results
     rows = [
-        [
-            key.replace("_", " "),
-            number(ref[key], " KiB"),
-            number(peer[key], " KiB"),
-            ratio(ref[key], peer[key]),
-        ]
-        for key in ("rss_before_kib", "rss_after_kib", "kib_per_socket")
+        [label, number(ref[key], " KiB"), number(peer[key], " KiB"), ratio(ref[key], peer[key])]
+        for label, key in (
+            ("RSS before", "rss_before_kib"),
+            (f"RSS at {args.sockets:,} sockets", "rss_after_kib"),
+            ("per subscribed socket", "kib_per_socket"),
+        )
     ]
     print_table(
         f"memory: {args.sockets:,} connected, subscribed sockets (RSS growth / N;"

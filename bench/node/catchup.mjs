@@ -4,7 +4,7 @@
 // recovery: the socket's transport drops, N messages are broadcast to its room over HTTP
 // while it is away, it reconnects and receives the missed packets. Each run is timed from
 // the (re)connect to the last message. Usage:
-//   node catchup.mjs --targets JSON [--messages 50000] [--runs 5] [--concurrency 32]
+//   node catchup.mjs --targets JSON [--messages 20000] [--runs 5] [--concurrency 32]
 // Prints one JSON line per target with every run's messages/s.
 import { parseArgs } from "node:util";
 import { watchLoad } from "./lib/monitor.mjs";
@@ -14,7 +14,7 @@ import { connect, pool, publisher, subscriber } from "./lib/targets.mjs";
 const { values } = parseArgs({
   options: {
     targets: { type: "string" },
-    messages: { type: "string", default: "50000" },
+    messages: { type: "string", default: "20000" },
     runs: { type: "string", default: "5" },
     concurrency: { type: "string", default: "32" },
     payload: { type: "string", default: "64" },
