@@ -79,7 +79,8 @@ def main(args: argparse.Namespace) -> None:
     for record in records:  # open loop: a run whose publishes fell behind did not hold its rate
         if record["publish_rate"] < 0.95 * record["rate"]:
             print(
-                f"WARNING: publishes to {record['target']} went out at {record['publish_rate']:g}/s,"
+                f"WARNING: publishes to {record['target']} went out at"
+                f" {record['publish_rate']:g}/s,"
                 f" below the {record['rate']:g}/s asked (answers came back too slowly)"
             )
 
