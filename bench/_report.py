@@ -9,11 +9,22 @@ from pathlib import Path
 from typing import Any
 
 
-def add_output_args(parser: argparse.ArgumentParser) -> None:
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every side-by-side benchmark takes: --store, --json, --plot."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--store", default="memory", help="the reference's store")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
     parser.add_argument(
         "--plot", type=Path, metavar="PATH", help="draw the figures (needs the bench extra)"
     )
+    return parser
+
+
+def flags(args: argparse.Namespace, *names: str) -> list[str]:
+    """The named arguments, as the load scripts take them: ``--name value`` each."""
+    return [item for name in names for item in (f"--{name}", str(getattr(args, name)))]
 
 
 def ratio(reference: float | None, peer: float | None) -> str:
@@ -57,10 +68,13 @@ def describe_load(load: dict[str, Any]) -> str:
 
 def write_outputs(
     args: argparse.Namespace,
-    figures: dict[str, Any],
+    benchmark: str,
+    results: Sequence[dict[str, Any]],
     draw: Callable[[Any], None],
+    **more: Any,
 ) -> None:
     """Write --json and draw --plot (``draw`` gets a matplotlib Axes)."""
+    figures = {"benchmark": benchmark, "args": vars_of(args), **more, "results": results}
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         print(f"figures written to {args.json}")

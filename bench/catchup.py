@@ -18,11 +18,11 @@ from typing import Any
 
 from _peers import run_load, servers
 from _report import (
-    add_output_args,
+    bench_parser,
+    flags,
     number,
     print_table,
     ratio,
-    vars_of,
     warn_if_saturated,
     write_outputs,
 )
@@ -40,18 +40,7 @@ CSR_LIMITS = (
 
 def main(args: argparse.Namespace) -> None:
     with servers(args.store, recovery=True) as targets:
-        records = run_load(
-            "catchup.mjs",
-            targets,
-            [
-                "--messages",
-                str(args.messages),
-                "--runs",
-                str(args.runs),
-                "--payload",
-                str(args.payload),
-            ],
-        )
+        records = run_load("catchup.mjs", targets, flags(args, "messages", "runs", "payload"))
     ref, peer = records
     rows = [
         [
@@ -90,25 +79,12 @@ def main(args: argparse.Namespace) -> None:
         axes.set_ylabel("messages/s")
         axes.set_title(f"catch-up of {args.messages:,} missed messages (each run)")
 
-    write_outputs(
-        args,
-        {
-            "benchmark": "catchup",
-            "args": vars_of(args),
-            "csr_limits": CSR_LIMITS,
-            "results": records,
-        },
-        draw,
-    )
+    write_outputs(args, "catchup", records, draw, csr_limits=CSR_LIMITS)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--payload", type=int, default=64, help="bytes of padding per message")
-    parser.add_argument("--store", default="memory", help="the reference's store")
-    add_output_args(parser)
     main(parser.parse_args())

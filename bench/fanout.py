@@ -17,11 +17,11 @@ from typing import Any
 
 from _peers import run_load, servers
 from _report import (
-    add_output_args,
+    bench_parser,
+    flags,
     number,
     print_table,
     ratio,
-    vars_of,
     warn_if_saturated,
     write_outputs,
 )
@@ -29,18 +29,7 @@ from _report import (
 
 def main(args: argparse.Namespace) -> None:
     with servers(args.store) as targets:
-        records = run_load(
-            "fanout.mjs",
-            targets,
-            [
-                "--subscribers",
-                str(args.subscribers),
-                "--rates",
-                args.rates,
-                "--duration",
-                str(args.duration),
-            ],
-        )
+        records = run_load("fanout.mjs", targets, flags(args, "subscribers", "rates", "duration"))
     rows = []
     for rate in sorted({r["rate"] for r in records}):
         ref, peer = (
@@ -98,18 +87,14 @@ def main(args: argparse.Namespace) -> None:
         axes.set_yscale("log")
         axes.set_title(f"live fan-out to {args.subscribers} subscribers")
 
-    write_outputs(args, {"benchmark": "fanout", "args": vars_of(args), "results": records}, draw)
+    write_outputs(args, "fanout", records, draw)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--rates", default="100,300", help="publishes/s, comma-separated")
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds of publishing per rate"
     )
-    parser.add_argument("--store", default="memory", help="the reference's store")
-    add_output_args(parser)
     main(parser.parse_args())

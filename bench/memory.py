@@ -17,12 +17,12 @@ from typing import IO, Any
 
 from _peers import run_load, servers
 from _report import (
-    add_output_args,
+    bench_parser,
     describe_load,
+    flags,
     number,
     print_table,
     ratio,
-    vars_of,
     write_outputs,
 )
 
@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> None:
             stdin.write("next\n")
             stdin.flush()
 
-        records = run_load("memory.mjs", targets, ["--sockets", str(args.sockets)], on_ready)
+        records = run_load("memory.mjs", targets, flags(args, "sockets"), on_ready)
     results = []
     for record in records:
         name = record["target"]
@@ -81,15 +81,11 @@ def main(args: argparse.Namespace) -> None:
         axes.set_ylabel("KiB")
         axes.set_title(f"server RSS growth per socket at {args.sockets:,} sockets")
 
-    write_outputs(args, {"benchmark": "memory", "args": vars_of(args), "results": results}, draw)
+    write_outputs(args, "memory", results, draw)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--sockets", type=int, default=2000)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before each RSS read")
-    parser.add_argument("--store", default="memory", help="the reference's store")
-    add_output_args(parser)
     main(parser.parse_args())

@@ -16,11 +16,11 @@ from typing import Any
 
 from _peers import run_load, servers
 from _report import (
-    add_output_args,
+    bench_parser,
+    flags,
     number,
     print_table,
     ratio,
-    vars_of,
     warn_if_saturated,
     write_outputs,
 )
@@ -31,16 +31,7 @@ def main(args: argparse.Namespace) -> None:
         records = run_load(
             "publish.mjs",
             targets,
-            [
-                "--messages",
-                str(args.messages),
-                "--concurrency",
-                str(args.concurrency),
-                "--subscribers",
-                str(args.subscribers),
-                "--payload",
-                str(args.payload),
-            ],
+            flags(args, "messages", "concurrency", "subscribers", "payload"),
         )
     ref, peer = records
     rows = [
@@ -68,17 +59,13 @@ def main(args: argparse.Namespace) -> None:
         axes.set_ylabel("publishes/s")
         axes.set_title("backend publish over HTTP")
 
-    write_outputs(args, {"benchmark": "publish", "args": vars_of(args), "results": records}, draw)
+    write_outputs(args, "publish", records, draw)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--subscribers", type=int, default=0)
     parser.add_argument("--payload", type=int, default=64, help="bytes of padding per message")
-    parser.add_argument("--store", default="memory", help="the reference's store")
-    add_output_args(parser)
     main(parser.parse_args())

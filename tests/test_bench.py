@@ -43,12 +43,10 @@ def _require_node() -> None:
         pytest.skip(f"missing: {', '.join(missing)}")
 
 
-@pytest.mark.parametrize("script", sorted(TINY))
-def test_benchmark_prints_both_servers_and_valid_json(script: str, tmp_path: Path) -> None:
-    _require_node()
-    figures = tmp_path / "figures.json"
+def _bench(script: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run bench/SCRIPT with the arguments; it must succeed."""
     done = subprocess.run(
-        [sys.executable, str(BENCH / script), *TINY[script], "--json", str(figures)],
+        [sys.executable, str(BENCH / script), *argv],
         capture_output=True,
         text=True,
         timeout=240,
@@ -57,6 +55,14 @@ def test_benchmark_prints_both_servers_and_valid_json(script: str, tmp_path: Pat
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_benchmark_prints_both_servers_and_valid_json(script: str, tmp_path: Path) -> None:
+    _require_node()
+    figures = tmp_path / "figures.json"
+    done = _bench(script, *TINY[script], "--json", str(figures))
     header = next(line for line in done.stdout.splitlines() if "figure" in line)
     assert "reference" in header and "stock socket.io" in header and "ratio" in header
     assert re.search(r"\d\.\d\dx", done.stdout.split(header, 1)[1])  # a ratio was computed
@@ -77,14 +83,5 @@ def test_plot_draws_a_png(tmp_path: Path) -> None:
     """--plot draws with matplotlib (the bench extra, which the test extra includes)."""
     _require_node()
     plot = tmp_path / "publish.png"
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "publish.py"), "--messages", "50", "--plot", str(plot)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _bench("publish.py", "--messages", "50", "--plot", str(plot))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
