@@ -85,3 +85,17 @@ def test_plot_draws_a_png(tmp_path: Path) -> None:
     plot = tmp_path / "publish.png"
     _bench("publish.py", "--messages", "50", "--plot", str(plot))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_node_side_passes_its_own_tests() -> None:
+    """bench/node's ``node --test``: the stock peer's routes and recovery, the summaries."""
+    _require_node()
+    done = subprocess.run(
+        [shutil.which("node") or "node", "--test", "test/"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=BENCH / "node",
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -14,7 +14,7 @@ const { values } = parseArgs({
 });
 
 /** Milliseconds CSR keeps a disconnected socket's session and missed packets (its default). */
-export const MAX_DISCONNECTION_MS = 2 * 60 * 1000;
+const MAX_DISCONNECTION_MS = 2 * 60 * 1000;
 
 const server = http.createServer((req, res) => {
   const match = /^\/publish\/([^/]+)$/.exec(req.url ?? "");
