@@ -16,16 +16,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import _report as report
 from _peers import run_load, servers
-from _report import (
-    bench_parser,
-    flags,
-    number,
-    print_table,
-    ratio,
-    warn_if_saturated,
-    write_outputs,
-)
 
 # What stock recovery cannot do, said next to its figure (socket.io's documentation, and
 # bench/node/peer.mjs's settings).
@@ -40,14 +32,16 @@ CSR_LIMITS = (
 
 def main(args: argparse.Namespace) -> None:
     with servers(args.store, recovery=True) as targets:
-        records = run_load("catchup.mjs", targets, flags(args, "messages", "runs", "payload"))
+        records = run_load(
+            "catchup.mjs", targets, report.flags(args, "messages", "runs", "payload")
+        )
     ref, peer = records
     rows = [
         [
             "median messages/s",
-            number(ref["median_per_s"]),
-            number(peer["median_per_s"]),
-            ratio(ref["median_per_s"], peer["median_per_s"]),
+            report.number(ref["median_per_s"]),
+            report.number(peer["median_per_s"]),
+            report.ratio(ref["median_per_s"], peer["median_per_s"]),
         ],
         [
             "runs (messages/s)",
@@ -58,19 +52,19 @@ def main(args: argparse.Namespace) -> None:
         ["recovered every run", str(ref["recovered"]).lower(), str(peer["recovered"]).lower(), ""],
         [
             "backlog filled at (publishes/s)",
-            number(ref["fill_per_s"]),
-            number(peer["fill_per_s"]),
+            report.number(ref["fill_per_s"]),
+            report.number(peer["fill_per_s"]),
             "",
         ],
     ]
-    print_table(
+    report.print_table(
         f"catch-up: {args.messages:,} missed messages of ~{args.payload} B, {args.runs} runs"
         " (ratio = reference / stock)",
         ["figure", "reference (from offset)", "stock socket.io (CSR)", "ratio"],
         rows,
     )
     print(CSR_LIMITS)
-    warn_if_saturated(records)
+    report.warn_if_saturated(records)
 
     def draw(axes: Any) -> None:
         for index, record in enumerate(records):
@@ -79,11 +73,11 @@ def main(args: argparse.Namespace) -> None:
         axes.set_ylabel("messages/s")
         axes.set_title(f"catch-up of {args.messages:,} missed messages (each run)")
 
-    write_outputs(args, "catchup", records, draw, csr_limits=CSR_LIMITS)
+    report.write_outputs(args, "catchup", records, draw, csr_limits=CSR_LIMITS)
 
 
 if __name__ == "__main__":
-    parser = bench_parser(__doc__)
+    parser = report.bench_parser(__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--payload", type=int, default=64, help="bytes of padding per message")

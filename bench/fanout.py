@@ -15,21 +15,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import _report as report
 from _peers import run_load, servers
-from _report import (
-    bench_parser,
-    flags,
-    number,
-    print_table,
-    ratio,
-    warn_if_saturated,
-    write_outputs,
-)
 
 
 def main(args: argparse.Namespace) -> None:
     with servers(args.store) as targets:
-        records = run_load("fanout.mjs", targets, flags(args, "subscribers", "rates", "duration"))
+        records = run_load(
+            "fanout.mjs", targets, report.flags(args, "subscribers", "rates", "duration")
+        )
     rows = []
     for rate in sorted({r["rate"] for r in records}):
         ref, peer = (
@@ -46,9 +40,9 @@ def main(args: argparse.Namespace) -> None:
                 [
                     f"{rate:g}/s",
                     name,
-                    number(ref[key], unit),
-                    number(peer[key], unit),
-                    ratio(ref[key], peer[key]),
+                    report.number(ref[key], unit),
+                    report.number(peer[key], unit),
+                    report.ratio(ref[key], peer[key]),
                 ]
             )
         for record in (ref, peer):
@@ -58,13 +52,13 @@ def main(args: argparse.Namespace) -> None:
                     f" deliveries missing, {record['disconnected']} sockets disconnected,"
                     f" {record['failed_publishes']} publishes failed"
                 )
-    print_table(
+    report.print_table(
         f"live fan-out: {args.subscribers} subscribers, {args.duration:g} s per rate,"
         " publish-to-deliver latency (ratio = reference / stock)",
         ["rate", "figure", "reference", "stock socket.io", "ratio"],
         rows,
     )
-    warn_if_saturated(records)
+    report.warn_if_saturated(records)
     for record in records:  # open loop: a run whose publishes fell behind did not hold its rate
         if record["publish_rate"] < 0.95 * record["rate"]:
             print(
@@ -87,11 +81,11 @@ def main(args: argparse.Namespace) -> None:
         axes.set_yscale("log")
         axes.set_title(f"live fan-out to {args.subscribers} subscribers")
 
-    write_outputs(args, "fanout", records, draw)
+    report.write_outputs(args, "fanout", records, draw)
 
 
 if __name__ == "__main__":
-    parser = bench_parser(__doc__)
+    parser = report.bench_parser(__doc__)
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--rates", default="100,300", help="publishes/s, comma-separated")
     parser.add_argument(

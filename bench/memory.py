@@ -15,16 +15,8 @@ import argparse
 import time
 from typing import IO, Any
 
+import _report as report
 from _peers import run_load, servers
-from _report import (
-    bench_parser,
-    describe_load,
-    flags,
-    number,
-    print_table,
-    ratio,
-    write_outputs,
-)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -41,7 +33,7 @@ def main(args: argparse.Namespace) -> None:
             stdin.write("next\n")
             stdin.flush()
 
-        records = run_load("memory.mjs", targets, flags(args, "sockets"), on_ready)
+        records = run_load("memory.mjs", targets, report.flags(args, "sockets"), on_ready)
     results = []
     for record in records:
         name = record["target"]
@@ -56,14 +48,19 @@ def main(args: argparse.Namespace) -> None:
         )
     ref, peer = results
     rows = [
-        [label, number(ref[key], " KiB"), number(peer[key], " KiB"), ratio(ref[key], peer[key])]
+        [
+            label,
+            report.number(ref[key], " KiB"),
+            report.number(peer[key], " KiB"),
+            report.ratio(ref[key], peer[key]),
+        ]
         for label, key in (
             ("RSS before", "rss_before_kib"),
             (f"RSS at {args.sockets:,} sockets", "rss_after_kib"),
             ("per subscribed socket", "kib_per_socket"),
         )
     ]
-    print_table(
+    report.print_table(
         f"memory: {args.sockets:,} connected, subscribed sockets (RSS growth / N;"
         " ratio = reference / stock)",
         ["figure", "reference", "stock socket.io", "ratio"],
@@ -72,7 +69,7 @@ def main(args: argparse.Namespace) -> None:
     for record in results:  # a busy load process only slows the connects; RSS is unaffected
         print(
             f"load generator while connecting to {record['target']}:"
-            f" {describe_load(record['load'])}, {record['connect_s']:.1f} s"
+            f" {report.describe_load(record['load'])}, {record['connect_s']:.1f} s"
         )
 
     def draw(axes: Any) -> None:
@@ -81,11 +78,11 @@ def main(args: argparse.Namespace) -> None:
         axes.set_ylabel("KiB")
         axes.set_title(f"server RSS growth per socket at {args.sockets:,} sockets")
 
-    write_outputs(args, "memory", results, draw)
+    report.write_outputs(args, "memory", results, draw)
 
 
 if __name__ == "__main__":
-    parser = bench_parser(__doc__)
+    parser = report.bench_parser(__doc__)
     parser.add_argument("--sockets", type=int, default=2000)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before each RSS read")
     main(parser.parse_args())

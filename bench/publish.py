@@ -14,16 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import _report as report
 from _peers import run_load, servers
-from _report import (
-    bench_parser,
-    flags,
-    number,
-    print_table,
-    ratio,
-    warn_if_saturated,
-    write_outputs,
-)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -31,24 +23,29 @@ def main(args: argparse.Namespace) -> None:
         records = run_load(
             "publish.mjs",
             targets,
-            flags(args, "messages", "concurrency", "subscribers", "payload"),
+            report.flags(args, "messages", "concurrency", "subscribers", "payload"),
         )
     ref, peer = records
     rows = [
-        [label, number(ref[key], unit), number(peer[key], unit), ratio(ref[key], peer[key])]
+        [
+            label,
+            report.number(ref[key], unit),
+            report.number(peer[key], unit),
+            report.ratio(ref[key], peer[key]),
+        ]
         for label, key, unit in (
             ("publishes/s", "publishes_per_s", ""),
             ("answer p50", "answer_p50_ms", " ms"),
             ("answer p99", "answer_p99_ms", " ms"),
         )
     ]
-    print_table(
+    report.print_table(
         f"backend publish: {args.messages:,} publishes of ~{args.payload} B, {args.concurrency} in"
         f" flight, {args.subscribers} subscribers (ratio = reference / stock)",
         ["figure", "reference", "stock socket.io", "ratio"],
         rows,
     )
-    warn_if_saturated(records)
+    report.warn_if_saturated(records)
 
     def draw(axes: Any) -> None:
         axes.bar(
@@ -59,11 +56,11 @@ def main(args: argparse.Namespace) -> None:
         axes.set_ylabel("publishes/s")
         axes.set_title("backend publish over HTTP")
 
-    write_outputs(args, "publish", records, draw)
+    report.write_outputs(args, "publish", records, draw)
 
 
 if __name__ == "__main__":
-    parser = bench_parser(__doc__)
+    parser = report.bench_parser(__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--subscribers", type=int, default=0)
