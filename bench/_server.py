@@ -20,20 +20,24 @@ from urllib.parse import quote
 import aiohttp
 
 
+def reference_argv(api_key: str, store: str = "memory") -> list[str]:
+    """The command that serves replay/1 on a free port: the reference, or ``REPLAY_BENCH_CMD``.
+
+    ``REPLAY_BENCH_CMD`` is a command with ``{port}`` (given 0), ``{api_key}`` and ``{store}``,
+    whose first line of output ends with its URL (e.g. the Node adapter).
+    """
+    template = os.environ.get("REPLAY_BENCH_CMD")
+    if template:
+        return shlex.split(template.format(port=0, api_key=api_key, store=store))
+    return [sys.executable, "-m", "reference", "--port", "0", "--api-key", api_key,
+            "--store", store, "--log-level", "warning"]  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def reference_server(store: str = "memory") -> AsyncIterator[tuple[str, str]]:
-    """Start ``python -m reference`` on a free port; yield (url, api key).
-
-    ``REPLAY_BENCH_CMD`` runs another server instead: a command with ``{port}`` (given 0),
-    ``{api_key}`` and ``{store}``, whose first line of output ends with its URL.
-    """
+    """Start ``reference_argv`` (``python -m reference``); yield (url, api key)."""
     api_key = secrets.token_hex(16)
-    template = os.environ.get("REPLAY_BENCH_CMD")
-    if template:  # another implementation, e.g. the Node adapter (its first line names the URL)
-        argv = shlex.split(template.format(port=0, api_key=api_key, store=store))
-    else:
-        argv = [sys.executable, "-m", "reference", "--port", "0", "--api-key", api_key,
-                "--store", store, "--log-level", "warning"]  # fmt: skip
+    argv = reference_argv(api_key, store)
     process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE)
     assert process.stdout is not None
     first = (await process.stdout.readline()).decode()

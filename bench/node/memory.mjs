@@ -1,0 +1,28 @@
+// Memory load: N connected, subscribed sockets held open on each target in turn, while the
+// orchestrator reads the server's RSS. Usage:
+//   node memory.mjs --targets JSON [--sockets 2000]
+// For each target it prints {"event": "ready", ...} once every socket is subscribed, then waits
+// for a line on stdin before closing them and going on to the next target.
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { watchLoad } from "./lib/monitor.mjs";
+import { emit, parseTargets } from "./lib/report.mjs";
+import { pool, subscriber } from "./lib/targets.mjs";
+
+const { values } = parseArgs({
+  options: { targets: { type: "string" }, sockets: { type: "string", default: "2000" } },
+});
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const sockets = Number(values.sockets);
+
+for (const target of parseTargets(values.targets ?? "")) {
+  const channel = `bench:memory:${Date.now()}`;
+  const stop = watchLoad();
+  const started = performance.now();
+  const open = await pool(sockets, 50, () => subscriber(target, channel, () => {}));
+  const connectS = (performance.now() - started) / 1000;
+  emit({ event: "ready", target: target.name, kind: target.kind, sockets: open.length, connect_s: connectS, load: stop() });
+  await lines.next();
+  for (const socket of open) socket.close();
+}
+process.exit(0);

@@ -1,0 +1,101 @@
+"""Each side-by-side benchmark in bench/ runs at a tiny size: it prints both servers' figures
+and writes valid JSON with a result for each. No timing is asserted: the figures are the
+benchmarks' business, these tests only keep the instruments working.
+
+They need node and bench/node's dependencies (``npm ci`` there); without them they skip, or
+fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "fanout.py": ["--subscribers", "3", "--rates", "20,40", "--duration", "1"],
+    "memory.py": ["--sockets", "20", "--settle", "0.2"],
+    "catchup.py": ["--messages", "200", "--runs", "3"],
+    "publish.py": ["--messages", "200", "--concurrency", "4", "--subscribers", "2"],
+}
+
+
+def _require_node() -> None:
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("node")
+    if not (BENCH / "node" / "node_modules" / "socket.io-client").is_dir():
+        missing.append("bench/node's dependencies (npm ci in bench/node)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the benchmarks' smoke tests; missing: {missing}")
+        pytest.skip(f"missing: {', '.join(missing)}")
+
+
+def _bench(script: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run bench/SCRIPT with the arguments; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *argv],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_benchmark_prints_both_servers_and_valid_json(script: str, tmp_path: Path) -> None:
+    _require_node()
+    figures = tmp_path / "figures.json"
+    done = _bench(script, *TINY[script], "--json", str(figures))
+    header = next(line for line in done.stdout.splitlines() if "figure" in line)
+    assert "reference" in header and "stock socket.io" in header and "ratio" in header
+    assert re.search(r"\d\.\d\dx", done.stdout.split(header, 1)[1])  # a ratio was computed
+    written = json.loads(figures.read_text())
+    assert written["benchmark"] == script.removesuffix(".py")
+    kinds = [record["kind"] for record in written["results"]]
+    assert kinds.count("reference") == kinds.count("stock") >= 1, kinds
+    for record in written["results"]:
+        assert "saturated" in record["load"]
+    if script == "fanout.py":  # every rate ran against both servers
+        assert sorted({r["rate"] for r in written["results"]}) == [20, 40]
+    if script == "catchup.py":
+        assert all(len(r["runs"]) == 3 for r in written["results"])
+        assert "maxDisconnectionDuration" in done.stdout
+
+
+def test_plot_draws_a_png(tmp_path: Path) -> None:
+    """--plot draws with matplotlib (the bench extra, which the test extra includes)."""
+    _require_node()
+    plot = tmp_path / "publish.png"
+    _bench("publish.py", "--messages", "50", "--plot", str(plot))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_node_side_passes_its_own_tests() -> None:
+    """bench/node's ``node --test``: the stock peer's routes and recovery, the summaries."""
+    _require_node()
+    done = subprocess.run(
+        [shutil.which("node") or "node", "--test", "test/"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=BENCH / "node",
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
