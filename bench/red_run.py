@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "tests" / "mutants" / "serve.py"
@@ -38,7 +39,10 @@ MANY_BUGS = "+".join(
 SERVER_OPTIONS = "--host 127.0.0.1 --port {port} --api-key={api_key}"
 
 
-def run(target_cmd: str, report: Path) -> tuple[float, dict[str, object]]:
+Case = dict[str, Any]  # one entry of the JSON report's "cases"
+
+
+def run(target_cmd: str, report: Path) -> tuple[float, list[Case]]:
     """One whole suite run: its wall time and its JSON report."""
     argv = [
         sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
@@ -47,11 +51,11 @@ def run(target_cmd: str, report: Path) -> tuple[float, dict[str, object]]:
     started = time.monotonic()
     subprocess.run(argv, cwd=ROOT, capture_output=True, check=False)
     seconds = time.monotonic() - started
-    return seconds, json.loads(report.with_suffix(".json").read_text())
+    cases: list[Case] = json.loads(report.with_suffix(".json").read_text())["cases"]
+    return seconds, cases
 
 
-def summary(name: str, seconds: float, document: dict[str, object]) -> list[dict[str, object]]:
-    cases = [c for c in document["cases"] if isinstance(c, dict)]  # type: ignore[union-attr]
+def summary(name: str, seconds: float, cases: list[Case]) -> list[Case]:
     outcomes: dict[str, int] = {}
     for case in cases:
         outcomes[str(case["outcome"])] = outcomes.get(str(case["outcome"]), 0) + 1
