@@ -87,6 +87,11 @@ class Subscription:
     def _move(self, trigger: Trigger) -> None:
         self.state = advance(self.state, trigger)
 
+    def _ended(self) -> bool:
+        """Read after an await, which may have ended the subscription (a method, so that a
+        type checker does not narrow ``state`` across the await)."""
+        return self.state is State.ENDED
+
     def launch(self) -> None:
         """Start delivering. Call after the ok reply or ``replay:subscribed`` is queued (SUB-13,
         AUT-2): the task's first emit then lands behind it in the socket's send queue."""
@@ -132,7 +137,10 @@ class Subscription:
                 await self._end_from_inside(Trigger.FAILED)
 
     async def _deliver_forever(self) -> None:
-        while True:
+        # An await below can end the subscription from inside this task: a send to a socket
+        # that just closed runs its disconnect, which stops this subscription (stop() cannot
+        # cancel the task it runs in). So the loop looks at the state after each await.
+        while not self._ended():
             seen = self._notifier.version(self.channel)
             try:
                 read = await self._reads.read(
@@ -142,6 +150,8 @@ class Subscription:
                 log.warning("store unavailable; subscription to %s retries", self.channel)
                 await asyncio.sleep(STORE_RETRY_S)
                 continue
+            if self._ended():
+                return
             decision = decide(
                 self.next,
                 self.epoch,
@@ -155,7 +165,8 @@ class Subscription:
             if isinstance(decision, CaughtUp):
                 self._move(Trigger.CAUGHT_UP)
                 await self._notifier.wait(self.channel, seen)
-                self._move(Trigger.HEAD_MOVED)
+                if not self._ended():
+                    self._move(Trigger.HEAD_MOVED)
                 continue
             assert isinstance(decision, Deliver)
             if not self._may_deliver(self.channel):  # ACC-5: grants changed under us
@@ -164,7 +175,8 @@ class Subscription:
             if self._outlet.backlogged():
                 self._move(Trigger.BACKLOGGED)
                 await self._outlet.drained()
-                self._move(Trigger.DRAINED)
+                if not self._ended():
+                    self._move(Trigger.DRAINED)
                 continue  # read again: retention may have moved while we waited
             await self._outlet.send_packet(
                 self._encoder.messages_packet(self.channel, self.epoch, decision.batch)
