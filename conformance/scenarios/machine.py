@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,
     MultipleResults,
     consumes,
     initialize,
@@ -36,6 +35,7 @@ from conformance.scenarios.model import (
     FLOOD_PAD,
     GRANT_SETS,
     ID_MODES,
+    RACE_PUBLISHERS,
     RACING,
     REVOCATION_BOUND_S,
     SCENARIO_CLAUSES,
@@ -43,24 +43,18 @@ from conformance.scenarios.model import (
     ClientHandle,
     SessionHandle,
 )
-from conformance.scenarios.stage import Stage
+from conformance.scenarios.rules_flow import FlowRules
+from conformance.scenarios.rules_history import HistoryRules
+from conformance.scenarios.rules_retention import RetentionRules
+from conformance.scenarios.stage import CLIENTS, LABELS, NODES, SESSIONS, Connected, Made
 
 if TYPE_CHECKING:
     from conformance.backend import Registration
 
 __all__ = ["SCENARIO_CLAUSES", "ReplayMachine"]
 
-SESSIONS: Bundle[SessionHandle] = Bundle("sessions")
-CLIENTS: Bundle[ClientHandle] = Bundle("clients")
-# A node of the target: the machine knows how many it has (it draws no choice of its own).
-NODES = st.runner().flatmap(lambda machine: st.integers(0, machine.last_node))
-LABELS = st.sampled_from(CHANNELS)
 
-Made = MultipleResults[SessionHandle] | SessionHandle
-Connected = MultipleResults[ClientHandle] | ClientHandle
-
-
-class ReplayMachine(Stage):
+class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
     """The rules; see the stage for how they run and how the run is judged."""
 
     sessions = SESSIONS
@@ -283,8 +277,9 @@ class ReplayMachine(Stage):
     def publish_racing_subscribe(
         self, handle: ClientHandle, label: str, burst: int, node: int
     ) -> None:
-        """Publishes stream in one after another while the client subscribes from the
-        beginning, so some land before, some during and some after the subscribe (HND-2)."""
+        """Publishers keep several publishes in flight while the client subscribes from the
+        beginning, and go on until ``burst`` more were stored after its reply: some land
+        before, some while its history is delivered, some after the handoff to live (HND-2)."""
         if not handle.usable or handle.session.revoked:
             return
         channel = self.channel(label)
@@ -293,18 +288,27 @@ class ReplayMachine(Stage):
 
         async def go() -> None:
             backend = self.target.backend_at(node)  # inside: it logs to the running case
-            started = asyncio.Event()
+            stored = 0
+            started, answered = asyncio.Event(), asyncio.Event()
+            after: list[int] = []
 
             async def publisher() -> None:
-                for n in range(burst):
-                    if n == burst // 3:
-                        started.set()
+                nonlocal stored
+                while len(after) < burst:
                     await backend.publish(channel, self.next_data())
+                    stored += 1
+                    if stored >= burst // 3:
+                        started.set()
+                    if answered.is_set():
+                        after.append(stored)
 
-            publishing = asyncio.ensure_future(publisher())
-            await started.wait()
-            await self.subscribe_judged(handle, label, "beginning")
-            await publishing
+            publishing = asyncio.gather(*(publisher() for _ in range(RACE_PUBLISHERS)))
+            try:
+                await started.wait()
+                await self.subscribe_judged(handle, label, "beginning")
+            finally:
+                answered.set()
+                await publishing
 
         self.step(go)
 

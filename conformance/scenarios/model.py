@@ -28,10 +28,19 @@ __all__ = [
     "FLOOD_CONCURRENCY",
     "FLOOD_PAD",
     "GRANT_SETS",
+    "HISTORY_STARTS",
     "ID_MODES",
+    "KEEP",
+    "MAX_AGES",
+    "MAX_MESSAGES",
+    "RACE_PUBLISHERS",
     "RACING",
     "REVOCATION_BOUND_S",
     "SCENARIO_CLAUSES",
+    "SLOW_CONCURRENCY",
+    "SLOW_DRAIN_S",
+    "SLOW_MESSAGES",
+    "SLOW_PAD",
     "STARTS",
     "START_CLAUSES",
     "STEP_TIMEOUT_S",
@@ -67,7 +76,7 @@ SCENARIO_CLAUSES = (
 CHANNELS = ("a", "b", "c")
 GRANT_SETS = ("all", "prefix", "exact-a", "subscribe-only", "a-and-c")
 AUTO_SUBSCRIBE = ("none", "a-from-beginning", "b-latest")
-STARTS = ("beginning", "latest", "omitted", "resume", "offset-1")
+STARTS = ("beginning", "latest", "omitted", "resume", "offset-1", "truncating")
 ID_MODES = ("none", "new", "repeat")
 # The clause a successful subscribe of each kind of start stands for.
 START_CLAUSES = {
@@ -76,11 +85,22 @@ START_CLAUSES = {
     "omitted": "SUB-9",
     "resume": "RES-1",
     "offset-1": "SUB-14",
+    "truncating": "SUB-11",  # from 1 with allow_truncation
 }
+HISTORY_STARTS = ("beginning", "last")  # a history read from the beginning, or the last seen
+# Retention updates: a value, None (remove the limit) or KEEP (omit the member, RET-1).
+KEEP = "keep"
+MAX_MESSAGES: tuple[int | str | None, ...] = (1, 3, 10, None, KEEP)
+MAX_AGES: tuple[int | str | None, ...] = (KEEP, None, 1, 3600)
 RACING = 8  # publishes in flight around an unsubscribe
+RACE_PUBLISHERS = 3  # publishers racing a subscribe, each waiting for its own replies
 REVOCATION_BOUND_S = 1.0  # SES-15, ACC-6: "within 1 second"
 FLOOD_PAD = "x" * 40_000
 FLOOD_BATCHES, FLOOD_CONCURRENCY = 4, 12  # about 2 MB per flood
+# The slow reader's flood: more than a loopback connection buffers (see rules_flow), in many
+# messages, since servers cut batches by count as well as by bytes.
+SLOW_MESSAGES, SLOW_CONCURRENCY, SLOW_PAD = 1200, 24, "s" * 3000
+SLOW_DRAIN_S = 20.0
 STEP_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 3.0
 DISCONNECT_TIMEOUT_S = 5.0

@@ -29,7 +29,8 @@ import functools
 import itertools
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, MultipleResults, RuleBasedStateMachine
 
 from conformance.checkers import check
 from conformance.context import CaseContext, activated
@@ -54,9 +55,20 @@ if TYPE_CHECKING:
     from conformance.spans import Span
     from conformance.target import Target
 
-__all__ = ["Stage"]
+__all__ = ["CLIENTS", "LABELS", "NODES", "SESSIONS", "Connected", "Made", "Stage"]
 
 T = TypeVar("T")
+
+# What the rules of every module draw from. A session leaves ``sessions`` when it is deleted
+# (``consumes``); its clients stay in ``clients`` (a client outlives its session).
+SESSIONS: Bundle[SessionHandle] = Bundle("sessions")
+CLIENTS: Bundle[ClientHandle] = Bundle("clients")
+# A node of the target: the machine knows how many it has (it draws no choice of its own).
+NODES = st.runner().flatmap(lambda machine: st.integers(0, machine.last_node))
+LABELS = st.sampled_from(CHANNELS)
+
+Made = MultipleResults[SessionHandle] | SessionHandle
+Connected = MultipleResults[ClientHandle] | ClientHandle
 
 
 class Stage(RuleBasedStateMachine):
@@ -74,6 +86,10 @@ class Stage(RuleBasedStateMachine):
         self.handles: list[ClientHandle] = []
         self.failures: list[ConformanceFailure] = []
         self.cast: SessionHandle | None = None
+        self.slow_flooded = False
+        # Channels (labels) a retention update may have trimmed, and the settings in force.
+        self.trimmed: set[str] = set()
+        self.retention: dict[str, dict[str, object]] = {}
         self.base = self.run(self._base)
 
     # --- running a rule's work ----------------------------------------------------------------
@@ -159,17 +175,20 @@ class Stage(RuleBasedStateMachine):
         epoch = stream.subscriptions[-1].epoch if stream.subscriptions else None
         from_: int | str | None = {"beginning": "beginning", "latest": "latest"}.get(start)
         sent_epoch = None
-        if start in ("resume", "offset-1") and isinstance(epoch, str):
+        if start in ("resume", "offset-1", "truncating") and isinstance(epoch, str):
             offset = last.get("offset") if last and start == "resume" else 0
             from_, sent_epoch = (offset + 1 if isinstance(offset, int) else 1), epoch
-        elif start in ("resume", "offset-1"):
+        elif start in ("resume", "offset-1", "truncating"):
             from_ = "beginning"
         already = handle.client.subscription(channel) is not None
-        reply = await handle.client.subscribe(channel, from_, epoch=sent_epoch)
+        truncating = True if start == "truncating" else None
+        reply = await handle.client.subscribe(
+            channel, from_, epoch=sent_epoch, allow_truncation=truncating
+        )
         session = handle.session
         failure = verdicts.grant_verdict(session, channel, "subscribe", reply)
         failure = failure or verdicts.subscribe_outcome(
-            session, channel, start, from_, already, reply
+            session, channel, start, from_, already, reply, trimmed=label in self.trimmed
         )
         omitted = reply.get("ok") is True and start == "omitted"
         if failure is None and omitted and "cursors" in self.features:

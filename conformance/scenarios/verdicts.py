@@ -48,17 +48,24 @@ def subscribe_outcome(
     from_: object,
     already: bool,
     reply: dict[str, Any],
+    *,
+    trimmed: bool = False,
 ) -> ConformanceFailure | None:
     """A subscribe the grants allow succeeds, or finds the channel already subscribed.
 
-    Nothing in a scenario trims history or changes an epoch, so no other outcome is right;
-    right after a connect, an auto-subscription may win the race for the channel (AUT-5).
+    On a ``trimmed`` channel (retention was set on it) a start at an offset, or through the
+    session's cursor, may also be below what is retained (SUB-6), unless it allows truncation
+    (SUB-11). Right after a connect, an auto-subscription may win the race for the channel
+    (AUT-5).
     """
     if not grants_allow(session.grants, channel, "subscribe"):
         return None
     expected = {"already_subscribed"} if already else {"ok"}
     if channel in session.auto_channels:
         expected |= {"ok", "already_subscribed"}
+    below_first = isinstance(from_, int) or (from_ is None and start == "omitted")
+    if trimmed and below_first and start != "truncating" and "ok" in expected:
+        expected.add("history_truncated")
     got = "ok" if reply.get("ok") is True else _code(reply)
     if got in expected:
         return None
