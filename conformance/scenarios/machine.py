@@ -45,16 +45,17 @@ from conformance.scenarios.model import (
 )
 from conformance.scenarios.rules_flow import FlowRules
 from conformance.scenarios.rules_history import HistoryRules
+from conformance.scenarios.rules_lifecycle import LifecycleRules
 from conformance.scenarios.rules_retention import RetentionRules
 from conformance.scenarios.stage import CLIENTS, LABELS, NODES, SESSIONS, Connected, Made
 
 if TYPE_CHECKING:
     from conformance.backend import Registration
 
-__all__ = ["SCENARIO_CLAUSES", "ReplayMachine"]
+__all__ = ["SCENARIO_CLAUSES", "LifecycleMachine", "ReplayMachine"]
 
 
-class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
+class ReplayMachine(RetentionRules, HistoryRules):
     """The rules; see the stage for how they run and how the run is judged."""
 
     sessions = SESSIONS
@@ -106,10 +107,14 @@ class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
         if registered is None:
             return multiple()
         auto_channels = frozenset(e["channel"] for e in entries or ())
-        return SessionHandle(f"s{next(self.counter)}", registered, grant_set, grants, auto_channels)
+        made = SessionHandle(f"s{next(self.counter)}", registered, grant_set, grants, auto_channels)
+        self.made.append(made)
+        return made
 
     @rule(handle=SESSIONS, grant_set=st.sampled_from(GRANT_SETS))
     def reregister(self, handle: SessionHandle, grant_set: str) -> None:
+        if handle.revoked:
+            return  # an expired session another handle took the id of
         grants = self.grants_for(grant_set)
 
         async def go() -> Registration:
@@ -125,6 +130,11 @@ class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
         if registered is None:
             return
         handle.registered = registered  # SES-4: the old token no longer connects
+        handle.expired_by = None  # a new expiry, the default ttl_s (SES-2)
+        if registered.status == 201:
+            handle.cursors.clear()  # it had expired: a new session (SES-17)
+        else:
+            handle.lapses_at = None  # still the same session, now long-lived
         handle.grant_set, handle.grants = grant_set, grants
         for client, label in before:
             if not grants_allow(grants, self.channel(label), "subscribe"):
@@ -142,6 +152,8 @@ class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
     @rule(handle=consumes(SESSIONS))
     def revoke(self, handle: SessionHandle) -> None:
         """Delete the session: its sockets must be gone within 1 s (SES-15)."""
+        if handle.revoked:
+            return  # an expired session another handle took the id of
         connected = [c for c in self.handles if c.session is handle and c.client.connected]
 
         async def go() -> None:
@@ -158,12 +170,13 @@ class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
 
     @rule(target=CLIENTS, handle=SESSIONS, node=NODES)
     def connect(self, handle: SessionHandle, node: int) -> Connected:
-        async def go() -> ClientHandle:
+        async def go() -> ClientHandle | None:
             proxy = await self.target.proxy(node)
             client = await self.target.client(
                 session=handle.registered, proxy=proxy, node=node, connect=False
             )
-            await client.connect(handle.registered.token)
+            if not await self.connect_as(client, handle):
+                return None
             return ClientHandle(client.name, client, proxy, handle, node)
 
         made = self.step(go)
@@ -208,16 +221,7 @@ class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
             return
         handle.proxy.heal()
         handle.stalled = False
-        self.step(functools.partial(self._reconnect, handle))
-
-    async def _reconnect(self, handle: ClientHandle) -> None:
-        """Connect with the session's current token, then resume what it had subscribed."""
-        await handle.client.connect(handle.session.registered.token)
-        for label in CHANNELS:
-            channel = self.channel(label)
-            ended = handle.client.subscription(channel) is None
-            if ended and handle.client.stream(channel).subscriptions:
-                await self.subscribe_judged(handle, label, "resume")
+        self.step(functools.partial(self.reconnect_and_resume, handle))
 
     # --- channels ---------------------------------------------------------------------------
 
@@ -343,7 +347,8 @@ class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
             backend = self.target.backend_at(node)
             for _ in range(missed):
                 await backend.publish(channel, self.next_data())
-            await handle.client.connect(handle.session.registered.token)
+            if not await self.connect_as(handle.client, handle.session):
+                return
             for resumed in CHANNELS:
                 if handle.client.stream(self.channel(resumed)).subscriptions:
                     await self.subscribe_judged(handle, resumed, "resume")
@@ -389,3 +394,10 @@ class ReplayMachine(FlowRules, RetentionRules, HistoryRules):
                 await self.subscribe_judged(handle, label, "omitted")
 
         self.step(go)
+
+
+class LifecycleMachine(LifecycleRules, FlowRules, ReplayMachine):
+    """Every rule, and those that wait on the clock, a process or a long flood: sessions
+    that expire, restarts, a slow reader. Each example costs seconds, so the scenario test
+    runs this machine with :data:`~conformance.scenarios.model.LIFECYCLE_SHARE` times fewer
+    examples than :class:`ReplayMachine`."""

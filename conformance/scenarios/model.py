@@ -10,6 +10,7 @@ machine's plumbing in :mod:`conformance.scenarios.stage`, its on-the-spot judgem
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTO_SUBSCRIBE",
+    "BRIEF_TTL_S",
     "CHANNELS",
     "DISCONNECT_TIMEOUT_S",
     "DRAIN_TIMEOUT_S",
@@ -31,6 +33,7 @@ __all__ = [
     "HISTORY_STARTS",
     "ID_MODES",
     "KEEP",
+    "LIFECYCLE_SHARE",
     "MAX_AGES",
     "MAX_MESSAGES",
     "RACE_PUBLISHERS",
@@ -87,7 +90,7 @@ START_CLAUSES = {
     "offset-1": "SUB-14",
     "truncating": "SUB-11",  # from 1 with allow_truncation
 }
-HISTORY_STARTS = ("beginning", "last")  # a history read from the beginning, or the last seen
+HISTORY_STARTS = ("beginning", "last", "first")  # from first, the last offset seen, offset 1
 # Retention updates: a value, None (remove the limit) or KEEP (omit the member, RET-1).
 KEEP = "keep"
 MAX_MESSAGES: tuple[int | str | None, ...] = (1, 3, 10, None, KEEP)
@@ -101,6 +104,8 @@ FLOOD_BATCHES, FLOOD_CONCURRENCY = 4, 12  # about 2 MB per flood
 # messages, since servers cut batches by count as well as by bytes.
 SLOW_MESSAGES, SLOW_CONCURRENCY, SLOW_PAD = 1200, 24, "s" * 3000
 SLOW_DRAIN_S = 20.0
+BRIEF_TTL_S = 1  # the smallest ttl_s the schema allows
+LIFECYCLE_SHARE = 6  # the lifecycle machine runs this many times fewer examples
 STEP_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 3.0
 DISCONNECT_TIMEOUT_S = 5.0
@@ -120,8 +125,19 @@ class SessionHandle:
     # every ack got its reply; more while the reply to one was lost (ACK-4, SUB-9).
     cursors: dict[str, frozenset[int | None]] = field(default_factory=dict)
 
+    # With a brief ttl_s: the monotonic time from which it may have expired, and the time by
+    # which it surely has (the server's clock started its ttl_s between the two).
+    lapses_at: float | None = None
+    expired_by: float | None = None
+
     def __repr__(self) -> str:  # what Hypothesis prints in a falsifying example
-        return f"<session {self.label} grants={self.grant_set}{' revoked' if self.revoked else ''}>"
+        brief = " brief" if self.lapses_at is not None else ""
+        revoked = " revoked" if self.revoked else ""
+        return f"<session {self.label} grants={self.grant_set}{brief}{revoked}>"
+
+    def may_have_lapsed(self) -> bool:
+        """It may have expired by now: its sockets may be refused or disconnected."""
+        return self.lapses_at is not None and time.monotonic() >= self.lapses_at
 
     def cursor_options(self, channel: str) -> frozenset[int | None]:
         return self.cursors.get(channel, frozenset({None}))

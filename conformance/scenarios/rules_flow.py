@@ -4,7 +4,8 @@ A stall alone proves little: between a server and a stalled reader sit the serve
 buffer, the kernel's buffers and the proxy's, several MiB on loopback, so a small flood fits
 in them and never makes the server decide anything. The flood here outlasts them, so the
 server must pause the subscription (FLW-1) or end it (SIG-1); dropping what does not fit is
-what the checkers then see as a gap or a loss.
+what the checkers then see as a gap or a loss. The reader then reads the channel's history
+from offset 1: a store that silently caps a long channel (HIS-4) shows there.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from conformance.scenarios.model import (
     ClientHandle,
     settled,
 )
-from conformance.scenarios.stage import CLIENTS, LABELS, NODES, Stage
+from conformance.scenarios.rules_history import HistoryRules
+from conformance.scenarios.stage import CLIENTS, LABELS, NODES
 
 __all__ = ["FlowRules"]
 
 
-class FlowRules(Stage):
+class FlowRules(HistoryRules):
     """Rules that push more at a reader than it reads."""
 
     # Once per example: each flood costs about a second, and one in a scenario already puts
@@ -39,9 +41,15 @@ class FlowRules(Stage):
         """``handle`` stops reading ``label`` while thousands of messages arrive, then reads
         again: it gets every one in order, or its subscription ends (FLW-1, SIG-1)."""
         channel = self.channel(label)
-        span = handle.client.subscription(channel)
-        if not handle.usable or span is None:
+        # The drawn client, or else the first that reads the channel: the flood is the point.
+        readers = [
+            c for c in (handle, *self.handles) if c.usable and c.client.subscription(channel)
+        ]
+        if not readers:
             return
+        handle = readers[0]
+        span = handle.client.subscription(channel)
+        assert span is not None
         self.slow_flooded = True
 
         async def go() -> None:
@@ -65,5 +73,8 @@ class FlowRules(Stage):
                 clause="FLW-1",
                 channel=channel,
             )
+            if "history" in self.features:
+                # It checks what it read slowly against the channel's history from offset 1.
+                await self.history_judged(handle, label, "first")
 
         self.step(go)

@@ -28,18 +28,35 @@ class HistoryRules(Stage):
     @precondition(_claims_history)
     @rule(handle=CLIENTS, label=LABELS, start=st.sampled_from(HISTORY_STARTS))
     def read_history(self, handle: ClientHandle, label: str, start: str) -> None:
-        """``replay:history`` from the beginning, or from the last offset the client has."""
+        """``replay:history`` of one message: from the beginning, from the last offset the
+        client has, or from offset 1."""
         if not handle.usable or handle.session.revoked:
             return
+        self.step(lambda: self.history_judged(handle, label, start))
+
+    async def history_judged(self, handle: ClientHandle, label: str, start: str) -> None:
+        """Read ``label``'s history from a kind of ``start`` and judge the reply."""
         channel = self.channel(label)
-        from_ = self.history_from(handle, label, start)
-
-        async def go() -> None:
-            reply = await handle.client.history(channel, from_)
-            failure = verdicts.grant_verdict(handle.session, channel, "history", reply)
-            self.judged(failure, channel, handle.label)
-
-        self.step(go)
+        stream = handle.client.stream(channel)
+        from_: int | str = "beginning"
+        epoch = stream.subscriptions[-1].epoch if stream.subscriptions else None
+        if start == "last" and stream.offsets and isinstance(epoch, str):
+            from_ = stream.offsets[-1]
+        elif start == "first" and stream.offsets and isinstance(epoch, str):
+            from_ = 1
+        sent = epoch if isinstance(from_, int) and isinstance(epoch, str) else None
+        reply = await handle.client.history(channel, from_, epoch=sent, limit=1)
+        failure = verdicts.grant_verdict(handle.session, channel, "history", reply)
+        failure = failure or verdicts.history_outcome(
+            handle.session,
+            channel,
+            from_,
+            reply,
+            trimmed=label in self.trimmed,
+            stale=self.stale[label],
+            sent_epoch=sent,
+        )
+        self.judged(failure, channel, handle.label)
 
     @precondition(_claims_history)
     @rule(label=LABELS, node=NODES)
@@ -48,10 +65,3 @@ class HistoryRules(Stage):
         ``history_truncated`` too; the checkers judge what an ok answer holds)."""
         channel = self.channel(label)
         self.step(lambda: self.target.backend_at(node).history_raw(channel, "beginning"))
-
-    def history_from(self, handle: ClientHandle, label: str, start: str) -> int | str:
-        stream = handle.client.stream(self.channel(label))
-        offsets = stream.offsets
-        if start == "last" and offsets and stream.subscriptions:
-            return offsets[-1]
-        return "beginning"

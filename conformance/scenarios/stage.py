@@ -52,6 +52,7 @@ from conformance.trace import Trace
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from conformance.client import ReplayClient
     from conformance.spans import Span
     from conformance.target import Target
 
@@ -87,9 +88,13 @@ class Stage(RuleBasedStateMachine):
         self.failures: list[ConformanceFailure] = []
         self.cast: SessionHandle | None = None
         self.slow_flooded = False
+        self.restarted = False
         # Channels (labels) a retention update may have trimmed, and the settings in force.
         self.trimmed: set[str] = set()
         self.retention: dict[str, dict[str, object]] = {}
+        # Epochs each channel (label) had before a restart gave it a new one (EPO-3).
+        self.stale: dict[str, set[object]] = {label: set() for label in CHANNELS}
+        self.made: list[SessionHandle] = []  # every session registered, in order
         self.base = self.run(self._base)
 
     # --- running a rule's work ----------------------------------------------------------------
@@ -188,12 +193,41 @@ class Stage(RuleBasedStateMachine):
         session = handle.session
         failure = verdicts.grant_verdict(session, channel, "subscribe", reply)
         failure = failure or verdicts.subscribe_outcome(
-            session, channel, start, from_, already, reply, trimmed=label in self.trimmed
+            session,
+            channel,
+            start,
+            from_,
+            already,
+            reply,
+            trimmed=label in self.trimmed,
+            stale=self.stale[label],
+            sent_epoch=sent_epoch,
         )
         omitted = reply.get("ok") is True and start == "omitted"
         if failure is None and omitted and "cursors" in self.features:
             failure = verdicts.cursor_start(session, channel, reply)
         self.judged(failure, channel, handle.label)
+
+    async def connect_as(self, client: ReplayClient, session: SessionHandle) -> bool:
+        """Connect with the session's current token; False when it was refused because the
+        session may have expired (a refusal of a live one fails CON-1 in :meth:`step`)."""
+        try:
+            await client.connect(session.registered.token)
+        except ConnectRefused:
+            if session.may_have_lapsed():
+                return False
+            raise
+        return True
+
+    async def reconnect_and_resume(self, handle: ClientHandle) -> None:
+        """Connect with the session's current token, then resume what it had subscribed."""
+        if not await self.connect_as(handle.client, handle.session):
+            return
+        for label in CHANNELS:
+            channel = self.channel(label)
+            ended = handle.client.subscription(channel) is None
+            if ended and handle.client.stream(channel).subscriptions:
+                await self.subscribe_judged(handle, label, "resume")
 
     async def ack_judged(
         self, handle: ClientHandle, channel: str, offset: int, epoch: str | None
