@@ -23,8 +23,7 @@ def test_random_interleavings(target: Target) -> None:
     # Under the derandomized ci profile Hypothesis seeds the search from the factory's
     # source. A lambda defined here keeps that seed fixed while the machine's code is
     # edited, so a refactoring does not silently change what CI explores.
-    # (The factory may be any callable, as the docstring says; the annotation is narrower.)
-    explore(lambda: machine(), settings())  # type: ignore[arg-type]
+    explore(lambda: machine(), settings())
 
 
 @scenario(*SCENARIO_CLAUSES)
@@ -33,13 +32,15 @@ def test_lifecycle_interleavings(target: Target) -> None:
     machine = functools.partial(LifecycleMachine, target)
     profile = settings()
     share = settings(profile, max_examples=max(2, profile.max_examples // LIFECYCLE_SHARE))
-    explore(lambda: machine(), share)  # type: ignore[arg-type]
+    explore(lambda: machine(), share)
 
 
 def explore(factory: Callable[[], ReplayMachine], chosen: settings) -> None:
-    """Run the machine ``factory`` makes; a failure is reported as the finding itself."""
+    """Run the machine ``factory`` makes; a failure is reported as the finding itself.
+    (The factory may be any callable, as Hypothesis's docstring says; its annotation is
+    narrower.)"""
     try:
-        run_state_machine_as_test(factory, settings=chosen)
+        run_state_machine_as_test(factory, settings=chosen)  # type: ignore[arg-type]
     except FlakyFailure as flaky:
         # A timing-dependent failure that did not happen on every replay is still a failure;
         # report the finding itself (with its clause), not Hypothesis's wrapper.
