@@ -45,6 +45,7 @@ from conformance.scenarios.model import (
 )
 from conformance.scenarios.rules_flow import FlowRules
 from conformance.scenarios.rules_history import HistoryRules
+from conformance.scenarios.rules_input import InputRules
 from conformance.scenarios.rules_lifecycle import LifecycleRules
 from conformance.scenarios.rules_retention import RetentionRules
 from conformance.scenarios.stage import CLIENTS, LABELS, NODES, SESSIONS, Connected, Made
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["SCENARIO_CLAUSES", "LifecycleMachine", "ReplayMachine"]
 
 
-class ReplayMachine(RetentionRules, HistoryRules):
+class ReplayMachine(RetentionRules, HistoryRules, InputRules):
     """The rules; see the stage for how they run and how the run is judged."""
 
     sessions = SESSIONS

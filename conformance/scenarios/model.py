@@ -34,6 +34,7 @@ __all__ = [
     "ID_MODES",
     "KEEP",
     "LIFECYCLE_SHARE",
+    "MALFORMED",
     "MAX_AGES",
     "MAX_MESSAGES",
     "RACE_PUBLISHERS",
@@ -90,6 +91,15 @@ START_CLAUSES = {
     "offset-1": "SUB-14",
     "truncating": "SUB-11",  # from 1 with allow_truncation
 }
+# Malformed and boundary client events the input rule mixes into traffic.
+MALFORMED = (
+    "wrong-type",
+    "unknown-member",
+    "lone-surrogate",
+    "unknown-name",
+    "payload-at-limit",
+    "payload-over-limit",
+)
 HISTORY_STARTS = ("beginning", "last", "first")  # from first, the last offset seen, offset 1
 # Retention updates: a value, None (remove the limit) or KEEP (omit the member, RET-1).
 KEEP = "keep"
