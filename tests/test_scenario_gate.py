@@ -41,12 +41,12 @@ class Caught:
     name: str
     exit_code: int
     seconds: float
-    clause: str | None = None
+    clauses: tuple[str, ...] = ()  # those the first failure names
     anomaly: str | None = None
     detail: str = ""
 
     def caught_by(self) -> set[str]:
-        return {found for found in (self.clause, self.anomaly) if found}
+        return {*self.clauses, *([self.anomaly] if self.anomaly else [])}
 
 
 async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Caught:
@@ -75,8 +75,9 @@ async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Caught:
     if document.is_file():
         failures = json.loads(document.read_text())["failures"]
         if failures:
-            caught.clause = failures[0].get("clause")
-            caught.detail = str(failures[0].get("received", ""))[:160]
+            first = failures[0]
+            caught.clauses = tuple(first.get("clauses") or [first.get("clause")])
+            caught.detail = str(first.get("received", ""))[:160]
             found = ANOMALY.search(caught.detail)
             caught.anomaly = found.group(1) if found else None
     if caught.exit_code not in (0, 1):
@@ -87,7 +88,7 @@ async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Caught:
 def matrix(found: list[Caught]) -> str:
     lines = ["| mutant | caught by | time |", "|---|---|---|"]
     for caught in found:
-        by = caught.clause or ("survived" if caught.exit_code == 0 else "?")
+        by = ", ".join(caught.clauses) or ("survived" if caught.exit_code == 0 else "?")
         if caught.anomaly:
             by = f"{caught.anomaly} ({by})"
         lines.append(f"| `{caught.name}` | {by} | {caught.seconds:.0f} s |")
