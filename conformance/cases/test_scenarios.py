@@ -13,7 +13,12 @@ from hypothesis.errors import FlakyFailure
 from hypothesis.stateful import MultipleResults, run_state_machine_as_test
 
 from conformance import ConformanceFailure, Target, scenario
-from conformance.scenarios.machine import SCENARIO_CLAUSES, LifecycleMachine, ReplayMachine
+from conformance.scenarios.machine import (
+    LIFECYCLE_CLAUSES,
+    SCENARIO_CLAUSES,
+    LifecycleMachine,
+    ReplayMachine,
+)
 from conformance.scenarios.model import LIFECYCLE_SHARE, ClientHandle, SessionHandle
 
 
@@ -26,7 +31,7 @@ def test_random_interleavings(target: Target) -> None:
     explore(lambda: machine(), settings())
 
 
-@scenario(*SCENARIO_CLAUSES)
+@scenario(*LIFECYCLE_CLAUSES)
 def test_lifecycle_interleavings(target: Target) -> None:
     """Every rule, with expiry, restarts and a slow reader; fewer examples, each slower."""
     machine = functools.partial(LifecycleMachine, target)

@@ -35,6 +35,7 @@ from conformance.scenarios.model import (
     FLOOD_PAD,
     GRANT_SETS,
     ID_MODES,
+    LIFECYCLE_CLAUSES,
     RACE_PUBLISHERS,
     RACING,
     REVOCATION_BOUND_S,
@@ -53,7 +54,7 @@ from conformance.scenarios.stage import CLIENTS, LABELS, NODES, SESSIONS, Connec
 if TYPE_CHECKING:
     from conformance.backend import Registration
 
-__all__ = ["SCENARIO_CLAUSES", "LifecycleMachine", "ReplayMachine"]
+__all__ = ["LIFECYCLE_CLAUSES", "SCENARIO_CLAUSES", "LifecycleMachine", "ReplayMachine"]
 
 
 class ReplayMachine(RetentionRules, HistoryRules, InputRules):

@@ -33,6 +33,7 @@ __all__ = [
     "HISTORY_STARTS",
     "ID_MODES",
     "KEEP",
+    "LIFECYCLE_CLAUSES",
     "LIFECYCLE_SHARE",
     "MALFORMED",
     "MAX_AGES",
@@ -76,6 +77,27 @@ SCENARIO_CLAUSES = (
     "SUB-8",
     "SUB-9",
     "SUB-14",
+    "SUB-6",
+    "SUB-11",
+    "OFF-3",
+    "OFF-4",
+    "CON-1",
+    "EVT-1",
+    "EVT-3",
+    "EVT-12",
+    "LIM-4",
+    "LIM-5",
+    "ROB-2",
+)
+# And what the lifecycle machine adds: expiry, and restarts of a non-durable target.
+LIFECYCLE_CLAUSES = (
+    *SCENARIO_CLAUSES,
+    "SES-10",
+    "SES-17",
+    "EVT-14",
+    "SES-1",
+    "EPO-4",
+    "SUB-4",
 )
 CHANNELS = ("a", "b", "c")
 GRANT_SETS = ("all", "prefix", "exact-a", "subscribe-only", "a-and-c")
