@@ -23,7 +23,6 @@ from hypothesis.stateful import (
     rule,
 )
 
-from conformance.faults import Direction
 from conformance.protocol import grants_allow
 from conformance.scenarios import verdicts
 from conformance.scenarios.model import (
@@ -44,6 +43,7 @@ from conformance.scenarios.model import (
     ClientHandle,
     SessionHandle,
 )
+from conformance.scenarios.rules_faults import FaultRules
 from conformance.scenarios.rules_flow import FlowRules
 from conformance.scenarios.rules_history import HistoryRules
 from conformance.scenarios.rules_input import InputRules
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["LIFECYCLE_CLAUSES", "SCENARIO_CLAUSES", "LifecycleMachine", "ReplayMachine"]
 
 
-class ReplayMachine(RetentionRules, HistoryRules, InputRules):
+class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
     """The rules; see the stage for how they run and how the run is judged."""
 
     sessions = SESSIONS
@@ -186,35 +186,6 @@ class ReplayMachine(RetentionRules, HistoryRules, InputRules):
             return multiple()
         self.handles.append(made)
         return made
-
-    @rule(handle=CLIENTS)
-    def disconnect(self, handle: ClientHandle) -> None:
-        if handle.client.connected and not handle.stalled:
-            self.step(handle.client.disconnect)
-
-    @rule(handle=CLIENTS)
-    def cut(self, handle: ClientHandle) -> None:
-        async def go() -> None:
-            await handle.proxy.cut()
-            if handle.client.connected:
-                await handle.client.wait_disconnected(timeout=DISCONNECT_TIMEOUT_S)
-
-        self.step(go)
-        handle.stalled = False
-
-    @rule(handle=CLIENTS, direction=st.sampled_from([Direction.DOWN, Direction.BOTH]))
-    def stall(self, handle: ClientHandle, direction: Direction) -> None:
-        handle.proxy.stall(direction)
-        handle.stalled = True
-
-    @rule(handle=CLIENTS)
-    def delay(self, handle: ClientHandle) -> None:
-        handle.proxy.delay(0.02, 0.03, seed=7)
-
-    @rule(handle=CLIENTS)
-    def heal(self, handle: ClientHandle) -> None:
-        handle.proxy.heal()
-        handle.stalled = False
 
     @rule(handle=CLIENTS)
     def reconnect(self, handle: ClientHandle) -> None:
