@@ -4,6 +4,7 @@ The mutant gate (``test_mutants.py``) runs the whole suite, so a mutant that onl
 deterministic case catches passes it; here ``conformance/cases/test_scenarios.py`` runs
 alone (``ci`` profile, ``-x``) against each mutant of ``tests/mutants/mutants.py``, two at a
 time, and must fail on one of the clauses or anomalies the mutant is expected to break. The
+profile is ``ci-unshrunk``: the ``ci`` search without shrinking, as only the verdict counts. The
 matrix (mutant, caught by, seconds) is printed and written to ``reports/scenario-gate.md``.
 """
 
@@ -55,7 +56,7 @@ async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Caught:
     serve = f"{{python}} {SERVE} {name} --host 127.0.0.1 --port {{port}} --api-key={{api_key}}"
     argv = [
         sys.executable, "-m", "pytest", SCENARIOS, "-x", "-q", "-p", "no:cacheprovider",
-        "--hypothesis-profile=ci", "-o", f"timeout={RUN_TIMEOUT_S}",
+        "--hypothesis-profile=ci-unshrunk", "-o", f"timeout={RUN_TIMEOUT_S}",
         f"--replay-report={report}", f"--target-cmd={serve}",
     ]  # fmt: skip
     async with slots:
