@@ -143,6 +143,16 @@ class Trace:
         return [current, *seen]
 
 
+def _messages(entry: LogEntry, channel: str, body: dict[str, Any]) -> list[Delivery]:
+    """The messages an event or a history answer carries, as one socket received them."""
+    messages = body.get("messages")
+    return [
+        Delivery(entry.seq, entry.t, entry.actor, channel, body.get("epoch"), message)
+        for message in (messages if isinstance(messages, list) else ())
+        if isinstance(message, dict)
+    ]
+
+
 class _Builder:
     def __init__(self) -> None:
         self.trace = Trace()
@@ -263,12 +273,7 @@ class _Builder:
     def _history(self, entry: LogEntry, send: LogEntry, channel: str, body: dict[str, Any]) -> None:
         """A history read: its messages are judged with the deliveries (they are the same
         stored messages, OFF-3, CNS-1), though no subscription delivered them."""
-        messages = body.get("messages")
-        read = [
-            Delivery(entry.seq, entry.t, entry.actor, channel, body.get("epoch"), message)
-            for message in (messages if isinstance(messages, list) else ())
-            if isinstance(message, dict)
-        ]
+        read = _messages(entry, channel, body)
         self.trace.deliveries.extend(read)
         self.trace.history_reads.extend(read)
         self._read(entry, send, channel, body, {"head": "head", "first": "first"})
@@ -322,12 +327,7 @@ class _Builder:
         self.trace.spans.append(span)
 
     def _deliver(self, entry: LogEntry, channel: str, payload: dict[str, Any]) -> None:
-        messages = payload.get("messages")
-        batch = [
-            Delivery(entry.seq, entry.t, entry.actor, channel, payload.get("epoch"), message)
-            for message in (messages if isinstance(messages, list) else ())
-            if isinstance(message, dict)
-        ]
+        batch = _messages(entry, channel, payload)
         self.trace.deliveries.extend(batch)
         for delivery in batch:
             self._read(

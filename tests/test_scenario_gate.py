@@ -11,16 +11,13 @@ matrix (mutant, caught by, seconds) is printed and written to ``reports/scenario
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from suite_runs import ROOT, clean_env
+from suite_runs import ROOT, first_failure, run_judged
 
 sys.path.insert(0, str(Path(__file__).parent / "mutants"))
 from mutants import MUTANTS
@@ -60,27 +57,14 @@ async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Caught:
         f"--replay-report={report}", f"--target-cmd={serve}",
     ]  # fmt: skip
     async with slots:
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            *argv, cwd=ROOT, env=clean_env(),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-        except TimeoutError:
-            process.send_signal(signal.SIGINT)  # pytest then stops its target cleanly
-            output, _ = await process.communicate()
-        seconds = time.monotonic() - started
-    caught = Caught(name, process.returncode or 0, seconds)
-    document = report.with_suffix(".json")
-    if document.is_file():
-        failures = json.loads(document.read_text())["failures"]
-        if failures:
-            first = failures[0]
-            caught.clauses = tuple(first.get("clauses") or [first.get("clause")])
-            caught.detail = str(first.get("received", ""))[:160]
-            found = ANOMALY.search(caught.detail)
-            caught.anomaly = found.group(1) if found else None
+        exit_code, output, seconds = await run_judged(argv, RUN_TIMEOUT_S)
+    caught = Caught(name, exit_code, seconds)
+    first = first_failure(report)
+    if first is not None:
+        caught.clauses = tuple(map(str, first.get("clauses") or [first.get("clause")]))
+        caught.detail = str(first.get("received", ""))[:160]
+        found = ANOMALY.search(caught.detail)
+        caught.anomaly = found.group(1) if found else None
     if caught.exit_code not in (0, 1):
         caught.detail = output.decode(errors="replace")[-600:]
     return caught
