@@ -84,6 +84,9 @@ def subscribe_outcome(
     if got in expected:
         return None
     clause = "SUB-4" if "epoch_mismatch" in expected else START_CLAUSES[start]
+    # The client knows when a refusal breaks another clause (a subscribe again after an
+    # unsubscribe refused as already subscribed: UNS-4).
+    clause = getattr(reply, "step", None) or clause
     return ConformanceFailure(
         "SUB-3" if already else clause,
         f"{' or '.join(sorted(expected))} for a subscribe from {from_!r}",
