@@ -306,15 +306,30 @@ class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
 
         self.step(go)
 
-    @rule(handle=CLIENTS, label=LABELS, missed=st.integers(0, 12), node=NODES)
-    def drop_and_resume(self, handle: ClientHandle, label: str, missed: int, node: int) -> None:
+    @rule(
+        handle=CLIENTS,
+        label=LABELS,
+        missed=st.integers(0, 12),
+        node=NODES,
+        via_cursor=st.booleans(),
+    )
+    def drop_and_resume(
+        self, handle: ClientHandle, label: str, missed: int, node: int, via_cursor: bool = False
+    ) -> None:
         """Cut the connection (no goodbye), publish while it is down, reconnect and resume
-        every channel from the last offset seen + 1 with its epoch (RES-1)."""
+        every channel from the last offset seen + 1 with its epoch (RES-1). ``via_cursor``
+        (feature ``cursors``): first acknowledge the last offset of ``label``, and resume that
+        channel through the session's cursor, with ``from`` omitted (SUB-9, CUR-1)."""
         if not handle.usable or handle.session.revoked:
             return
         channel = self.channel(label)
+        span = handle.client.subscription(channel)
+        acked = via_cursor and "cursors" in self.features and span is not None and span.offsets
 
         async def go() -> None:
+            if acked and span is not None:
+                epoch = span.epoch if isinstance(span.epoch, str) else None
+                await self.ack_judged(handle, channel, span.offsets[-1], epoch)
             await handle.proxy.cut()
             await handle.client.wait_disconnected(timeout=DISCONNECT_TIMEOUT_S)
             backend = self.target.backend_at(node)
@@ -324,7 +339,8 @@ class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
                 return
             for resumed in CHANNELS:
                 if handle.client.stream(self.channel(resumed)).subscriptions:
-                    await self.subscribe_judged(handle, resumed, "resume")
+                    how = "omitted" if acked and resumed == label else "resume"
+                    await self.subscribe_judged(handle, resumed, how)
 
         self.step(go)
 

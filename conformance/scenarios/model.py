@@ -112,6 +112,7 @@ START_CLAUSES = {
     "resume": "RES-1",
     "offset-1": "SUB-14",
     "truncating": "SUB-11",  # from 1 with allow_truncation
+    "resume-truncating": "SUB-11",  # a resume with allow_truncation (not drawn: trim_while_away)
 }
 # Malformed and boundary client events the input rule mixes into traffic.
 MALFORMED = (

@@ -16,6 +16,7 @@ checkers judge each epoch on its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from conformance.scenarios.model import (
     DISCONNECT_TIMEOUT_S,
     GRANT_SETS,
     REVOCATION_BOUND_S,
+    ClientHandle,
     SessionHandle,
 )
 from conformance.scenarios.stage import SESSIONS, Made, Stage
@@ -65,14 +67,20 @@ class LifecycleRules(Stage):
         self.made.append(made)
         return made
 
-    @precondition(lambda self: self._brief() is not None)
     @rule(target=SESSIONS)
     def outlive(self) -> Made:
-        """Wait until the oldest live brief session has expired, check what that means, and
-        register its id again: a new session (SES-17) joins the bundle, and the old handle
-        stays there inert (``revoked``), as its clients belong to the expired session."""
+        """Wait until the oldest live brief session has expired (one registered now, with a
+        client reading ``a``, if there is none), check what that means, and register its id
+        again: a new session (SES-17) joins the bundle, and the old handle stays there inert
+        (``revoked``), as its clients belong to the expired session."""
         handle = self._brief()
-        assert handle is not None and handle.expired_by is not None
+        if handle is None:
+            made = self.register_brief("all")
+            if not isinstance(made, SessionHandle):
+                return multiple()
+            handle = made
+            self.step(functools.partial(self._reader_of, handle))
+        assert handle.expired_by is not None
         expired_by = handle.expired_by
 
         async def go() -> Registration:
@@ -99,6 +107,15 @@ class LifecycleRules(Stage):
         made = SessionHandle(f"s{next(self.counter)}", registered, handle.grant_set, handle.grants)
         self.made.append(made)
         return made
+
+    async def _reader_of(self, handle: SessionHandle) -> None:
+        """A client of ``handle`` (on the first node) reading ``a`` live."""
+        proxy = await self.target.proxy(0)
+        client = await self.target.client(session=handle.registered, proxy=proxy, connect=False)
+        if await self.connect_as(client, handle):
+            reader = ClientHandle(client.name, client, proxy, handle, 0)
+            self.handles.append(reader)
+            await self.subscribe_judged(reader, "a", "latest")
 
     def _brief(self) -> SessionHandle | None:
         return next((s for s in self.made if s.expired_by is not None and not s.revoked), None)

@@ -16,8 +16,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from conformance.errors import ConformanceFailure
-from conformance.scenarios.model import KEEP, MAX_AGES, MAX_MESSAGES
-from conformance.scenarios.stage import LABELS, Stage
+from conformance.scenarios.model import (
+    DISCONNECT_TIMEOUT_S,
+    KEEP,
+    MAX_AGES,
+    MAX_MESSAGES,
+    ClientHandle,
+)
+from conformance.scenarios.stage import CLIENTS, LABELS, NODES, Stage
 
 __all__ = ["RetentionRules"]
 
@@ -54,5 +60,33 @@ class RetentionRules(Stage):
                     "RET-1", f"the settings now in force, {settings}", str(answer)[:200]
                 )
                 self.judged(failure, channel, "backend")
+
+        self.step(go)
+
+    @precondition(_claims_retention)
+    @rule(handle=CLIENTS, label=LABELS, keep=st.sampled_from((1, 3)), node=NODES)
+    def trim_while_away(self, handle: ClientHandle, label: str, keep: int, node: int) -> None:
+        """While a reader of ``label`` is cut off, the channel gets ``max_messages`` = keep
+        and more messages than that; back, it resumes after the last offset it had: below
+        ``first`` now, so ``history_truncated`` (SUB-6), and again with ``allow_truncation``,
+        which starts at ``first_available`` and says so (SUB-11)."""
+        channel = self.channel(label)
+        if not handle.usable or handle.session.revoked or not handle.client.subscription(channel):
+            return
+        self.trimmed.add(label)
+
+        async def go() -> None:
+            await handle.proxy.cut()
+            await handle.client.wait_disconnected(timeout=DISCONNECT_TIMEOUT_S)
+            backend = self.target.backend_at(node)
+            await backend.set_retention(channel, max_messages=keep)
+            self.retention.setdefault(label, {"max_age_s": None})["max_messages"] = keep
+            for _ in range(keep + 2):
+                await backend.publish(channel, self.next_data())
+            if not await self.connect_as(handle.client, handle.session):
+                return
+            await self.subscribe_judged(handle, label, "resume")
+            if handle.client.subscription(channel) is None:
+                await self.subscribe_judged(handle, label, "resume-truncating")
 
         self.step(go)

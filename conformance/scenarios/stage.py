@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from conformance.spans import Span
     from conformance.target import Target
 
+# The starts that send an integer from (with the epoch it belongs to).
+AT_AN_OFFSET = ("resume", "offset-1", "truncating", "resume-truncating")
+
 __all__ = ["CLIENTS", "LABELS", "NODES", "SESSIONS", "Connected", "Made", "Stage"]
 
 T = TypeVar("T")
@@ -180,13 +183,14 @@ class Stage(RuleBasedStateMachine):
         epoch = stream.subscriptions[-1].epoch if stream.subscriptions else None
         from_: int | str | None = {"beginning": "beginning", "latest": "latest"}.get(start)
         sent_epoch = None
-        if start in ("resume", "offset-1", "truncating") and isinstance(epoch, str):
-            offset = last.get("offset") if last and start == "resume" else 0
+        if start in AT_AN_OFFSET and isinstance(epoch, str):
+            resuming = start.startswith("resume")
+            offset = last.get("offset") if last and resuming else 0
             from_, sent_epoch = (offset + 1 if isinstance(offset, int) else 1), epoch
-        elif start in ("resume", "offset-1", "truncating"):
+        elif start in AT_AN_OFFSET:
             from_ = "beginning"
         already = handle.client.subscription(channel) is not None
-        truncating = True if start == "truncating" else None
+        truncating = True if start.endswith("truncating") else None
         reply = await handle.client.subscribe(
             channel, from_, epoch=sent_epoch, allow_truncation=truncating
         )

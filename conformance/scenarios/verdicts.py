@@ -70,7 +70,7 @@ def subscribe_outcome(
     if channel in session.auto_channels:
         expected |= {"ok", "already_subscribed"}
     below_first = isinstance(from_, int) or (from_ is None and start == "omitted")
-    if trimmed and below_first and start != "truncating" and "ok" in expected:
+    if trimmed and below_first and not start.endswith("truncating") and "ok" in expected:
         expected.add("history_truncated")
     if sent_epoch is not None and sent_epoch in stale:
         expected = (expected - {"ok", "history_truncated"}) | {"epoch_mismatch"}  # SUB-4
