@@ -224,14 +224,18 @@ class Stage(RuleBasedStateMachine):
         return True
 
     async def reconnect_and_resume(self, handle: ClientHandle) -> None:
-        """Connect with the session's current token, then resume what it had subscribed."""
+        """Connect with the session's current token, then resume what it had subscribed:
+        through the session's cursor where it has one (feature ``cursors``, SUB-9), else
+        after the last offset it received (RES-1)."""
         if not await self.connect_as(handle.client, handle.session):
             return
         for label in CHANNELS:
             channel = self.channel(label)
             ended = handle.client.subscription(channel) is None
             if ended and handle.client.stream(channel).subscriptions:
-                await self.subscribe_judged(handle, label, "resume")
+                cursor = handle.session.cursor_options(channel)
+                known = "cursors" in self.features and None not in cursor
+                await self.subscribe_judged(handle, label, "omitted" if known else "resume")
 
     async def ack_judged(
         self, handle: ClientHandle, channel: str, offset: int, epoch: str | None
