@@ -320,6 +320,7 @@ class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
         every channel from the last offset seen + 1 with its epoch (RES-1). ``via_cursor``
         (feature ``cursors``): first acknowledge the last offset of ``label``, and resume that
         channel through the session's cursor, with ``from`` omitted (SUB-9, CUR-1)."""
+        handle = self.reader(handle, label) or handle  # one that read it, if any did
         if not handle.usable or handle.session.revoked:
             return
         channel = self.channel(label)
@@ -366,13 +367,17 @@ class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
     @precondition(lambda self: "cursors" in self.features)
     @rule(handle=CLIENTS, label=LABELS, back=st.integers(0, 3), resume=st.booleans())
     def ack(self, handle: ClientHandle, label: str, back: int, resume: bool) -> None:
-        """Acknowledge a delivered offset (the last, or one ``back`` before it); with
+        """``handle`` (or else the first client that has read ``label``, as in a real
+        application something acknowledges) acknowledges a delivered offset (the last, or one
+        ``back`` before it); with
         ``resume``, unsubscribe and subscribe again through the cursor (ACK-4, SUB-9,
         CUR-1, CUR-2): what follows the acknowledged offset comes again, nothing before."""
         channel = self.channel(label)
-        span = handle.client.subscription(channel)
-        if not handle.usable or span is None or not span.offsets:
+        reader = self.reader(handle, label)
+        span = reader.client.subscription(channel) if reader is not None else None
+        if reader is None or span is None or not span.offsets:
             return
+        handle = reader
         epoch = span.epoch if isinstance(span.epoch, str) else None
         offset = span.offsets[max(0, len(span.offsets) - 1 - back)]
 

@@ -42,14 +42,11 @@ class FlowRules(HistoryRules):
         again: it gets every one in order, or its subscription ends (FLW-1, SIG-1)."""
         channel = self.channel(label)
         # The drawn client, or else the first that reads the channel: the flood is the point.
-        readers = [
-            c for c in (handle, *self.handles) if c.usable and c.client.subscription(channel)
-        ]
-        if not readers:
+        reader = self.reader(handle, label)
+        span = reader.client.subscription(channel) if reader is not None else None
+        if reader is None or span is None:
             return
-        handle = readers[0]
-        span = handle.client.subscription(channel)
-        assert span is not None
+        handle = reader
         self.slow_flooded = True
 
         async def go() -> None:

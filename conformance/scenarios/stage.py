@@ -212,6 +212,16 @@ class Stage(RuleBasedStateMachine):
             failure = verdicts.cursor_start(session, channel, reply)
         self.judged(failure, channel, handle.label)
 
+    def reader(self, handle: ClientHandle, label: str) -> ClientHandle | None:
+        """``handle`` if it is usable and has received messages of ``label`` in a live
+        subscription, else the first client that has, else None."""
+        channel = self.channel(label)
+        for client in (handle, *self.handles):
+            span = client.client.subscription(channel)
+            if client.usable and not client.session.revoked and span is not None and span.offsets:
+                return client
+        return None
+
     async def connect_as(self, client: ReplayClient, session: SessionHandle) -> bool:
         """Connect with the session's current token; False when it was refused because the
         session may have expired (a refusal of a live one fails CON-1 in :meth:`step`)."""
