@@ -189,6 +189,8 @@ class Stage(RuleBasedStateMachine):
             from_, sent_epoch = (offset + 1 if isinstance(offset, int) else 1), epoch
         elif start in AT_AN_OFFSET:
             from_ = "beginning"
+        if start == "omitted":
+            await self._ack_what_was_read(handle, label, epoch)
         already = handle.client.subscription(channel) is not None
         truncating = True if start.endswith("truncating") else None
         reply = await handle.client.subscribe(
@@ -211,6 +213,17 @@ class Stage(RuleBasedStateMachine):
         if failure is None and omitted and "cursors" in self.features:
             failure = verdicts.cursor_start(session, channel, reply)
         self.judged(failure, channel, handle.label)
+
+    async def _ack_what_was_read(self, handle: ClientHandle, label: str, epoch: object) -> None:
+        """Before a subscribe through the cursor, a client that read ``label`` before
+        acknowledges the last message it got (it needs no subscription, ACK-5), so the
+        subscribe has a cursor to start after (SUB-9, CUR-1)."""
+        stream = handle.client.stream(self.channel(label))
+        last = stream.received[-1].get("offset") if stream.received else None
+        fresh = isinstance(epoch, str) and epoch not in self.stale[label]
+        if "cursors" in self.features and isinstance(last, int) and fresh:
+            assert isinstance(epoch, str)
+            await self.ack_judged(handle, self.channel(label), last, epoch)
 
     def reader(self, handle: ClientHandle, label: str) -> ClientHandle | None:
         """``handle`` if it is usable and has received messages of ``label`` in a live
