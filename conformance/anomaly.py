@@ -26,6 +26,7 @@ ANOMALY_CLAUSES = {
     "rewritten": "OFF-3",
     "head-regressed": "OFF-4",
     "first-regressed": "OFF-4",
+    "resurrected": "SUB-6",
     "cursor-regressed": "ACK-4",
     "after-revoke": "ACC-6",
     "after-delete": "SES-15",

@@ -9,6 +9,8 @@ rewritten           one offset delivered with two different ``ts`` (a different 
                     ``id`` or ``data`` is ``divergence``)
 head-regressed      a ``head`` below one reported or assigned before it         OFF-4
 first-regressed     a ``first`` below one reported before it                    OFF-4
+resurrected         a subscription answered from below a ``first`` reported     SUB-6
+                    before it (a removed message is gone for good, RET-8)
 cursor-regressed    an ack answered with a cursor below one answered before     ACK-4
 after-revoke        a delivery on a socket after its subscription ended         ACC-6
                     ``revoked``, before any new subscription of the channel
@@ -50,13 +52,24 @@ CLUSTER_LAG_S = 1.0  # §10.13: other nodes report epoch, first, head within 1 s
 BOUNDS: dict[str, tuple[str, ...]] = {
     "head": ("head", "assigned", "delivered"),
     "first": ("first",),
+    "from": ("first",),  # nothing below first can be started from (SUB-6, SUB-7, SUB-11)
     "cursor": ("cursor",),
 }
 REGRESSION_KIND = {
     "head": "head-regressed",
     "first": "first-regressed",
+    "from": "resurrected",
     "cursor": "cursor-regressed",
 }
+# The group each kind of reading belongs to, and the kinds judged in each group.
+FAMILY = {
+    "head": "head",
+    "assigned": "head",
+    "delivered": "head",
+    "first": "first",
+    "from": "first",
+}
+JUDGED = {"head": ("head",), "first": ("first", "from"), "cursor": ("cursor",)}
 
 
 def check_assigned_once(trace: Trace) -> list[Anomaly]:
@@ -157,34 +170,35 @@ def _groups(trace: Trace) -> dict[tuple[object, ...], list[Reading]]:
             life = (reading.session, _incarnation(trace, reading.session, reading.seq))
             groups[("cursor", reading.channel, reading.epoch, *life)].append(reading)
         else:
-            family = "first" if reading.what == "first" else "head"
-            groups[(family, reading.channel, reading.epoch)].append(reading)
+            groups[(FAMILY[reading.what], reading.channel, reading.epoch)].append(reading)
     return groups
 
 
 def check_monotonic(trace: Trace) -> list[Anomaly]:
-    """head-, first- and cursor-regressed: within an epoch none of them goes back."""
+    """head-, first- and cursor-regressed, and resurrected: within an epoch none of them goes
+    back, and no subscription starts below a ``first`` already reported."""
     found: list[Anomaly] = []
     for key, readings in _groups(trace).items():
         if key[2] is None or (key[0] == "cursor" and key[3] is None):
             continue  # no epoch (or no session) to compare within
-        floor = _Floor([r for r in readings if r.what in BOUNDS[str(key[0])]])
-        for reading in readings:
-            if reading.what != key[0]:
-                continue  # an assigned offset bounds head, it is not one
-            bound = floor.below(reading)
-            if bound is None:
-                continue
-            found.append(
-                Anomaly(
-                    REGRESSION_KIND[reading.what],
-                    f"{reading.actor} was told {reading.what} {reading.value} for "
-                    f"{reading.channel} (epoch {reading.epoch}) after {bound.actor} saw "
-                    f"{bound.what} {bound.value}",
-                    (bound.seq, reading.seq),
+        for kind in JUDGED[str(key[0])]:
+            floor = _Floor([r for r in readings if r.what in BOUNDS[kind]])
+            for reading in readings:
+                if reading.what != kind:
+                    continue  # an assigned offset bounds head, it is not one
+                bound = floor.below(reading)
+                if bound is None:
+                    continue
+                found.append(
+                    Anomaly(
+                        REGRESSION_KIND[kind],
+                        f"{reading.actor} was told {reading.what} {reading.value} for "
+                        f"{reading.channel} (epoch {reading.epoch}) after {bound.actor} saw "
+                        f"{bound.what} {bound.value}",
+                        (bound.seq, reading.seq),
+                    )
                 )
-            )
-            break  # the first regression per group says it; the rest follow from it
+                break  # the first regression per group says it; the rest follow from it
     return found
 
 
@@ -231,7 +245,10 @@ def check_after_delete(trace: Trace) -> list[Anomaly]:
     found: list[Anomaly] = []
     deletions = [change for change in trace.grant_changes if change.grants is None]
     reported: set[tuple[str, int]] = set()
+    read = {id(message) for message in trace.history_reads}  # answers, not replay:messages
     for delivery in trace.deliveries:
+        if id(delivery) in read:
+            continue
         connection = _connection(trace, delivery.actor, delivery.seq)
         if (
             connection is None

@@ -79,7 +79,8 @@ class GrantChange:
 class Reading:
     """A value the server reported for a channel in one epoch, and when.
 
-    ``what`` is ``head`` or ``first`` (a subscribe's answer or ``replay:subscribed``),
+    ``what`` is ``head`` or ``first`` (a subscribe's or a history read's answer, or
+    ``replay:subscribed``), ``from`` (where a subscribe's answer starts),
     ``assigned`` or ``delivered`` (a publish answer or a delivery named this offset, so
     ``head`` was at least this much then) or ``cursor`` (an ack's answer, for ``session``).
     ``sent_t`` is when the request that drew it was sent, None for an event (produced at an
@@ -110,6 +111,8 @@ class Trace:
     connections: dict[str, list[tuple[int, str | None]]] = field(default_factory=dict)
     unattributed: list[Delivery] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)
+    # Messages a history read returned; also in ``deliveries``, in no span.
+    history_reads: list[Delivery] = field(default_factory=list)
 
     @classmethod
     def from_log(cls, entries: Sequence[LogEntry]) -> Trace:
@@ -138,6 +141,16 @@ class Trace:
             elif change.t <= t_to:
                 seen.append(change.grants)
         return [current, *seen]
+
+
+def _messages(entry: LogEntry, channel: str, body: dict[str, Any]) -> list[Delivery]:
+    """The messages an event or a history answer carries, as one socket received them."""
+    messages = body.get("messages")
+    return [
+        Delivery(entry.seq, entry.t, entry.actor, channel, body.get("epoch"), message)
+        for message in (messages if isinstance(messages, list) else ())
+        if isinstance(message, dict)
+    ]
 
 
 class _Builder:
@@ -216,7 +229,12 @@ class _Builder:
         elif send.name == "replay:subscribe":
             request = send.payload if isinstance(send.payload, dict) else {}
             self._open(entry, body, request, "reply")
-            self._read(entry, send, send.channel, body, {"head": "head", "first": "first"})
+            fields = {"head": "head", "first": "first", "from": "from"}
+            self._read(entry, send, send.channel, body, fields)
+        elif send.name == "replay:history" and send.channel is not None:
+            self._history(entry, send, send.channel, body)
+        elif method == "GET" and (match := ROUTE_MESSAGES.match(path)):
+            self._history(entry, send, unquote(match["channel"]), body)
         elif send.name == "replay:ack" and send.channel is not None:
             session = self.trace.session_at(entry.actor, entry.seq)
             self._read(entry, send, send.channel, body, {"cursor": "cursor"}, session)
@@ -251,6 +269,14 @@ class _Builder:
                     session,
                 )
                 self.trace.readings.append(reading)
+
+    def _history(self, entry: LogEntry, send: LogEntry, channel: str, body: dict[str, Any]) -> None:
+        """A history read: its messages are judged with the deliveries (they are the same
+        stored messages, OFF-3, CNS-1), though no subscription delivered them."""
+        read = _messages(entry, channel, body)
+        self.trace.deliveries.extend(read)
+        self.trace.history_reads.extend(read)
+        self._read(entry, send, channel, body, {"head": "head", "first": "first"})
 
     def _registered(self, entry: LogEntry, send: LogEntry, body: dict[str, Any]) -> None:
         request = send.payload if isinstance(send.payload, dict) else {}
@@ -301,12 +327,7 @@ class _Builder:
         self.trace.spans.append(span)
 
     def _deliver(self, entry: LogEntry, channel: str, payload: dict[str, Any]) -> None:
-        messages = payload.get("messages")
-        batch = [
-            Delivery(entry.seq, entry.t, entry.actor, channel, payload.get("epoch"), message)
-            for message in (messages if isinstance(messages, list) else ())
-            if isinstance(message, dict)
-        ]
+        batch = _messages(entry, channel, payload)
         self.trace.deliveries.extend(batch)
         for delivery in batch:
             self._read(

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +41,32 @@ def run_suite(report: Path, *options: str) -> dict[str, object]:
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     document: dict[str, object] = json.loads(report.with_suffix(".json").read_text())
     return document
+
+
+async def run_judged(argv: Sequence[str], timeout: float) -> tuple[int, bytes, float]:
+    """``argv`` (a pytest run) from the repository root without ``REPLAY_*`` variables:
+    (exit code, output, seconds). Past ``timeout`` it gets SIGINT, so pytest stops its target
+    cleanly and still writes its report."""
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=ROOT, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.send_signal(signal.SIGINT)
+        output, _ = await process.communicate()
+    return process.returncode or 0, output, time.monotonic() - started
+
+
+def first_failure(report: Path) -> dict[str, object] | None:
+    """The first failure a ``--replay-report`` run wrote, if any."""
+    document = report.with_suffix(".json")
+    if not document.is_file():
+        return None
+    failures = json.loads(document.read_text())["failures"]
+    return dict(failures[0]) if failures else None
 
 
 def verdicts(document: dict[str, object]) -> dict[str, str]:

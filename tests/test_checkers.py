@@ -135,6 +135,22 @@ class Story:
             actor, "reply", "replay:ack", channel=CH, op=op, outcome="ok", payload=reply
         )
 
+    def history(
+        self, actor: str, *messages: tuple[int, object], first: int | None, head: int, ts: int = 0
+    ) -> None:
+        """A ``replay:history`` read (``backend``: the HTTP one) and its answer."""
+        batch = [{"offset": o, "id": f"s{o}", "ts": ts, "data": d} for o, d in messages]
+        answer = {"channel": CH, "epoch": "E", "first": first, "head": head, "messages": batch}
+        if actor == "backend":
+            name = "GET /replay/v1/channels/room:a/messages"
+            op = self.log.invoke(actor, name, channel=CH, payload=None)
+            payload: dict[str, Any] = {"status": 200, "body": answer}
+        else:
+            name = "replay:history"
+            op = self.log.invoke(actor, name, channel=CH, payload={"channel": CH})
+            payload = {"ok": True, **answer}
+        self.log.record(actor, "reply", name, channel=CH, op=op, outcome="ok", payload=payload)
+
     def unsubscribed(self, actor: str, reason: str) -> None:
         payload = {"channel": CH, "reason": reason}
         self.log.record(actor, "event", "replay:unsubscribed", channel=CH, payload=payload)
@@ -367,7 +383,45 @@ def test_first_going_back(story: Story) -> None:
     assert story.anomalies() == []
     story.unsubscribe("c1")
     story.subscribe("c1", 2, first=2, head=5)
-    assert kinds(story) == ["first-regressed"]
+    # The first going back, and the start below the first reported before it.
+    assert sorted(kinds(story)) == ["first-regressed", "resurrected"]
+
+
+def test_a_start_below_a_reported_first(story: Story) -> None:
+    """Retention removed offsets 1 to 3 (a history read said so); a later subscribe answered
+    from 2 would deliver what is gone (SUB-6, RET-8)."""
+    story.publish("x", 1)
+    story.publish("y", 2)
+    story.publish("z", 3)
+    story.publish("w", 4)
+    story.history("c1", (4, "w"), first=4, head=4)  # the same socket: it binds at once
+    truncated = {"requested": 1, "first_available": 4}
+    story.subscribe("c1", 4, 1, truncated=truncated, head=4)  # allow_truncation: fine (SUB-11)
+    story.unsubscribe("c1")
+    story.subscribe("c1", 5, "latest")
+    assert story.anomalies() == []
+    story.unsubscribe("c1")
+    story.subscribe("c1", 2, "beginning", head=4)
+    story.unsubscribe("c1")
+    [anomaly] = story.anomalies()
+    assert (anomaly.kind, anomaly.clause) == ("resurrected", "SUB-6")
+
+
+def test_history_reads_are_judged_with_the_deliveries(story: Story) -> None:
+    story.publish("x", 1)
+    story.publish("y", 2)
+    story.history("c1", (1, "x"), (2, "y"), first=1, head=2)
+    story.history("backend", (1, "x"), (2, "y"), first=1, head=2)
+    assert story.anomalies() == []
+    story.history("backend", (1, "y"), (2, "x"), first=1, head=2)  # rewritten history
+    assert "divergence" in kinds(story)
+
+
+def test_a_history_read_with_another_ts(story: Story) -> None:
+    story.publish("x", 1)
+    story.history("c1", (1, "x"), first=1, head=1, ts=5)
+    story.history("backend", (1, "x"), first=1, head=1, ts=6)
+    assert kinds(story) == ["rewritten"]
 
 
 def test_cursor_going_back_and_surviving_reregistration(story: Story) -> None:

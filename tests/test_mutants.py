@@ -14,14 +14,13 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from suite_runs import first_failure, run_judged
 
 sys.path.insert(0, str(Path(__file__).parent / "mutants"))
 from mutants import MUTANTS
@@ -67,27 +66,16 @@ async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Verdict:
         f"--replay-report={report}", f"--target-cmd={command(name)}",
     ]  # fmt: skip
     async with slots:
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
-        except TimeoutError:
-            process.send_signal(signal.SIGINT)  # pytest then stops its target cleanly
-            output, _ = await process.communicate()
-        seconds = time.monotonic() - started
-    verdict = Verdict(name, process.returncode or 0, seconds)
-    document = report.with_suffix(".json")
-    if document.is_file():
-        failures = json.loads(document.read_text())["failures"]
-        if failures:
-            first = failures[0]
-            verdict.case = first.get("case", "").split("::")[-1]
-            verdict.clause = first.get("clause")
-            verdict.detail = str(first.get("received", ""))[:160]
-            found = ANOMALY.search(verdict.detail)
-            verdict.anomaly = found.group(1) if found else None
+        exit_code, output, seconds = await run_judged(argv, RUN_TIMEOUT_S)
+    verdict = Verdict(name, exit_code, seconds)
+    first = first_failure(report)
+    if first is not None:
+        verdict.case = str(first.get("case", "")).split("::")[-1]
+        clause = first.get("clause")
+        verdict.clause = clause if isinstance(clause, str) else None
+        verdict.detail = str(first.get("received", ""))[:160]
+        found = ANOMALY.search(verdict.detail)
+        verdict.anomaly = found.group(1) if found else None
     if verdict.exit_code not in (0, 1):
         verdict.detail = output.decode(errors="replace")[-600:]
     return verdict

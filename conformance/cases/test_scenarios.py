@@ -13,22 +13,39 @@ from hypothesis.errors import FlakyFailure
 from hypothesis.stateful import MultipleResults, run_state_machine_as_test
 
 from conformance import ConformanceFailure, Target, scenario
-from conformance.scenarios.machine import SCENARIO_CLAUSES, ReplayMachine
-from conformance.scenarios.model import ClientHandle, SessionHandle
+from conformance.scenarios.machine import (
+    LIFECYCLE_CLAUSES,
+    SCENARIO_CLAUSES,
+    LifecycleMachine,
+    ReplayMachine,
+)
+from conformance.scenarios.model import LIFECYCLE_SHARE, ClientHandle, SessionHandle
 
 
 @scenario(*SCENARIO_CLAUSES)
 def test_random_interleavings(target: Target) -> None:
     machine = functools.partial(ReplayMachine, target)
+    # Under the derandomized ci profile Hypothesis seeds the search from the factory's
+    # source. A lambda defined here keeps that seed fixed while the machine's code is
+    # edited, so a refactoring does not silently change what CI explores.
+    explore(lambda: machine(), settings())
+
+
+@scenario(*LIFECYCLE_CLAUSES)
+def test_lifecycle_interleavings(target: Target) -> None:
+    """Every rule, with expiry, restarts and a slow reader; fewer examples, each slower."""
+    machine = functools.partial(LifecycleMachine, target)
+    profile = settings()
+    share = settings(profile, max_examples=max(2, profile.max_examples // LIFECYCLE_SHARE))
+    explore(lambda: machine(), share)
+
+
+def explore(factory: Callable[[], ReplayMachine], chosen: settings) -> None:
+    """Run the machine ``factory`` makes; a failure is reported as the finding itself.
+    (The factory may be any callable, as Hypothesis's docstring says; its annotation is
+    narrower.)"""
     try:
-        # Under the derandomized ci profile Hypothesis seeds the search from the factory's
-        # source. A lambda defined here keeps that seed fixed while the machine's code is
-        # edited, so a refactoring does not silently change what CI explores.
-        # (The factory may be any callable, as the docstring says; the annotation is narrower.)
-        run_state_machine_as_test(
-            lambda: machine(),  # type: ignore[arg-type]
-            settings=settings(),
-        )
+        run_state_machine_as_test(factory, settings=chosen)  # type: ignore[arg-type]
     except FlakyFailure as flaky:
         # A timing-dependent failure that did not happen on every replay is still a failure;
         # report the finding itself (with its clause), not Hypothesis's wrapper.

@@ -48,6 +48,7 @@ import contextlib
 import itertools
 import logging
 import random
+import socket
 from typing import TYPE_CHECKING, Final
 
 from conformance.faults.links import (
@@ -72,6 +73,9 @@ _CHUNK: Final = 64 * 1024
 # Chunks a direction may hold between reader and writer; with the reader's own
 # buffer (2 * _CHUNK before asyncio pauses the socket) this bounds memory.
 _QUEUE_CHUNKS: Final = 8
+# The kernel's receive buffer on the upstream socket, fixed: left to autotuning it grows to
+# tens of MiB on loopback, and a stalled reader would not push back on the server for that long.
+_RECEIVE_BUFFER: Final = 256 * 1024
 
 
 class FaultProxy:
@@ -245,6 +249,7 @@ class FaultProxy:
                 self._debug("connection %d: upstream connect failed: %r", conn.id, exc)
                 return
             assert conn._client is not None
+            _bound_receive_buffer(conn._upstream)
             try:
                 # A pump raising PeerReset cancels its siblings; a clean EOF in both
                 # directions lets the group finish normally.
@@ -346,3 +351,10 @@ class FaultProxy:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await changed.wait()
+
+
+def _bound_receive_buffer(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)

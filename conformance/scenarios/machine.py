@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,
     MultipleResults,
     consumes,
     initialize,
@@ -24,7 +23,6 @@ from hypothesis.stateful import (
     rule,
 )
 
-from conformance.faults import Direction
 from conformance.protocol import grants_allow
 from conformance.scenarios import verdicts
 from conformance.scenarios.model import (
@@ -36,6 +34,8 @@ from conformance.scenarios.model import (
     FLOOD_PAD,
     GRANT_SETS,
     ID_MODES,
+    LIFECYCLE_CLAUSES,
+    RACE_PUBLISHERS,
     RACING,
     REVOCATION_BOUND_S,
     SCENARIO_CLAUSES,
@@ -43,24 +43,21 @@ from conformance.scenarios.model import (
     ClientHandle,
     SessionHandle,
 )
-from conformance.scenarios.stage import Stage
+from conformance.scenarios.rules_faults import FaultRules
+from conformance.scenarios.rules_flow import FlowRules
+from conformance.scenarios.rules_history import HistoryRules
+from conformance.scenarios.rules_input import InputRules
+from conformance.scenarios.rules_lifecycle import LifecycleRules
+from conformance.scenarios.rules_retention import RetentionRules
+from conformance.scenarios.stage import CLIENTS, LABELS, NODES, SESSIONS, Connected, Made
 
 if TYPE_CHECKING:
     from conformance.backend import Registration
 
-__all__ = ["SCENARIO_CLAUSES", "ReplayMachine"]
-
-SESSIONS: Bundle[SessionHandle] = Bundle("sessions")
-CLIENTS: Bundle[ClientHandle] = Bundle("clients")
-# A node of the target: the machine knows how many it has (it draws no choice of its own).
-NODES = st.runner().flatmap(lambda machine: st.integers(0, machine.last_node))
-LABELS = st.sampled_from(CHANNELS)
-
-Made = MultipleResults[SessionHandle] | SessionHandle
-Connected = MultipleResults[ClientHandle] | ClientHandle
+__all__ = ["LIFECYCLE_CLAUSES", "SCENARIO_CLAUSES", "LifecycleMachine", "ReplayMachine"]
 
 
-class ReplayMachine(Stage):
+class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
     """The rules; see the stage for how they run and how the run is judged."""
 
     sessions = SESSIONS
@@ -112,10 +109,14 @@ class ReplayMachine(Stage):
         if registered is None:
             return multiple()
         auto_channels = frozenset(e["channel"] for e in entries or ())
-        return SessionHandle(f"s{next(self.counter)}", registered, grant_set, grants, auto_channels)
+        made = SessionHandle(f"s{next(self.counter)}", registered, grant_set, grants, auto_channels)
+        self.made.append(made)
+        return made
 
     @rule(handle=SESSIONS, grant_set=st.sampled_from(GRANT_SETS))
     def reregister(self, handle: SessionHandle, grant_set: str) -> None:
+        if handle.revoked:
+            return  # an expired session another handle took the id of
         grants = self.grants_for(grant_set)
 
         async def go() -> Registration:
@@ -131,6 +132,11 @@ class ReplayMachine(Stage):
         if registered is None:
             return
         handle.registered = registered  # SES-4: the old token no longer connects
+        handle.expired_by = None  # a new expiry, the default ttl_s (SES-2)
+        if registered.status == 201:
+            handle.cursors.clear()  # it had expired: a new session (SES-17)
+        else:
+            handle.lapses_at = None  # still the same session, now long-lived
         handle.grant_set, handle.grants = grant_set, grants
         for client, label in before:
             if not grants_allow(grants, self.channel(label), "subscribe"):
@@ -148,6 +154,8 @@ class ReplayMachine(Stage):
     @rule(handle=consumes(SESSIONS))
     def revoke(self, handle: SessionHandle) -> None:
         """Delete the session: its sockets must be gone within 1 s (SES-15)."""
+        if handle.revoked:
+            return  # an expired session another handle took the id of
         connected = [c for c in self.handles if c.session is handle and c.client.connected]
 
         async def go() -> None:
@@ -164,12 +172,13 @@ class ReplayMachine(Stage):
 
     @rule(target=CLIENTS, handle=SESSIONS, node=NODES)
     def connect(self, handle: SessionHandle, node: int) -> Connected:
-        async def go() -> ClientHandle:
+        async def go() -> ClientHandle | None:
             proxy = await self.target.proxy(node)
             client = await self.target.client(
                 session=handle.registered, proxy=proxy, node=node, connect=False
             )
-            await client.connect(handle.registered.token)
+            if not await self.connect_as(client, handle):
+                return None
             return ClientHandle(client.name, client, proxy, handle, node)
 
         made = self.step(go)
@@ -179,51 +188,13 @@ class ReplayMachine(Stage):
         return made
 
     @rule(handle=CLIENTS)
-    def disconnect(self, handle: ClientHandle) -> None:
-        if handle.client.connected and not handle.stalled:
-            self.step(handle.client.disconnect)
-
-    @rule(handle=CLIENTS)
-    def cut(self, handle: ClientHandle) -> None:
-        async def go() -> None:
-            await handle.proxy.cut()
-            if handle.client.connected:
-                await handle.client.wait_disconnected(timeout=DISCONNECT_TIMEOUT_S)
-
-        self.step(go)
-        handle.stalled = False
-
-    @rule(handle=CLIENTS, direction=st.sampled_from([Direction.DOWN, Direction.BOTH]))
-    def stall(self, handle: ClientHandle, direction: Direction) -> None:
-        handle.proxy.stall(direction)
-        handle.stalled = True
-
-    @rule(handle=CLIENTS)
-    def delay(self, handle: ClientHandle) -> None:
-        handle.proxy.delay(0.02, 0.03, seed=7)
-
-    @rule(handle=CLIENTS)
-    def heal(self, handle: ClientHandle) -> None:
-        handle.proxy.heal()
-        handle.stalled = False
-
-    @rule(handle=CLIENTS)
     def reconnect(self, handle: ClientHandle) -> None:
         """Reconnect with the session's current token and resume every channel at last + 1."""
         if handle.client.connected or handle.session.revoked:
             return
         handle.proxy.heal()
         handle.stalled = False
-        self.step(functools.partial(self._reconnect, handle))
-
-    async def _reconnect(self, handle: ClientHandle) -> None:
-        """Connect with the session's current token, then resume what it had subscribed."""
-        await handle.client.connect(handle.session.registered.token)
-        for label in CHANNELS:
-            channel = self.channel(label)
-            ended = handle.client.subscription(channel) is None
-            if ended and handle.client.stream(channel).subscriptions:
-                await self.subscribe_judged(handle, label, "resume")
+        self.step(functools.partial(self.reconnect_and_resume, handle))
 
     # --- channels ---------------------------------------------------------------------------
 
@@ -283,8 +254,9 @@ class ReplayMachine(Stage):
     def publish_racing_subscribe(
         self, handle: ClientHandle, label: str, burst: int, node: int
     ) -> None:
-        """Publishes stream in one after another while the client subscribes from the
-        beginning, so some land before, some during and some after the subscribe (HND-2)."""
+        """Publishers keep several publishes in flight while the client subscribes from the
+        beginning, and go on until ``burst`` more were stored after its reply: some land
+        before, some while its history is delivered, some after the handoff to live (HND-2)."""
         if not handle.usable or handle.session.revoked:
             return
         channel = self.channel(label)
@@ -293,18 +265,27 @@ class ReplayMachine(Stage):
 
         async def go() -> None:
             backend = self.target.backend_at(node)  # inside: it logs to the running case
-            started = asyncio.Event()
+            stored = 0
+            started, answered = asyncio.Event(), asyncio.Event()
+            after: list[int] = []
 
             async def publisher() -> None:
-                for n in range(burst):
-                    if n == burst // 3:
-                        started.set()
+                nonlocal stored
+                while len(after) < burst:
                     await backend.publish(channel, self.next_data())
+                    stored += 1
+                    if stored >= burst // 3:
+                        started.set()
+                    if answered.is_set():
+                        after.append(stored)
 
-            publishing = asyncio.ensure_future(publisher())
-            await started.wait()
-            await self.subscribe_judged(handle, label, "beginning")
-            await publishing
+            publishing = asyncio.gather(*(publisher() for _ in range(RACE_PUBLISHERS)))
+            try:
+                await started.wait()
+                await self.subscribe_judged(handle, label, "beginning")
+            finally:
+                answered.set()
+                await publishing
 
         self.step(go)
 
@@ -325,24 +306,42 @@ class ReplayMachine(Stage):
 
         self.step(go)
 
-    @rule(handle=CLIENTS, label=LABELS, missed=st.integers(0, 12), node=NODES)
-    def drop_and_resume(self, handle: ClientHandle, label: str, missed: int, node: int) -> None:
+    @rule(
+        handle=CLIENTS,
+        label=LABELS,
+        missed=st.integers(0, 12),
+        node=NODES,
+        via_cursor=st.booleans(),
+    )
+    def drop_and_resume(
+        self, handle: ClientHandle, label: str, missed: int, node: int, via_cursor: bool = False
+    ) -> None:
         """Cut the connection (no goodbye), publish while it is down, reconnect and resume
-        every channel from the last offset seen + 1 with its epoch (RES-1)."""
+        every channel from the last offset seen + 1 with its epoch (RES-1). ``via_cursor``
+        (feature ``cursors``): first acknowledge the last offset of ``label``, and resume that
+        channel through the session's cursor, with ``from`` omitted (SUB-9, CUR-1)."""
+        handle = self.reader(handle, label) or handle  # one that read it, if any did
         if not handle.usable or handle.session.revoked:
             return
         channel = self.channel(label)
+        span = handle.client.subscription(channel)
+        acked = via_cursor and "cursors" in self.features and span is not None and span.offsets
 
         async def go() -> None:
+            if acked and span is not None:
+                epoch = span.epoch if isinstance(span.epoch, str) else None
+                await self.ack_judged(handle, channel, span.offsets[-1], epoch)
             await handle.proxy.cut()
             await handle.client.wait_disconnected(timeout=DISCONNECT_TIMEOUT_S)
             backend = self.target.backend_at(node)
             for _ in range(missed):
                 await backend.publish(channel, self.next_data())
-            await handle.client.connect(handle.session.registered.token)
+            if not await self.connect_as(handle.client, handle.session):
+                return
             for resumed in CHANNELS:
                 if handle.client.stream(self.channel(resumed)).subscriptions:
-                    await self.subscribe_judged(handle, resumed, "resume")
+                    how = "omitted" if acked and resumed == label else "resume"
+                    await self.subscribe_judged(handle, resumed, how)
 
         self.step(go)
 
@@ -368,13 +367,17 @@ class ReplayMachine(Stage):
     @precondition(lambda self: "cursors" in self.features)
     @rule(handle=CLIENTS, label=LABELS, back=st.integers(0, 3), resume=st.booleans())
     def ack(self, handle: ClientHandle, label: str, back: int, resume: bool) -> None:
-        """Acknowledge a delivered offset (the last, or one ``back`` before it); with
+        """``handle`` (or else the first client that has read ``label``, as in a real
+        application something acknowledges) acknowledges a delivered offset (the last, or one
+        ``back`` before it); with
         ``resume``, unsubscribe and subscribe again through the cursor (ACK-4, SUB-9,
         CUR-1, CUR-2): what follows the acknowledged offset comes again, nothing before."""
         channel = self.channel(label)
-        span = handle.client.subscription(channel)
-        if not handle.usable or span is None or not span.offsets:
+        reader = self.reader(handle, label)
+        span = reader.client.subscription(channel) if reader is not None else None
+        if reader is None or span is None or not span.offsets:
             return
+        handle = reader
         epoch = span.epoch if isinstance(span.epoch, str) else None
         offset = span.offsets[max(0, len(span.offsets) - 1 - back)]
 
@@ -385,3 +388,10 @@ class ReplayMachine(Stage):
                 await self.subscribe_judged(handle, label, "omitted")
 
         self.step(go)
+
+
+class LifecycleMachine(LifecycleRules, FlowRules, ReplayMachine):
+    """Every rule, and those that wait on the clock, a process or a long flood: sessions
+    that expire, restarts, a slow reader. Each example costs seconds, so the scenario test
+    runs this machine with :data:`~conformance.scenarios.model.LIFECYCLE_SHARE` times fewer
+    examples than :class:`ReplayMachine`."""

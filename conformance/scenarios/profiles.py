@@ -2,7 +2,9 @@
 
 ``ci`` (the default when the conformance cases run) is derandomized, so a CI run is
 repeatable, and small enough for the whole suite to stay within a few minutes; ``thorough``
-explores many more interleavings, for a night run or after changing a server.
+explores many more interleavings, for a night run or after changing a server. ``ci-unshrunk``
+is ``ci`` without shrinking: the same search, a failure reported as first found, for runs that
+only ask whether a server fails (the scenario gate over the mutants).
 
 Shrinking stops after :data:`SHRINK_BUDGET_S` and reports the smallest failure found by then:
 each shrink attempt replays a scenario, and against a target that stopped delivering every
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.internal.conjecture import engine
 
 DEFAULT_PROFILE = "ci"
@@ -41,4 +43,9 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=_SLOW_IS_NORMAL,
     print_blob=True,
+)
+settings.register_profile(
+    "ci-unshrunk",
+    parent=settings.get_profile("ci"),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
 )

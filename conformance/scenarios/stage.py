@@ -29,7 +29,8 @@ import functools
 import itertools
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, MultipleResults, RuleBasedStateMachine
 
 from conformance.checkers import check
 from conformance.context import CaseContext, activated
@@ -51,12 +52,27 @@ from conformance.trace import Trace
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from conformance.client import ReplayClient
     from conformance.spans import Span
     from conformance.target import Target
 
-__all__ = ["Stage"]
+# The starts that send an integer from (with the epoch it belongs to).
+AT_AN_OFFSET = ("resume", "offset-1", "truncating", "resume-truncating")
+
+__all__ = ["CLIENTS", "LABELS", "NODES", "SESSIONS", "Connected", "Made", "Stage"]
 
 T = TypeVar("T")
+
+# What the rules of every module draw from. A session leaves ``sessions`` when it is deleted
+# (``consumes``); its clients stay in ``clients`` (a client outlives its session).
+SESSIONS: Bundle[SessionHandle] = Bundle("sessions")
+CLIENTS: Bundle[ClientHandle] = Bundle("clients")
+# A node of the target: the machine knows how many it has (it draws no choice of its own).
+NODES = st.runner().flatmap(lambda machine: st.integers(0, machine.last_node))
+LABELS = st.sampled_from(CHANNELS)
+
+Made = MultipleResults[SessionHandle] | SessionHandle
+Connected = MultipleResults[ClientHandle] | ClientHandle
 
 
 class Stage(RuleBasedStateMachine):
@@ -74,6 +90,14 @@ class Stage(RuleBasedStateMachine):
         self.handles: list[ClientHandle] = []
         self.failures: list[ConformanceFailure] = []
         self.cast: SessionHandle | None = None
+        self.slow_flooded = False
+        self.restarted = False
+        # Channels (labels) a retention update may have trimmed, and the settings in force.
+        self.trimmed: set[str] = set()
+        self.retention: dict[str, dict[str, object]] = {}
+        # Epochs each channel (label) had before a restart gave it a new one (EPO-3).
+        self.stale: dict[str, set[object]] = {label: set() for label in CHANNELS}
+        self.made: list[SessionHandle] = []  # every session registered, in order
         self.base = self.run(self._base)
 
     # --- running a rule's work ----------------------------------------------------------------
@@ -159,22 +183,82 @@ class Stage(RuleBasedStateMachine):
         epoch = stream.subscriptions[-1].epoch if stream.subscriptions else None
         from_: int | str | None = {"beginning": "beginning", "latest": "latest"}.get(start)
         sent_epoch = None
-        if start in ("resume", "offset-1") and isinstance(epoch, str):
-            offset = last.get("offset") if last and start == "resume" else 0
+        if start in AT_AN_OFFSET and isinstance(epoch, str):
+            resuming = start.startswith("resume")
+            offset = last.get("offset") if last and resuming else 0
             from_, sent_epoch = (offset + 1 if isinstance(offset, int) else 1), epoch
-        elif start in ("resume", "offset-1"):
+        elif start in AT_AN_OFFSET:
             from_ = "beginning"
+        if start == "omitted":
+            await self._ack_what_was_read(handle, label, epoch)
         already = handle.client.subscription(channel) is not None
-        reply = await handle.client.subscribe(channel, from_, epoch=sent_epoch)
+        truncating = True if start.endswith("truncating") else None
+        reply = await handle.client.subscribe(
+            channel, from_, epoch=sent_epoch, allow_truncation=truncating
+        )
         session = handle.session
         failure = verdicts.grant_verdict(session, channel, "subscribe", reply)
         failure = failure or verdicts.subscribe_outcome(
-            session, channel, start, from_, already, reply
+            session,
+            channel,
+            start,
+            from_,
+            already,
+            reply,
+            trimmed=label in self.trimmed,
+            stale=self.stale[label],
+            sent_epoch=sent_epoch,
         )
         omitted = reply.get("ok") is True and start == "omitted"
         if failure is None and omitted and "cursors" in self.features:
             failure = verdicts.cursor_start(session, channel, reply)
         self.judged(failure, channel, handle.label)
+
+    async def _ack_what_was_read(self, handle: ClientHandle, label: str, epoch: object) -> None:
+        """Before a subscribe through the cursor, a client that read ``label`` before
+        acknowledges the last message it got (it needs no subscription, ACK-5), so the
+        subscribe has a cursor to start after (SUB-9, CUR-1)."""
+        stream = handle.client.stream(self.channel(label))
+        last = stream.received[-1].get("offset") if stream.received else None
+        fresh = isinstance(epoch, str) and epoch not in self.stale[label]
+        if "cursors" in self.features and isinstance(last, int) and fresh:
+            assert isinstance(epoch, str)
+            await self.ack_judged(handle, self.channel(label), last, epoch)
+
+    def reader(self, handle: ClientHandle, label: str) -> ClientHandle | None:
+        """``handle`` if it is usable and has received messages of ``label`` in a live
+        subscription, else the first client that has, else None."""
+        channel = self.channel(label)
+        for client in (handle, *self.handles):
+            span = client.client.subscription(channel)
+            if client.usable and not client.session.revoked and span is not None and span.offsets:
+                return client
+        return None
+
+    async def connect_as(self, client: ReplayClient, session: SessionHandle) -> bool:
+        """Connect with the session's current token; False when it was refused because the
+        session may have expired (a refusal of a live one fails CON-1 in :meth:`step`)."""
+        try:
+            await client.connect(session.registered.token)
+        except ConnectRefused:
+            if session.may_have_lapsed():
+                return False
+            raise
+        return True
+
+    async def reconnect_and_resume(self, handle: ClientHandle) -> None:
+        """Connect with the session's current token, then resume what it had subscribed:
+        through the session's cursor where it has one (feature ``cursors``, SUB-9), else
+        after the last offset it received (RES-1)."""
+        if not await self.connect_as(handle.client, handle.session):
+            return
+        for label in CHANNELS:
+            channel = self.channel(label)
+            ended = handle.client.subscription(channel) is None
+            if ended and handle.client.stream(channel).subscriptions:
+                cursor = handle.session.cursor_options(channel)
+                known = "cursors" in self.features and None not in cursor
+                await self.subscribe_judged(handle, label, "omitted" if known else "resume")
 
     async def ack_judged(
         self, handle: ClientHandle, channel: str, offset: int, epoch: str | None

@@ -14,9 +14,11 @@ from conformance.protocol import grants_allow
 from conformance.scenarios.model import START_CLAUSES
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from conformance.scenarios.model import SessionHandle
 
-__all__ = ["ack_cursor", "cursor_start", "grant_verdict", "subscribe_outcome"]
+__all__ = ["ack_cursor", "cursor_start", "grant_verdict", "history_outcome", "subscribe_outcome"]
 
 
 def _code(reply: dict[str, Any]) -> object:
@@ -48,22 +50,45 @@ def subscribe_outcome(
     from_: object,
     already: bool,
     reply: dict[str, Any],
+    *,
+    trimmed: bool = False,
+    stale: Collection[object] = (),
+    sent_epoch: object = None,
 ) -> ConformanceFailure | None:
     """A subscribe the grants allow succeeds, or finds the channel already subscribed.
 
-    Nothing in a scenario trims history or changes an epoch, so no other outcome is right;
-    right after a connect, an auto-subscription may win the race for the channel (AUT-5).
+    On a ``trimmed`` channel (retention was set on it) a start at an offset, or through the
+    session's cursor, may also be below what is retained (SUB-6), unless it allows truncation
+    (SUB-11). A resume with an epoch a restart replaced fails ``epoch_mismatch`` (SUB-4), and
+    no ok reply names such an epoch again (EPO-4). Right after a connect, an auto-subscription
+    may win the race for the channel (AUT-5); a session that may have expired is answered
+    ``unauthorized`` (EVT-14).
     """
     if not grants_allow(session.grants, channel, "subscribe"):
         return None
     expected = {"already_subscribed"} if already else {"ok"}
     if channel in session.auto_channels:
         expected |= {"ok", "already_subscribed"}
+    below_first = isinstance(from_, int) or (from_ is None and start == "omitted")
+    if trimmed and below_first and not start.endswith("truncating") and "ok" in expected:
+        expected.add("history_truncated")
+    if sent_epoch is not None and sent_epoch in stale:
+        expected = (expected - {"ok", "history_truncated"}) | {"epoch_mismatch"}  # SUB-4
+    if session.may_have_lapsed():
+        expected.add("unauthorized")  # EVT-14: it expired, and its socket lingers
     got = "ok" if reply.get("ok") is True else _code(reply)
+    if got == "ok" and reply.get("epoch") in stale:
+        return ConformanceFailure(
+            "EPO-4", f"an epoch other than the earlier {sorted(map(str, stale))}", str(reply)[:200]
+        )
     if got in expected:
         return None
+    clause = "SUB-4" if "epoch_mismatch" in expected else START_CLAUSES[start]
+    # The client knows when a refusal breaks another clause (a subscribe again after an
+    # unsubscribe refused as already subscribed: UNS-4).
+    clause = getattr(reply, "step", None) or clause
     return ConformanceFailure(
-        "SUB-3" if already else START_CLAUSES[start],
+        "SUB-3" if already else clause,
         f"{' or '.join(sorted(expected))} for a subscribe from {from_!r}",
         str(reply)[:200],
     )
@@ -97,5 +122,47 @@ def ack_cursor(
     return ConformanceFailure(
         "ACK-4",
         f"cursor {' or '.join(map(str, sorted(after)))} after an ack of {offset}",
+        str(reply)[:200],
+    )
+
+
+def history_outcome(
+    session: SessionHandle,
+    channel: str,
+    from_: int | str,
+    reply: dict[str, Any],
+    *,
+    trimmed: bool,
+    stale: Collection[object],
+    sent_epoch: object,
+) -> ConformanceFailure | None:
+    """A history read the grants allow: with an epoch a restart replaced, ``epoch_mismatch``
+    (HIS-10); on a channel no retention trimmed, the messages from ``from`` on, offset 1
+    included (HIS-4); on a trimmed one, that or ``history_truncated`` (HIS-7)."""
+    if not grants_allow(session.grants, channel, "history") or session.may_have_lapsed():
+        return None
+    got = "ok" if reply.get("ok") is True else _code(reply)
+    if sent_epoch is not None and sent_epoch in stale:
+        if got == "epoch_mismatch":
+            return None
+        return ConformanceFailure("HIS-10", "epoch_mismatch for a replaced epoch", str(reply)[:200])
+    if got == "history_truncated" and trimmed:
+        return None
+    messages = reply.get("messages")
+    head = reply.get("head")
+    if got == "ok" and isinstance(messages, list):
+        due = from_ if isinstance(from_, int) else None
+        if due is None and not trimmed and isinstance(head, int) and head > 0:
+            due = 1  # nothing was ever removed: "beginning" is offset 1
+        if due is None or (isinstance(head, int) and due > head):
+            return None
+        if trimmed and from_ == "beginning":
+            return None
+        first = messages[0].get("offset") if messages and isinstance(messages[0], dict) else None
+        if first == due:
+            return None
+    return ConformanceFailure(
+        "HIS-4",
+        f"the messages from {from_!r} on{'' if trimmed else ' (no retention removed any)'}",
         str(reply)[:200],
     )

@@ -4,7 +4,7 @@
  * socket (EVT-2).
  */
 import { allows } from '../core/grants.js';
-import { AlreadySubscribed, BadRequest, Forbidden, NotSubscribed, RateLimited, asReplayError } from '../core/errors.js';
+import { AlreadySubscribed, BadRequest, Forbidden, NotSubscribed, RateLimited, Unauthorized, asReplayError } from '../core/errors.js';
 import { checkAck, resolveStart } from '../core/resolve.js';
 import { checkPublishData, checkSchema, singleObjectArgument } from '../core/requests.js';
 import { nextVerdict } from './packets.js';
@@ -103,6 +103,9 @@ async function dispatch(ctx, state, name, args, verdict) {
     if (verdict?.error) throw new BadRequest(verdict.error.message); // EVT-12, ROB-7
     const payload = singleObjectArgument(args); // TRN-3
     checkSchema(ctx.validate, handler.schema, payload); // EVT-3
+    // EVT-14: the expiry tick disconnects the socket up to a tick late; until then every
+    // event of an expired session fails (after EVT-10's shape checks).
+    if (state.session.expires_at <= ctx.service.clock()) throw new Unauthorized('the session has expired');
     const badNumbers = (verdict?.badNumbers ?? []).filter((p) => p[0] === 1).map((p) => p.slice(1));
     outcome = await handler.run(ctx, state, /** @type {any} */ (payload), badNumbers);
   } catch (err) {
