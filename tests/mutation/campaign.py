@@ -227,6 +227,10 @@ def run(args: argparse.Namespace) -> int:
             "operators": list(cat.operator_names()),
             "scope": cat.scope(first),
         }
+        earlier = out / "meta.json"
+        if (args.ids or args.rerun) and earlier.is_file():  # a re-run keeps the sample's meta
+            meta = {**json.loads(earlier.read_text()), "rerun_baseline_seconds": seconds}
+        earlier.write_text(json.dumps(meta, indent=2) + "\n")
         campaign = Campaign(out, meta, len(mutants))
         todo = choose(mutants, args, campaign.outcomes)
         print(f"{len(mutants)} mutants generated; running {len(todo)}", flush=True)
