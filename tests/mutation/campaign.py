@@ -123,7 +123,7 @@ def _first_failure(document: Path) -> dict[str, str | None]:
         return {"clause": None, "case": None}
     first = failures[0]
     return {
-        "clause": first.get("clause"),
+        "clause": first.get("clause") or next(iter(first.get("clauses") or []), None),
         "case": str(first.get("case", "")).split("::")[-1] or None,
         "detail": str(first.get("received", ""))[:200],
     }

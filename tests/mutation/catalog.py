@@ -110,6 +110,17 @@ def catalog(root: Path) -> list[Mutant]:
     return [m for module in scope(root) for m in mutants_of(root, module, names)]
 
 
+def find(root: Path, mutant_id: str) -> Mutant:
+    """The mutant called ``mutant_id`` (reading only its module); LookupError if none is."""
+    module, short = mutant_id.split(":")[:2]
+    names = tuple(n for n in operator_names() if n.split("/", 1)[1] == short)
+    if (root / module).is_file():
+        for mutant in mutants_of(root, module, names):
+            if mutant.id == mutant_id:
+                return mutant
+    raise LookupError(f"no such mutant: {mutant_id}")
+
+
 def mutated_source(root: Path, mutant: Mutant) -> str:
     """``mutant``'s module with the mutation applied (in memory)."""
     code = mutate_code(
