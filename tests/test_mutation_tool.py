@@ -3,6 +3,9 @@ arithmetic and the judgements file. Fast: nothing here runs the suite."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +152,17 @@ def test_the_report_lists_survivors_with_their_diff(tmp_path: Path) -> None:
     text = (tmp_path / "report.md").read_text()
     assert "### `s`" in text and "-a\n+b" in text and "survived, not yet judged" in text
     assert "| 5 | 2 | 1 | 1 | 0 | 0 | 1 | 0 | 50.0% |" in text
+
+
+def test_serve_imports_the_mutated_module_instead_of_its_file() -> None:
+    probe = (
+        "from mutation.serve import install\n"
+        "install('reference/core/jcs.py:NumberReplacer:7:3267ec01')\n"
+        "from reference.core.jcs import _float_delta\n"
+        "print(_float_delta(0.5), _float_delta(5.0))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["-1", "-2"], done.stderr  # unmutated: 0 and -2
