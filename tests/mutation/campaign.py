@@ -295,6 +295,22 @@ def list_mutants(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    """Rewrite the reports of ``--out`` from its results, with the judgements as they are now."""
+    out = Path(args.out).resolve()
+    meta = json.loads((out / "meta.json").read_text())
+    campaign = Campaign(out, meta, len(cat.catalog(ROOT)))
+    for outcome in campaign.outcomes.values():
+        if outcome.status == "survived" and (outcome.clause or outcome.case):
+            outcome.status = "killed"  # recorded before a failed SHOULD counted as a kill
+    campaign.results.write_text(
+        "".join(json.dumps(o.__dict__) + "\n" for o in campaign.outcomes.values())
+    )
+    campaign.write_reports()
+    print((out / "report.md").read_text().split("\n## ", 1)[0])
+    return 0
+
+
 def check(_args: argparse.Namespace) -> int:
     """Exit 1 if a judgement lacks a reason or matches no current mutant."""
     try:
@@ -325,6 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     lister = commands.add_parser("list", help="count the mutants")
     lister.add_argument("--ids", action="store_true", help="print every id")
     lister.set_defaults(handler=list_mutants)
+    reporter = commands.add_parser("report", help="rewrite the reports from the results")
+    reporter.add_argument("--out", default=str(ROOT / "reports" / "mutation"))
+    reporter.set_defaults(handler=report)
     checker = commands.add_parser("check", help="validate judgements.toml")
     checker.set_defaults(handler=check)
     return parser.parse_args(argv)
