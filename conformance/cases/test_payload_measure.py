@@ -52,3 +52,34 @@ async def test_client_fractions_are_measured_as_written(target: Target) -> None:
             expect_ok(reply, clause="LIM-5")
         else:
             expect_error(reply, "payload_too_large", clause="LIM-4", channel=channel)
+
+
+# Integral floats inside nested arrays and objects: LIM-3 writes each as an integer ("1.0" as
+# "1"), however deep it sits, so a server must look inside every container to measure them.
+NESTED_FLOATS: Final = '[[1.0,{"f":[2.0,-3.0]}],{"g":{"h":4.0}}]'
+
+
+def _nested_floats(size: int) -> str:
+    """JSON text of an object measuring exactly ``size`` bytes (LIM-3): about half of it
+    :data:`NESTED_FLOATS` repeated (as Python's json writes it, longer), then one string."""
+    each = payload_size(json.loads(NESTED_FLOATS)) + 1  # and its comma
+    count = max(1, (size - 15) // (2 * each))
+    # '{"n":[],"s":' and "}" and the filler's quotes, less the comma the last group lacks
+    fill = size - 14 - count * each
+    text = '{"n":[' + ",".join([NESTED_FLOATS] * count) + '],"s":' + json.dumps("x" * fill) + "}"
+    assert payload_size(json.loads(text)) == size, (size, payload_size(json.loads(text)))
+    return text
+
+
+@case("LIM-3", "LIM-4", "LIM-5")
+async def test_nested_integral_floats_are_measured_as_integers(target: Target) -> None:
+    limit = target.limits["max_payload_bytes"]
+    channel = target.channel()
+    path = messages_path(channel)
+    for size in (limit, limit + 1):
+        raw = ('{"data":' + _nested_floats(size) + "}").encode()
+        answer = await target.backend.request("POST", path, raw=raw, headers=JSON, channel=channel)
+        if size == limit:
+            expect_status(answer, 201, clause="LIM-5", channel=channel)
+        else:
+            expect_status(answer, 413, clause="LIM-4", code="payload_too_large", channel=channel)
