@@ -300,12 +300,11 @@ def report(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     meta = json.loads((out / "meta.json").read_text())
     campaign = Campaign(out, meta, len(cat.catalog(ROOT)))
-    for outcome in campaign.outcomes.values():
-        if outcome.status == "survived" and (outcome.clause or outcome.case):
-            outcome.status = "killed"  # recorded before a failed SHOULD counted as a kill
-    campaign.results.write_text(
-        "".join(json.dumps(o.__dict__) + "\n" for o in campaign.outcomes.values())
-    )
+    with use_db(str(out / "session.sqlite")) as db:
+        for outcome in list(campaign.outcomes.values()):
+            if outcome.status == "survived" and (outcome.clause or outcome.case):
+                outcome.status = "killed"  # recorded before a failed SHOULD counted as a kill
+                campaign.record(outcome, db)
     campaign.write_reports()
     print((out / "report.md").read_text().split("\n## ", 1)[0])
     return 0
