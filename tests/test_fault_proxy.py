@@ -433,3 +433,27 @@ async def test_socketio_client_and_server_notice_cut() -> None:
         with contextlib.suppress(Exception):
             await client.disconnect()
         await runner.cleanup()
+
+
+async def test_faults_changed_from_another_thread_reach_the_loop(
+    manual: tuple[Upstream, int], clients: list[asyncio.StreamWriter]
+) -> None:
+    """The scenario rules stall and heal from Hypothesis's thread, not the proxy's loop: the
+    writer waiting on the stall must wake on the loop and release what it held, and the loop
+    must stay free meanwhile (a writer spinning on a set event once froze a whole run)."""
+    upstream, port = manual
+    async with FaultProxy("127.0.0.1", port) as proxy:
+        _, client_writer = await connect(proxy, clients)
+        server_reader, _ = await within(upstream.accepted.get())
+        await asyncio.to_thread(proxy.stall, Direction.UP)
+        client_writer.write(record(1))
+        await client_writer.drain()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(server_reader.read(1), 0.3)
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the writer waits
+            await asyncio.sleep(0.005)
+            ticks += 1
+        await asyncio.to_thread(proxy.heal)
+        assert await within(server_reader.readexactly(len(record(1)))) == record(1)
+        assert ticks == 20

@@ -99,6 +99,7 @@ class FaultProxy:
         # Replaced (after being set) on every fault change, so that writers
         # waiting on a stall or a delay re-evaluate at once.
         self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it serves, once started
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -106,6 +107,7 @@ class FaultProxy:
         """Start listening on a free port of ``listen_host``."""
         if self._server is not None:
             raise RuntimeError("FaultProxy already started")
+        self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(
             self._on_accept, self._listen_host, 0, limit=_CHUNK
         )
@@ -215,8 +217,15 @@ class FaultProxy:
         log.debug("proxy :%s " + msg, self._port, *args, stacklevel=2)
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        # Replace, then set: the current event is never one that is already set. The scenario
+        # rules change faults from Hypothesis's thread while writers wait on the loop's, and a
+        # writer that read a set event between a set and its replacement would spin without
+        # ever yielding, freezing the loop (seen once: a whole run hung at 93% CPU).
+        if self._loop is not None and not _running_on(self._loop):
+            self._loop.call_soon_threadsafe(self._notify)  # Event.set is not thread-safe
+            return
+        old, self._changed = self._changed, asyncio.Event()
+        old.set()
 
     # -- forwarding --------------------------------------------------------
 
@@ -340,6 +349,9 @@ class FaultProxy:
         loop = asyncio.get_running_loop()
         while True:
             changed = self._changed
+            if changed.is_set():  # never so by _notify; if ever, yield rather than spin
+                await asyncio.sleep(0.001)
+                continue
             if self._stalled[direction]:
                 await changed.wait()
                 continue
@@ -351,6 +363,13 @@ class FaultProxy:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
                     await changed.wait()
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop runs in this thread
+        return False
 
 
 def _bound_receive_buffer(writer: asyncio.StreamWriter) -> None:
