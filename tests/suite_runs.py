@@ -10,9 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from redis_server import free_port
 
@@ -58,6 +59,31 @@ async def run_judged(argv: Sequence[str], timeout: float) -> tuple[int, bytes, f
         process.send_signal(signal.SIGINT)
         output, _ = await process.communicate()
     return process.returncode or 0, output, time.monotonic() - started
+
+
+T = TypeVar("T")
+
+
+def judge_all(
+    judge: Callable[[str, Path, asyncio.Semaphore], Awaitable[T]],
+    names: Sequence[str],
+    reports: Path,
+    parallel: int,
+) -> list[T]:
+    """Run ``judge`` for every name, ``parallel`` at a time, in the order given."""
+
+    async def all_runs() -> list[T]:
+        slots = asyncio.Semaphore(parallel)
+        return list(await asyncio.gather(*(judge(name, reports, slots) for name in names)))
+
+    return asyncio.run(all_runs())
+
+
+def publish_matrix(filename: str, table: str) -> None:
+    """Write a gate's matrix to ``reports/`` and print it past pytest's capture."""
+    (ROOT / "reports").mkdir(exist_ok=True)
+    (ROOT / "reports" / filename).write_text(table + "\n")
+    print("\n" + table, file=sys.__stdout__, flush=True)
 
 
 def first_failure(report: Path) -> dict[str, object] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from suite_runs import first_failure, run_judged
+from suite_runs import first_failure, judge_all, publish_matrix, run_judged
 
 sys.path.insert(0, str(Path(__file__).parent / "mutants"))
 from mutants import MUTANTS
@@ -103,18 +103,9 @@ def matrix(verdicts: list[Verdict]) -> str:
 
 @pytest.fixture(scope="module")
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Verdict]:
-    reports = tmp_path_factory.mktemp("mutant-reports")
     names = [REFERENCE, *MUTANTS]
-
-    async def all_runs() -> list[Verdict]:
-        slots = asyncio.Semaphore(PARALLEL)
-        return list(await asyncio.gather(*(judge(name, reports, slots) for name in names)))
-
-    found = asyncio.run(all_runs())
-    table = matrix(found)
-    (ROOT / "reports").mkdir(exist_ok=True)
-    (ROOT / "reports" / "kill-matrix.md").write_text(table + "\n")
-    print("\n" + table, file=sys.__stdout__, flush=True)
+    found = judge_all(judge, names, tmp_path_factory.mktemp("mutant-reports"), PARALLEL)
+    publish_matrix("kill-matrix.md", matrix(found))
     return {verdict.name: verdict for verdict in found}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from suite_runs import ROOT, first_failure, run_judged
+from suite_runs import first_failure, judge_all, publish_matrix, run_judged
 
 sys.path.insert(0, str(Path(__file__).parent / "mutants"))
 from mutants import MUTANTS
@@ -82,17 +82,8 @@ def matrix(found: list[Caught]) -> str:
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Caught]:
-    reports = tmp_path_factory.mktemp("scenario-gate")
-
-    async def all_runs() -> list[Caught]:
-        slots = asyncio.Semaphore(PARALLEL)
-        return list(await asyncio.gather(*(judge(name, reports, slots) for name in MUTANTS)))
-
-    found = asyncio.run(all_runs())
-    table = matrix(found)
-    (ROOT / "reports").mkdir(exist_ok=True)
-    (ROOT / "reports" / "scenario-gate.md").write_text(table + "\n")
-    print("\n" + table, file=sys.__stdout__, flush=True)
+    found = judge_all(judge, list(MUTANTS), tmp_path_factory.mktemp("scenario-gate"), PARALLEL)
+    publish_matrix("scenario-gate.md", matrix(found))
     return {caught.name: caught for caught in found}
 
 
