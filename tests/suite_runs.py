@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,15 @@ async def run_judged(argv: Sequence[str], timeout: float) -> tuple[int, bytes, f
 
 
 T = TypeVar("T")
+# How a checker names its anomaly in a finding: "lost (HND-2)".
+ANOMALY = re.compile(r"\b([a-z]+(?:-[a-z]+)*) \(([A-Z]{3}-\d+)\)")
+
+
+def received_and_anomaly(first: dict[str, object]) -> tuple[str, str | None]:
+    """A first failure's received text (cut to a line of a table) and the anomaly it names."""
+    detail = str(first.get("received", ""))[:160]
+    found = ANOMALY.search(detail)
+    return detail, found.group(1) if found else None
 
 
 def judge_all(

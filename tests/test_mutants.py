@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from suite_runs import first_failure, judge_all, publish_matrix, run_judged
+from suite_runs import first_failure, judge_all, publish_matrix, received_and_anomaly, run_judged
 
 sys.path.insert(0, str(Path(__file__).parent / "mutants"))
 from mutants import MUTANTS
@@ -30,7 +30,6 @@ SERVE = Path(__file__).parent / "mutants" / "serve.py"
 REFERENCE = "reference (unmutated)"
 RUN_TIMEOUT_S = 900
 PARALLEL = 2
-ANOMALY = re.compile(r"\b([a-z]+(?:-[a-z]+)*) \(([A-Z]{3}-\d+)\)")
 
 pytestmark = pytest.mark.slow
 
@@ -73,9 +72,7 @@ async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Verdict:
         verdict.case = str(first.get("case", "")).split("::")[-1]
         clause = first.get("clause")
         verdict.clause = clause if isinstance(clause, str) else None
-        verdict.detail = str(first.get("received", ""))[:160]
-        found = ANOMALY.search(verdict.detail)
-        verdict.anomaly = found.group(1) if found else None
+        verdict.detail, verdict.anomaly = received_and_anomaly(first)
     if verdict.exit_code not in (0, 1):
         verdict.detail = output.decode(errors="replace")[-600:]
     return verdict

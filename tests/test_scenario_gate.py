@@ -11,13 +11,12 @@ matrix (mutant, caught by, seconds) is printed and written to ``reports/scenario
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from suite_runs import first_failure, judge_all, publish_matrix, run_judged
+from suite_runs import first_failure, judge_all, publish_matrix, received_and_anomaly, run_judged
 
 sys.path.insert(0, str(Path(__file__).parent / "mutants"))
 from mutants import MUTANTS
@@ -26,7 +25,6 @@ SERVE = Path(__file__).parent / "mutants" / "serve.py"
 SCENARIOS = "conformance/cases/test_scenarios.py"
 RUN_TIMEOUT_S = 300
 PARALLEL = 2
-ANOMALY = re.compile(r"\b([a-z]+(?:-[a-z]+)*) \(([A-Z]{3}-\d+)\)")
 
 # The runs share one module fixture: the timeout is the whole matrix's, not one run's.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -62,9 +60,7 @@ async def judge(name: str, reports: Path, slots: asyncio.Semaphore) -> Caught:
     first = first_failure(report)
     if first is not None:
         caught.clauses = tuple(map(str, first.get("clauses") or [first.get("clause")]))
-        caught.detail = str(first.get("received", ""))[:160]
-        found = ANOMALY.search(caught.detail)
-        caught.anomaly = found.group(1) if found else None
+        caught.detail, caught.anomaly = received_and_anomaly(first)
     if caught.exit_code not in (0, 1):
         caught.detail = output.decode(errors="replace")[-600:]
     return caught
