@@ -59,7 +59,7 @@ async def errors_middleware(request: web.Request, handler: RouteHandler) -> web.
 
 
 def _authorize(request: web.Request) -> None:
-    """API-2: the backend's bearer key on every route but info."""
+    """API-2, API-15: the backend's bearer key on every route but info; the scheme in any case."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not api_key_matches(key.strip(), request.app[API_KEY]):

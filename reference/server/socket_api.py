@@ -161,7 +161,8 @@ class SocketApi:
         task.add_done_callback(self._tasks.discard)
 
     def _schedule_expiry(self, connection: Connection) -> None:
-        """Disconnect the socket when its session expires (SES-11)."""
+        """Disconnect the socket when its session expires (SES-11); a re-registration moves the
+        expiry, so the timer re-arms when it fires early (SES-24)."""
         old = self._expiry.pop(connection.sid, None)
         if old is not None:
             old.cancel()
