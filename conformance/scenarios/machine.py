@@ -24,18 +24,12 @@ from hypothesis.stateful import (
 )
 
 from conformance.protocol import grants_allow
-from conformance.scenarios import verdicts
 from conformance.scenarios.model import (
     AUTO_SUBSCRIBE,
     CHANNELS,
     DISCONNECT_TIMEOUT_S,
-    FLOOD_BATCHES,
-    FLOOD_CONCURRENCY,
-    FLOOD_PAD,
     GRANT_SETS,
-    ID_MODES,
     LIFECYCLE_CLAUSES,
-    RACE_PUBLISHERS,
     RACING,
     REVOCATION_BOUND_S,
     SCENARIO_CLAUSES,
@@ -48,6 +42,7 @@ from conformance.scenarios.rules_flow import FlowRules
 from conformance.scenarios.rules_history import HistoryRules
 from conformance.scenarios.rules_input import InputRules
 from conformance.scenarios.rules_lifecycle import LifecycleRules
+from conformance.scenarios.rules_publish import PublishRules
 from conformance.scenarios.rules_retention import RetentionRules
 from conformance.scenarios.stage import CLIENTS, LABELS, NODES, SESSIONS, Connected, Made
 
@@ -57,7 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["LIFECYCLE_CLAUSES", "SCENARIO_CLAUSES", "LifecycleMachine", "ReplayMachine"]
 
 
-class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
+class ReplayMachine(FaultRules, PublishRules, RetentionRules, HistoryRules, InputRules):
     """The rules; see the stage for how they run and how the run is judged."""
 
     sessions = SESSIONS
@@ -226,104 +221,6 @@ class ReplayMachine(FaultRules, RetentionRules, HistoryRules, InputRules):
     def unsubscribe(self, handle: ClientHandle, label: str) -> None:
         if handle.usable and handle.client.subscription(self.channel(label)) is not None:
             self.step(lambda: handle.client.unsubscribe(self.channel(label)))
-
-    @rule(label=LABELS, id_mode=st.sampled_from(ID_MODES), node=NODES)
-    def publish(self, label: str, id_mode: str, node: int) -> None:
-        data, message_id = self.next_data(), self.message_id(label, id_mode)
-        backend = self.target.backend_at
-        self.step(lambda: backend(node).publish(self.channel(label), data, message_id))
-
-    @rule(label=LABELS, node=NODES, concurrent=st.booleans())
-    def retry_publish(self, label: str, node: int, concurrent: bool) -> None:
-        """A publisher that lost a reply publishes again with the same id, after the first
-        or racing it, maybe through another node (IDM-6, IDM-2)."""
-        channel, message_id = self.channel(label), self.message_id(label, "new")
-        first, again = self.next_data(), self.next_data()
-
-        async def go() -> None:
-            backends = (self.target.backend_at(node), self.target.backend_at(self.last_node))
-            publishes = [
-                b.publish(channel, d, message_id)
-                for b, d in zip(backends, (first, again), strict=True)
-            ]
-            if concurrent:
-                await asyncio.gather(*publishes)
-            else:
-                for publish in publishes:
-                    await publish
-
-        self.step(go)
-
-    @precondition(lambda self: "client-publish" in self.features)
-    @rule(handle=CLIENTS, label=LABELS, id_mode=st.sampled_from(ID_MODES))
-    def client_publish(self, handle: ClientHandle, label: str, id_mode: str) -> None:
-        if not handle.usable or handle.session.revoked:
-            return
-        channel = self.channel(label)
-        data, message_id = self.next_data(), self.message_id(label, id_mode)
-
-        async def go() -> None:
-            reply = await handle.client.publish(channel, data, id=message_id)
-            failure = verdicts.grant_verdict(handle.session, channel, "publish", reply)
-            self.judged(failure, channel, handle.label)
-
-        self.step(go)
-
-    @rule(handle=CLIENTS, label=LABELS, burst=st.integers(4, 40), node=NODES)
-    def publish_racing_subscribe(
-        self, handle: ClientHandle, label: str, burst: int, node: int
-    ) -> None:
-        """Publishers keep several publishes in flight while the client subscribes from the
-        beginning, and go on until ``burst`` more were stored after its reply: some land
-        before, some while its history is delivered, some after the handoff to live (HND-2)."""
-        if not handle.usable or handle.session.revoked:
-            return
-        channel = self.channel(label)
-        if handle.client.subscription(channel) is not None:
-            return
-
-        async def go() -> None:
-            backend = self.target.backend_at(node)  # inside: it logs to the running case
-            stored = 0
-            started, answered = asyncio.Event(), asyncio.Event()
-            after: list[int] = []
-
-            async def publisher() -> None:
-                nonlocal stored
-                while len(after) < burst:
-                    await backend.publish(channel, self.next_data())
-                    stored += 1
-                    if stored >= burst // 3:
-                        started.set()
-                    if answered.is_set():
-                        after.append(stored)
-
-            publishing = asyncio.gather(*(publisher() for _ in range(RACE_PUBLISHERS)))
-            try:
-                await started.wait()
-                await self.subscribe_judged(handle, label, "beginning")
-            finally:
-                answered.set()
-                await publishing
-
-        self.step(go)
-
-    @rule(label=LABELS, node=NODES)
-    def flood(self, label: str, node: int) -> None:
-        """Large messages, enough to fill a stalled reader's buffers (FLW-1)."""
-        channel = self.channel(label)
-
-        async def go() -> None:
-            backend = self.target.backend_at(node)
-            for _ in range(FLOOD_BATCHES):
-                await asyncio.gather(
-                    *(
-                        backend.publish(channel, {**self.next_data(), "pad": FLOOD_PAD})
-                        for _ in range(FLOOD_CONCURRENCY)
-                    )
-                )
-
-        self.step(go)
 
     @rule(
         handle=CLIENTS,
