@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--websocket-compression",
+        action="store_true",
+        help="accept permessage-deflate on WebSockets: smaller frames for large messages on "
+        "slow links, at a CPU and memory cost per socket (default: off, as in Node.js socket.io)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
@@ -56,7 +62,10 @@ async def serve(args: argparse.Namespace) -> None:
     limits = Limits()
     store = open_store(args.store, idempotency_window_s=limits.idempotency_window_s)
     bus = open_bus(args.store, store)  # a shared store: hear the other nodes through it
-    app = build_app(store, ServerOptions(api_key=api_key, limits=limits), bus=bus)
+    options = ServerOptions(
+        api_key=api_key, limits=limits, websocket_compression=args.websocket_compression
+    )
+    app = build_app(store, options, bus=bus)
     # Handlers go in before the "listening" line, so a signal sent as soon as a supervisor
     # reads it still shuts down gracefully.
     stop = asyncio.Event()

@@ -165,6 +165,7 @@ async def serve(
     bus: Bus | None = None,
     ping_interval_s: float = 25.0,
     ping_timeout_s: float = 20.0,
+    websocket_compression: bool = False,
     setup: Callable[[web.Application], None] | None = None,
 ) -> AsyncIterator[Served]:
     """Run a reference node on a free port for the duration of the block."""
@@ -174,6 +175,7 @@ async def serve(
         limits=limits or Limits(),
         ping_interval_s=ping_interval_s,
         ping_timeout_s=ping_timeout_s,
+        websocket_compression=websocket_compression,
     )
     app = build_app(store, options, bus=bus)
     if setup is not None:

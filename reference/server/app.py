@@ -8,6 +8,7 @@ from aiohttp import web
 
 from reference.bus.base import Bus
 from reference.core.model import Limits
+from reference.server.compression import decline_websocket_compression
 from reference.server.http_api import API_KEY, NODE_KEY, add_routes, errors_middleware
 from reference.server.node import ReplayNode
 from reference.server.socket_api import ReplaySocketServer, SocketApi
@@ -24,6 +25,8 @@ class ServerOptions:
     cors_allowed_origins: str | list[str] = "*"
     ping_interval_s: float = 25.0
     ping_timeout_s: float = 20.0
+    #: permessage-deflate on WebSockets; off by default (see ``reference.server.compression``)
+    websocket_compression: bool = False
 
 
 def transport_buffer_bytes(limits: Limits) -> int:
@@ -49,8 +52,9 @@ def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> w
         json=SocketJson,
     )
     SocketApi(node, sio)
+    middlewares = [] if options.websocket_compression else [decline_websocket_compression]
     app = web.Application(
-        middlewares=[errors_middleware],
+        middlewares=[*middlewares, errors_middleware],
         client_max_size=transport_buffer_bytes(options.limits),
     )
     app[NODE_KEY] = node
