@@ -19,6 +19,7 @@ from reference.core.payloads import encode_payload
 from reference.core.subscribe_order import Start
 from reference.core.subscription import State, Trigger
 from reference.server.delivery import Subscription
+from reference.server.live import LiveEdge
 from reference.server.notifier import Notifier
 from reference.server.shared_reads import SharedReads
 from reference.server.wire import BatchEncoder
@@ -59,8 +60,10 @@ async def test_a_send_that_ends_the_subscription_ends_its_task_without_an_error(
     async def on_end(_: Subscription) -> None:
         ended.set()
 
+    reads, notifier = SharedReads(store), Notifier()
+    live = LiveEdge(reads, notifier, Limits(max_batch=1), 1 << 20)
     subscription = Subscription(
-        channel="c", start=Start(state, 1), reads=SharedReads(store), notifier=Notifier(),
+        channel="c", start=Start(state, 1), reads=reads, notifier=notifier, live=live,
         outlet=outlet, limits=Limits(max_batch=1), max_batch_bytes=1 << 20,
         encoder=BatchEncoder(), may_deliver=lambda _: True, on_end=on_end,
     )  # fmt: skip

@@ -31,7 +31,9 @@ REFERENCE = "reference (unmutated)"
 RUN_TIMEOUT_S = 900
 PARALLEL = 2
 
-pytestmark = pytest.mark.slow
+# The module's fixture runs every mutant; 300 s (the default) is about what that takes on an
+# idle machine, so a busy one timed it out. Each run has its own bound (RUN_TIMEOUT_S).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @dataclass

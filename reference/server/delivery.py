@@ -1,8 +1,10 @@
-"""A subscription's delivery task: the loop described in ``reference.core.subscription``.
+"""A subscription's delivery: the loop described in ``reference.core.subscription``.
 
 The loop reads the store at its offset ``next``, lets the core decide, and emits; it holds no
 messages between turns. Its only outputs are ``replay:messages`` and, when the server ends it,
-one ``replay:unsubscribed``.
+one ``replay:unsubscribed``. The loop runs on the subscription's own task while it catches up
+or drains a slow socket; once caught up, it parks at the live edge (``reference.server.live``),
+whose one task per channel makes the same decisions for every parked subscription at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from reference.core.subscribe_order import Start
 from reference.core.subscription import (
     UNSUBSCRIBED_REASONS,
     CaughtUp,
+    Decision,
     Deliver,
     End,
     State,
@@ -26,13 +29,12 @@ from reference.core.subscription import (
     advance,
     decide,
 )
+from reference.server.live import STORE_RETRY_S, LiveEdge
 from reference.server.notifier import Notifier
 from reference.server.shared_reads import SharedReads
 from reference.server.wire import BatchEncoder
 
 log = logging.getLogger(__name__)
-
-STORE_RETRY_S = 0.5  # how long a subscription waits before reading again after a store outage
 
 
 class Outlet(Protocol):
@@ -63,6 +65,7 @@ class Subscription:
         start: Start,
         reads: SharedReads,
         notifier: Notifier,
+        live: LiveEdge,
         outlet: Outlet,
         limits: Limits,
         max_batch_bytes: int,
@@ -76,6 +79,7 @@ class Subscription:
         self.state = State.STARTING
         self._reads = reads
         self._notifier = notifier
+        self._live = live
         self._outlet = outlet
         self._limits = limits
         self._max_batch_bytes = max_batch_bytes
@@ -91,6 +95,9 @@ class Subscription:
         """Read after an await, which may have ended the subscription (a method, so that a
         type checker does not narrow ``state`` across the await)."""
         return self.state is State.ENDED
+
+    def _draining(self) -> bool:
+        return self.state is State.DRAINING
 
     def launch(self) -> None:
         """Start delivering. Call after the ok reply or ``replay:subscribed`` is queued (SUB-13,
@@ -108,6 +115,7 @@ class Subscription:
         if self.state is State.ENDED:
             return
         self._move(trigger)
+        self._live.leave(self)
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -125,6 +133,11 @@ class Subscription:
         self._move(trigger)
         await self._announce_end(trigger)
 
+    async def fail(self) -> None:
+        """End with ``internal`` after an unexpected error (SIG-1: never skip past it)."""
+        if not self._ended():
+            await self._end_from_inside(Trigger.FAILED)
+
     async def _run(self) -> None:
         try:
             await self._deliver_forever()
@@ -132,15 +145,18 @@ class Subscription:
             raise
         except Exception:
             log.exception("subscription to %s failed", self.channel)
-            if self.state is not State.ENDED:
-                # Never continue past a failure with a possibly skipped offset (SIG-1).
-                await self._end_from_inside(Trigger.FAILED)
+            await self.fail()
 
     async def _deliver_forever(self) -> None:
         # An await below can end the subscription from inside this task: a send to a socket
         # that just closed runs its disconnect, which stops this subscription (stop() cannot
         # cancel the task it runs in). So the loop looks at the state after each await.
         while not self._ended():
+            if self._draining():  # its socket is full (FLW-2): wait, then read again, since
+                await self._outlet.drained()  # retention may have moved meanwhile
+                if self._ended():
+                    return
+                self._move(Trigger.DRAINED)
             seen = self._notifier.version(self.channel)
             try:
                 read = await self._reads.read(
@@ -164,21 +180,44 @@ class Subscription:
                 return
             if isinstance(decision, CaughtUp):
                 self._move(Trigger.CAUGHT_UP)
-                await self._notifier.wait(self.channel, seen)
-                if not self._ended():
-                    self._move(Trigger.HEAD_MOVED)
-                continue
-            assert isinstance(decision, Deliver)
-            if not self._may_deliver(self.channel):  # ACC-5: grants changed under us
-                await self._end_from_inside(Trigger.REVOKED)
+                self._live.park(self)  # the live edge delivers from here on; this task ends
                 return
-            if self._outlet.backlogged():
-                self._move(Trigger.BACKLOGGED)
-                await self._outlet.drained()
-                if not self._ended():
-                    self._move(Trigger.DRAINED)
-                continue  # read again: retention may have moved while we waited
-            await self._outlet.send_packet(
-                self._encoder.messages_packet(self.channel, self.epoch, decision.batch)
-            )
-            self.next = decision.next_offset
+            assert isinstance(decision, Deliver)
+            if not await self._send(decision):
+                return
+
+    async def _send(self, decision: Deliver) -> bool:
+        """Emit ``decision``'s batch, or move to DRAINING if the socket is full (FLW-2);
+        False once the subscription ended (its grants changed, or the send ended it)."""
+        if not self._may_deliver(self.channel):  # ACC-5: grants changed under us
+            await self._end_from_inside(Trigger.REVOKED)
+            return False
+        if self._outlet.backlogged():
+            self._move(Trigger.BACKLOGGED)
+            return True
+        await self._outlet.send_packet(
+            self._encoder.messages_packet(self.channel, self.epoch, decision.batch)
+        )
+        if self._ended():
+            return False
+        self.next = decision.next_offset
+        return True
+
+    async def take_live(self, decision: Decision) -> bool:
+        """The live edge's read, decided for this subscription's position; True while it
+        stays at the edge. A full socket sends it back to its own task to drain."""
+        if self._ended():
+            return False
+        if isinstance(decision, End):
+            await self._end_from_inside(decision.trigger)
+            return False
+        if isinstance(decision, CaughtUp):
+            return True
+        self._move(Trigger.HEAD_MOVED)
+        if not await self._send(decision):
+            return False
+        if self._draining():  # its own task drains the socket, then reads on
+            self._task = asyncio.create_task(self._run(), name=f"subscription:{self.channel}")
+            return False
+        self._move(Trigger.CAUGHT_UP)
+        return True

@@ -24,6 +24,7 @@ from reference.core.payloads import HistoryRequest, PublishRequest, SessionReque
 from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token, new_token
 from reference.server.delivery import Subscription
+from reference.server.live import LiveEdge
 from reference.server.notifier import Notifier
 from reference.server.shared_reads import SharedReads
 from reference.server.wire import BatchEncoder
@@ -82,6 +83,7 @@ class ReplayNode:
         self.reads = SharedReads(store)  # the subscriptions' reads, merged when identical
         self.max_batch_bytes = max_batch_bytes
         self.encoder = BatchEncoder()
+        self.live = LiveEdge(self.reads, self.notifier, self.limits, max_batch_bytes)
         self.connections: dict[str, Connection] = {}
         self._by_session: defaultdict[str, set[str]] = defaultdict(set)
         self._disconnect: Disconnector | None = None

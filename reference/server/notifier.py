@@ -37,6 +37,11 @@ class Notifier:
 
     def head_moved(self, channel: str) -> None:
         """Wake every subscription of ``channel``: its head may have moved."""
+        self.wake(channel)
+
+    def wake(self, channel: str) -> None:
+        """Wake every waiter on ``channel`` to read again, whatever the reason (a head move;
+        a new reader at the live edge, ``reference.server.live``)."""
         self._clock += 1
         signal = self._signals.get(channel)
         if signal is None:

@@ -276,6 +276,7 @@ class SocketApi:
             start=resolved,
             reads=self.node.reads,
             notifier=self.node.notifier,
+            live=self.node.live,
             outlet=SocketOutlet(self.sio, connection.sid),
             limits=self.node.limits,
             max_batch_bytes=self.node.max_batch_bytes,
