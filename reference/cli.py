@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from reference import __version__, logs
+from reference import __version__, logs, loops
 from reference.bus import open_bus
 from reference.core.errors import Unavailable
 from reference.core.model import Limits
@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="accept permessage-deflate on WebSockets: smaller frames for large messages on "
         "slow links, at a CPU and memory cost per socket (default: off, as in Node.js socket.io)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        default="auto",
+        choices=loops.CHOICES,
+        help="auto: uvloop if installed (the uvloop extra), else asyncio (default: %(default)s)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
@@ -93,7 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logs.configure(args.log_level)
     try:
-        asyncio.run(serve(args))
+        loop_name, new_loop = loops.loop_factory(args.event_loop)
+        log.info("event loop", extra={"loop": loop_name})
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(serve(args))
     except ValueError as exc:  # a bad --store URL, say
         print(f"replay-reference: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -79,3 +79,24 @@ def test_bad_store_url_is_a_clear_error(store: str) -> None:
     )
     assert result.returncode == 2
     assert "unsupported store URL" in result.stderr
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_each_event_loop_serves_and_says_which_it_runs(loop: str) -> None:
+    with running("--event-loop", loop) as (process, lines):
+        with urllib.request.urlopen(url_of(lines) + "/replay/v1/info", timeout=5) as response:
+            assert response.status == 200
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0
+        logs = [json.loads(line) for line in stderr.splitlines() if line]
+        assert [e["loop"] for e in logs if e["msg"] == "event loop"] == [loop]
+
+
+def test_auto_picks_uvloop_where_installed() -> None:
+    from reference import loops  # uvloop is in the test extra, so auto must find it
+
+    assert loops.loop_factory("auto")[0] == "uvloop"
+    assert loops.loop_factory("asyncio")[0] == "asyncio"
+    with pytest.raises(ValueError, match="unknown event loop"):
+        loops.loop_factory("trio")
