@@ -124,6 +124,13 @@ export class Subscription extends Emitter {
     this._last = 0;
     this._gen = 0;
     this._awaiting = false;
+    /**
+     * Batches that came while the subscribe's reply was awaited. The server sends a
+     * subscription's messages right behind its reply (SUB-13), often in the same read, so
+     * they reach us before the awaiting code runs; they are judged once the reply is.
+     * @type {{epoch: string, messages: Message[]}[]}
+     */
+    this._early = [];
     /** @type {Record<string, unknown> | null} the next subscribe's request, once */
     this._override = null;
     this._flags = { epochChanged: false, truncated: false };
@@ -171,11 +178,16 @@ export class Subscription extends Emitter {
   _disconnected() {
     this._gen += 1;
     this._awaiting = false;
+    this._early = [];
     if (this.state === "subscribed") this.state = "subscribing";
   }
 
   /** @param {{epoch: string, messages: Message[]}} event @internal */
   _messages(event) {
+    if (this.state === "subscribing" && this._awaiting) {
+      this._early.push(event);
+      return;
+    }
     if (this.state !== "subscribed" || this._epoch === null) return;
     const verdict = judgeBatch({ epoch: this._epoch, last: this._last }, event);
     this.stats.duplicates += verdict.duplicates;
@@ -242,6 +254,7 @@ export class Subscription extends Emitter {
     if (this.state !== "subscribing" || this._awaiting || !this._host.connected()) return;
     const gen = ++this._gen;
     this._awaiting = true;
+    this._early = [];
     const request = this._override ?? this._resumeRequest();
     const payload = { channel: this.channel, ...request };
     this.stats.subscribes += 1;
@@ -295,6 +308,9 @@ export class Subscription extends Emitter {
       epochChanged,
     });
     this._acks?.flush();
+    const early = this._early;
+    this._early = [];
+    for (const event of early) this._messages(event); // the guard judges them as any batch
   }
 
   /**

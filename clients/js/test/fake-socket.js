@@ -42,7 +42,12 @@ export class FakeSocket {
   emit(event, payload, ack) {
     this.sent.push({ event, payload });
     const answer = this.server.reply(event, payload);
-    if (ack && answer !== undefined) queueMicrotask(() => ack(answer));
+    if (ack && answer !== undefined) {
+      queueMicrotask(() => {
+        ack(answer);
+        this.server.afterReply?.(event, payload, this); // in the same task, as one read would
+      });
+    }
     return this;
   }
   push(event, data) {

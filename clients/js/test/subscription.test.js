@@ -384,3 +384,22 @@ test("programmer errors throw at once", () => {
   client.close();
   assert.throws(() => client.subscribe("d", {}), (e) => e.code === "closed");
 });
+
+test("messages that arrive with the subscribe reply, before it is handled, are delivered", async () => {
+  // The server sends a subscription's first batch right behind its reply (SUB-13); both often
+  // come in one read, so socket.io-client hands us the batch before the awaiting code runs.
+  const server = {
+    ...echoServer(),
+    afterReply(event, payload, socket) {
+      if (event === "replay:subscribe") socket.push("replay:messages", messages("e1", "c", 1, 2, 3));
+    },
+  };
+  const { options } = fakeClient(server);
+  const client = connect("http://x", () => "t", options);
+  const got = [];
+  const sub = client.subscribe("c", { from: "beginning", onMessages: (ms) => got.push(...ms.map((m) => m.offset)) });
+  await until(() => got.length === 3);
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.equal(sub.stats.duplicates, 0);
+  client.close();
+});

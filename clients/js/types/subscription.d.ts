@@ -81,6 +81,16 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     _last: number;
     _gen: number;
     _awaiting: boolean;
+    /**
+     * Batches that came while the subscribe's reply was awaited. The server sends a
+     * subscription's messages right behind its reply (SUB-13), often in the same read, so
+     * they reach us before the awaiting code runs; they are judged once the reply is.
+     * @type {{epoch: string, messages: Message[]}[]}
+     */
+    _early: {
+        epoch: string;
+        messages: Message[];
+    }[];
     /** @type {Record<string, unknown> | null} the next subscribe's request, once */
     _override: Record<string, unknown> | null;
     _flags: {
