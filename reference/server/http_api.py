@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from reference.core import check_order, ijson, payloads
+from reference.core import batch_publish, check_order, ijson, payloads
 from reference.core.errors import (
     BadRequest,
     InternalError,
@@ -115,6 +115,23 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response(result.to_wire(), status=200 if result.duplicate else 201)
 
 
+async def publish_batch(request: web.Request) -> web.Response:
+    _authorize(request)
+    node = request.app[NODE_KEY]
+    # The batch route's own body limit (BAT-10, INF-7), above the other routes' (API-8).
+    limit = node.limits.batch_publish_body_limit()
+    body = await _json_body(request.clone(client_max_size=limit))
+    parsed = batch_publish.parse_batch_publish(
+        request.match_info["channel"],  # API-5, CHN-1: checked there, after the entries
+        body,
+        max_payload_bytes=node.limits.max_payload_bytes,
+        max_entries=node.limits.max_batch_publish,
+    )
+    results = await node.publish_batch(parsed)
+    status = 201 if batch_publish.batch_stored_any(results) else 200  # BAT-1
+    return web.json_response(batch_publish.batch_wire(parsed.channel, results), status=status)
+
+
 async def read_history(request: web.Request) -> web.Response:
     _authorize(request)
     channel = _channel_name(request)
@@ -149,4 +166,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(PREFIX + "/sessions/{session_id}", delete_session)
     app.router.add_post(channel + "/messages", publish)
     app.router.add_get(channel + "/messages", read_history)
+    app.router.add_post(channel + "/batches", publish_batch)
     app.router.add_put(channel + "/retention", set_retention)
