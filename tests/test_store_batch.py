@@ -36,7 +36,8 @@ async def test_given_ids_and_data_are_stored_as_given(store: Store, clock: FakeC
     results = await store.append_batch("c", [entry({"a": [1, None]}, "k1"), entry("x")])
     assert results[0].id == "k1"
     read = await store.read("c", 1, 10)
-    assert [(m.id, m.data) for m in read.messages] == [("k1", {"a": [1, None]}), (results[1].id, "x")]
+    stored = [(m.id, m.data) for m in read.messages]
+    assert stored == [("k1", {"a": [1, None]}), (results[1].id, "x")]
     assert all(m.ts == clock() for m in read.messages)  # MSG-4, BAT-4
 
 
@@ -70,7 +71,9 @@ async def test_racing_appends_never_land_inside_a_batch(store: Store) -> None:
     batches = [store.append_batch("c", [entry(f"b{b}.{n}") for n in range(10)]) for b in range(4)]
     done = await asyncio.gather(*singles, *batches)
     offsets = sorted(r.offset for r in done[:20]) + [
-        r.offset for batch in done[20:] for r in batch  # type: ignore[union-attr]
+        r.offset
+        for batch in done[20:]
+        for r in batch  # type: ignore[union-attr]
     ]
     assert sorted(offsets) == list(range(1, 61))  # PUB-4 across both routes
     for batch in done[20:]:

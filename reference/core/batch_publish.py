@@ -112,7 +112,5 @@ def batch_wire(channel: str, results: Sequence[AppendResult]) -> dict[str, JsonV
     return {
         "channel": channel,
         "epoch": epochs.pop(),
-        "results": [
-            {"offset": r.offset, "id": r.id, "duplicate": r.duplicate} for r in results
-        ],
+        "results": [{"offset": r.offset, "id": r.id, "duplicate": r.duplicate} for r in results],
     }
