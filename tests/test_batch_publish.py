@@ -96,3 +96,24 @@ def test_the_answer_lists_results_in_order_and_says_whether_any_was_stored() -> 
     assert not batch_stored_any([_result(2, True)])  # BAT-1: 200, not 201
     with pytest.raises(AssertionError):
         batch_wire("c", [_result(1, False), _result(2, False, epoch="other")])
+
+
+def test_the_validator_shortcut_accepts_only_what_the_schema_accepts() -> None:
+    from reference.core.batch_publish import _plainly_valid
+    from reference.core.payloads import validate
+
+    entries: list[object] = [
+        {"data": 1},
+        {"data": None, "id": "k"},
+        {"data": 1, "id": "x" * 128},
+        {"data": 1, "id": "x" * 129},
+        {"data": 1, "id": ""},
+        {"data": 1, "id": 5},
+        {"id": "k"},
+        {"data": 1, "other": 2},
+        [1],
+    ]
+    for entry in entries:
+        if _plainly_valid(entry):
+            validate("http-publish-request", entry)  # raises if the shortcut were wrong
+    assert [_plainly_valid(e) for e in entries] == [True, True, True] + [False] * 6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ PREFIX = "/replay/v1"
 NODE_KEY = web.AppKey("replay_node", ReplayNode)
 API_KEY = web.AppKey("replay_api_key", str)
 
+T = TypeVar("T")
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -72,11 +73,23 @@ async def _json_body(request: web.Request) -> object:
     The header is checked before the body is read, and the handler checks the key before it
     calls this, so a refused request's body is never read (API-9).
     """
+    text = await _body_text(request)
+    return _decoded(lambda: ijson.loads(text, parse_constant=_reject_constant))
+
+
+async def _body_text(request: web.Request) -> str:
     check_order.check_content_type(request.headers.get("Content-Type"))  # API-11
     raw = await request.read()  # aiohttp raises HTTPRequestEntityTooLarge here (API-7)
     try:
-        return ijson.loads(raw.decode("utf-8"), parse_constant=_reject_constant)  # MSG-6 to MSG-8
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid JSON") from None  # API-1
+
+
+def _decoded(decode: Callable[[], T]) -> T:
+    try:
+        return decode()  # MSG-6 to MSG-8
+    except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None  # API-1
 
 
@@ -119,13 +132,14 @@ async def publish_batch(request: web.Request) -> web.Response:
     _authorize(request)
     node = request.app[NODE_KEY]
     # The batch route's own body limit (BAT-10, INF-7), above the other routes' (API-8).
-    limit = node.limits.batch_publish_body_limit()
-    body = await _json_body(request.clone(client_max_size=limit))
+    text = await _body_text(request.clone(client_max_size=node.limits.batch_publish_body_limit()))
+    body, noted = _decoded(lambda: ijson.loads_noting(text, parse_constant=_reject_constant))
     parsed = batch_publish.parse_batch_publish(
         request.match_info["channel"],  # API-5, CHN-1: checked there, after the entries
         body,
         max_payload_bytes=node.limits.max_payload_bytes,
         max_entries=node.limits.max_batch_publish,
+        i_json=not noted,
     )
     results = await node.publish_batch(parsed)
     status = 201 if batch_publish.batch_stored_any(results) else 200  # BAT-1
