@@ -79,6 +79,8 @@ def test_a_caller_may_refuse_constants() -> None:
         ('{"a": 1, "a": 2}', True, True),  # MSG-7
         ('["\\ud800"]', True, True),  # MSG-6
         ("[12345678901234567890]", True, True),  # MSG-8
+        ("[9007199254740991, -9007199254740991, 999999999999999]", False, False),
+        ("[9007199254740992]", True, True),  # MSG-8: 16 digits, one above the bound
         ("[1e400]", True, True),  # MSG-8
         ("[NaN]", True, True),
     ],
