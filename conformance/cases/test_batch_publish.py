@@ -40,6 +40,15 @@ async def _next_offset(target: Target, channel: str, clause: str, expected: int)
     )
 
 
+def _expect_index(body: Any, index: int, clause: str, why: str) -> None:
+    """The error ``body`` names entry ``index`` in ``details.index`` (BAT-5, BAT-7)."""
+    details = body["error"].get("details") or {}
+    expect(
+        details.get("index") == index, clause=clause, expected=f"details.index {index}: {why}",
+        received=body,
+    )  # fmt: skip
+
+
 def _offsets(answer: Any, clause: str, channel: str, count: int) -> list[int]:
     results = answer.get("results") if isinstance(answer, dict) else None
     expect(
@@ -137,24 +146,12 @@ async def test_a_bad_entry_fails_the_whole_batch_naming_it(target: Target) -> No
             await _raw(target, channel, {"messages": entries}), 400, clause="BAT-5",
             code="bad_request", channel=channel,
         )  # fmt: skip
-        details = body["error"].get("details") or {}
-        expect(
-            details.get("index") == index,
-            clause="BAT-5",
-            expected=f"details.index {index}",
-            received=body,
-            channel=channel,
-        )
+        _expect_index(body, index, "BAT-5", "the lowest bad entry")
     not_i_json = b'{"messages": [{"data": 1}, {"data": {"a": 1, "a": 2}}]}'  # MSG-7 in entry 1
     body = expect_status(
         await _raw(target, channel, raw=not_i_json), 400, clause="BAT-5", code="bad_request"
     )
-    expect(
-        (body["error"].get("details") or {}).get("index") == 1,
-        clause="BAT-5",
-        expected="details.index 1 for the entry that is not I-JSON",
-        received=body,
-    )
+    _expect_index(body, 1, "BAT-5", "the entry that is not I-JSON")
     await _next_offset(target, channel, "BAT-3", 2)
 
 
@@ -196,12 +193,7 @@ async def test_an_entry_too_large_fails_the_batch_naming_it(target: Target) -> N
         await _raw(target, channel, {"messages": entries}), 413, clause="BAT-7",
         code="payload_too_large", channel=channel,
     )  # fmt: skip
-    expect(
-        (body["error"].get("details") or {}).get("index") == 1,
-        clause="BAT-7",
-        expected="details.index 1, the lowest entry too large",
-        received=body,
-    )
+    _expect_index(body, 1, "BAT-7", "the lowest entry too large")
     await _next_offset(target, channel, "BAT-3", 1)
 
 
