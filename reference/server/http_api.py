@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 from aiohttp import web
 
 from reference.core import batch_publish, check_order, ijson, payloads
@@ -143,7 +144,9 @@ async def publish_batch(request: web.Request) -> web.Response:
     )
     results = await node.publish_batch(parsed)
     status = 201 if batch_publish.batch_stored_any(results) else 200  # BAT-1
-    return web.json_response(batch_publish.batch_wire(parsed.channel, results), status=status)
+    # orjson: a thousand results of offsets, ids and booleans, ~10x faster than json.dumps
+    body = orjson.dumps(batch_publish.batch_wire(parsed.channel, results))
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 async def read_history(request: web.Request) -> web.Response:
