@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from reference.core.batch_publish import BatchEntry
 from reference.core.payloads import RetentionUpdate, encode_payload
 
 if TYPE_CHECKING:
     from reference.store import Store
-    from tests.conftest import FakeClock
+    from tests.conftest import FakeClock, StoreFactory
 
 
 def entry(value: Any, message_id: str | None = None) -> BatchEntry:
@@ -115,3 +117,21 @@ async def test_a_batch_key_expires_with_the_window(store: Store, clock: FakeCloc
     clock.advance(3600, ms=1)
     results = await store.append_batch("c", [entry(2, "k")])
     assert (results[0].offset, results[0].duplicate) == (2, False)  # IDM-6: the window passed
+
+
+async def test_batches_through_two_nodes_of_a_shared_store_never_interleave(
+    make_store: StoreFactory,
+) -> None:
+    one, two = await make_store(), await make_store()
+    if not one.shared:
+        pytest.skip("two in-process memory stores are two servers (DUR-3)")
+    done = await asyncio.gather(
+        *(node.append_batch("c", [entry(f"{b}.{n}", f"k{n}") for n in range(8)])
+          for b, node in enumerate([one, two, one, two]))
+    )  # fmt: skip
+    stored = [batch for batch in done if not batch[0].duplicate]
+    assert len(stored) == 1  # BAT-9 across nodes: every other batch is all duplicates
+    assert all(r.duplicate for batch in done if batch is not stored[0] for r in batch)
+    assert [r.offset for r in stored[0]] == list(range(1, 9))  # BAT-2
+    assert all([r.offset for r in batch] == list(range(1, 9)) for batch in done)
+    assert (await two.state("c")).head == 8
