@@ -62,9 +62,9 @@ async def _probe(target: Target, feature: str) -> bool:
         again = await backend.publish(channel, {"n": 1}, id="probe-1")
         return again.get("duplicate") is True and again.get("offset") == first.get("offset")
     if feature == "batch-publish":
-        body = {"messages": [{"data": {"n": 1}}]}
+        batch = {"messages": [{"data": {"n": 1}}]}
         path = batches_path(channel)
-        status, _ = await backend.request("POST", path, body=body, channel=channel)
+        status, _ = await backend.request("POST", path, body=batch, channel=channel)
         return status == 201
     client = await target.client(grants=[grant(channel)])
     if feature == "client-publish":
