@@ -29,6 +29,7 @@ from conformance.protocol import (
     INFO_PATH,
     ROUTE_SESSION,
     SUCCESS_SCHEMAS,
+    batches_path,
     messages_path,
     retention_path,
     session_path,
@@ -184,7 +185,8 @@ class Backend:
             method, path, body, None, None, auth, channel, REQUEST_TIMEOUT_S
         )
         if response.status not in statuses or not isinstance(response.body, dict):
-            fail(clause, expected, _answer(response), channel=channel)
+            answer = f"HTTP {response.status} {summarize(response.body)}"
+            fail(clause, expected, answer, channel=channel)
         if broken is not None:
             # Recorded already; the case must not go on with an answer that failed its schema,
             # or its own clauses would be charged with this step's failure.
@@ -308,6 +310,15 @@ class Backend:
         )  # fmt: skip
         return dict(response.body)
 
+    async def publish_batch(self, channel: str, entries: Sequence[Mapping[str, Any]]) -> Any:
+        """One batch of ``{"data", "id"?}`` entries; fails the case (BAT-1) unless 2xx."""
+        body = {"messages": [dict(e) for e in entries]}
+        response = await self._step(
+            "POST", batches_path(channel), clause="BAT-1", statuses=(201, 200), body=body,
+            expected="HTTP 201 (or 200) with one result per entry", channel=channel,
+        )  # fmt: skip
+        return response.body
+
     async def publish_many(
         self, channel: str, count: int, data: Sequence[object] | None = None
     ) -> list[int]:
@@ -378,10 +389,6 @@ class Backend:
             expected="HTTP 200 with the retention in force",
         )  # fmt: skip
         return dict(response.body)
-
-
-def _answer(response: HttpResponse) -> str:
-    return f"HTTP {response.status} {summarize(response.body)}"
 
 
 def _shown(body: object, raw: bytes | None) -> object:

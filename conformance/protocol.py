@@ -25,6 +25,7 @@ __all__ = [
     "INFO_PATH",
     "MAX_TTL_S",
     "PROTOCOL",
+    "ROUTE_BATCHES",
     "ROUTE_INFO",
     "ROUTE_MESSAGES",
     "ROUTE_RETENTION",
@@ -32,6 +33,7 @@ __all__ = [
     "ROUTE_SESSIONS",
     "SUCCESS_SCHEMAS",
     "Reply",
+    "batches_path",
     "channel_of",
     "channel_segment",
     "grant",
@@ -53,6 +55,7 @@ ROUTE_SESSIONS: Final = re.compile(rf"^{API}/sessions$")
 ROUTE_SESSION: Final = re.compile(rf"^{API}/sessions/(?P<session>[^/?]+)$")
 ROUTE_MESSAGES: Final = re.compile(rf"^{API}/channels/(?P<channel>[^/?]+)/messages$")
 ROUTE_RETENTION: Final = re.compile(rf"^{API}/channels/(?P<channel>[^/?]+)/retention$")
+ROUTE_BATCHES: Final = re.compile(rf"^{API}/channels/(?P<channel>[^/?]+)/batches$")
 
 # (method, route) -> {status: (schema of the body, clause that defines it)}
 SUCCESS_SCHEMAS: Final[list[tuple[str, re.Pattern[str], dict[int, tuple[str, str]]]]] = [
@@ -69,6 +72,14 @@ SUCCESS_SCHEMAS: Final[list[tuple[str, re.Pattern[str], dict[int, tuple[str, str
     ),
     ("GET", ROUTE_MESSAGES, {200: ("http-history-response", "HIS-1")}),
     ("PUT", ROUTE_RETENTION, {200: ("http-retention-response", "RET-1")}),
+    (
+        "POST",
+        ROUTE_BATCHES,
+        {
+            201: ("http-batch-publish-response", "BAT-1"),
+            200: ("http-batch-publish-response", "BAT-1"),
+        },
+    ),
 ]
 
 # The HTTP status of each error code (spec §4.1 table).
@@ -90,7 +101,16 @@ ERROR_STATUS: Final[Mapping[str, int]] = {
 
 # The features of spec §11 ("sessions" is the core every target has).
 FEATURES: Final = frozenset(
-    {"sessions", "client-publish", "idempotency", "history", "cursors", "retention", "cluster"}
+    {
+        "sessions",
+        "client-publish",
+        "idempotency",
+        "history",
+        "cursors",
+        "retention",
+        "cluster",
+        "batch-publish",
+    }
 )
 # What a grant may allow (spec §9.1).
 ACTIONS: Final = ("subscribe", "publish", "history")
@@ -160,6 +180,11 @@ def channel_segment(channel: str) -> str:
 def messages_path(channel: str) -> str:
     """``/replay/v1/channels/<channel>/messages``."""
     return f"{API}/channels/{channel_segment(channel)}/messages"
+
+
+def batches_path(channel: str) -> str:
+    """``/replay/v1/channels/<channel>/batches`` (feature ``batch-publish``)."""
+    return f"{API}/channels/{channel_segment(channel)}/batches"
 
 
 def retention_path(channel: str) -> str:

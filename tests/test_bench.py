@@ -99,3 +99,19 @@ def test_node_side_passes_its_own_tests() -> None:
         cwd=BENCH / "node",
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_batch_publish_runs_tiny_on_memory_and_its_own_redis(tmp_path: Path) -> None:
+    """bench/batch_publish.py, single-server: needs no node; ``--store redis`` starts its own
+    redis-server (skipped without one, failed on CI)."""
+    figures = tmp_path / "batch.json"
+    done = _bench("batch_publish.py", "--messages", "500", "--batch", "100", "--json", str(figures))
+    assert "messages/s" in done.stdout
+    written = json.loads(figures.read_text())
+    assert written["benchmark"] == "batch_publish" and written["messages"] == 500
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Redis batch benchmark; redis-server is missing")
+        pytest.skip("redis-server is not installed")
+    done = _bench("batch_publish.py", "--messages", "500", "--batch", "100", "--store", "redis")
+    assert "store redis" in done.stdout

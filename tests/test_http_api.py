@@ -45,6 +45,7 @@ async def test_info_needs_no_key_and_advertises_what_is_implemented() -> None:  
             "history",
             "cursors",
             "retention",
+            "batch-publish",
         }
 
 
@@ -57,6 +58,7 @@ async def test_every_other_route_needs_the_api_key(key: str | None) -> None:  # 
             ("POST", "/replay/v1/channels/c/messages"),
             ("GET", "/replay/v1/channels/c/messages"),
             ("PUT", "/replay/v1/channels/c/retention"),
+            ("POST", "/replay/v1/channels/c/batches"),
         ]:
             status, body = await raw(served.http, method, served.url + path, key=key, data="{}")
             assert (status, body["error"]["code"]) == (401, "unauthorized"), path

@@ -69,3 +69,25 @@ def test_a_caller_may_refuse_constants() -> None:
 
     with pytest.raises(ValueError):
         ijson.loads("[Infinity]", parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    ("text", "noted", "found"),
+    [
+        ('{"a": [1, 1.5, "é", "\\u00e9"]}', False, False),
+        ('["\\ud83c\\udf89"]', True, False),  # a pair is one character, but it is an escape
+        ('{"a": 1, "a": 2}', True, True),  # MSG-7
+        ('["\\ud800"]', True, True),  # MSG-6
+        ("[12345678901234567890]", True, True),  # MSG-8
+        ("[9007199254740991, -9007199254740991, 999999999999999]", False, False),
+        ("[9007199254740992]", True, True),  # MSG-8: 16 digits, one above the bound
+        ("[1e400]", True, True),  # MSG-8
+        ("[NaN]", True, True),
+    ],
+)
+def test_loads_noting_says_when_a_walk_may_find_a_problem(
+    text: str, noted: bool, found: bool
+) -> None:
+    value, said = ijson.loads_noting(text)
+    assert said is noted
+    assert (ijson.problem(value) is not None) is found  # never found where nothing was noted

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import MultiDict
 
 from reference.core import ijson, payloads
@@ -232,3 +234,30 @@ def test_an_unsafe_integer_elsewhere_fails_its_schema() -> None:  # TRN-5, not i
 def test_encoding_a_lone_surrogate_is_bad_request_not_a_crash() -> None:
     with pytest.raises(BadRequest):
         payloads.encode_payload("\ud800", 65536)
+
+
+_JSON_LIKE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()  # NaN and infinities too: both encoders must refuse them
+    | st.text(st.characters(codec=None, exclude_categories=())),  # lone surrogates too
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON_LIKE)
+def test_the_orjson_shortcut_writes_what_json_writes(value: object) -> None:
+    try:
+        expected: str | None = payloads._COMPACT.encode(value)
+    except ValueError:
+        expected = None
+    try:
+        got: str | None = payloads._compact_text(value)
+    except ValueError:
+        got = None
+    assert got == expected

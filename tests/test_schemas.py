@@ -42,6 +42,8 @@ EXPECTED_SCHEMAS: dict[str, str] = {
     "http-session-response": "`POST /replay/v1/sessions`",
     "http-publish-request": "`POST /replay/v1/channels/{channel}/messages`",
     "http-publish-response": "`POST /replay/v1/channels/{channel}/messages`",
+    "http-batch-publish-request": "`POST /replay/v1/channels/{channel}/batches`",
+    "http-batch-publish-response": "`POST /replay/v1/channels/{channel}/batches`",
     "http-history-response": "`GET /replay/v1/channels/{channel}/messages",
     "http-retention-request": "`PUT /replay/v1/channels/{channel}/retention`",
     "http-retention-response": "`PUT /replay/v1/channels/{channel}/retention`",

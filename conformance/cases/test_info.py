@@ -19,7 +19,14 @@ from conformance import (
     expect_status,
     grant,
 )
-from conformance.protocol import API, FEATURES, MAX_TTL_S, messages_path, retention_path
+from conformance.protocol import (
+    API,
+    FEATURES,
+    MAX_TTL_S,
+    batches_path,
+    messages_path,
+    retention_path,
+)
 
 OPTIONAL_FEATURES = sorted(FEATURES - {"sessions", "cluster"})
 
@@ -54,6 +61,11 @@ async def _probe(target: Target, feature: str) -> bool:
         first = await backend.publish(channel, {"n": 1}, id="probe-1")
         again = await backend.publish(channel, {"n": 1}, id="probe-1")
         return again.get("duplicate") is True and again.get("offset") == first.get("offset")
+    if feature == "batch-publish":
+        batch = {"messages": [{"data": {"n": 1}}]}
+        path = batches_path(channel)
+        status, _ = await backend.request("POST", path, body=batch, channel=channel)
+        return status == 201
     client = await target.client(grants=[grant(channel)])
     if feature == "client-publish":
         return (await client.publish(channel, {"n": 1})).get("ok") is True

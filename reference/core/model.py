@@ -191,6 +191,15 @@ class Limits:
     max_subscriptions: int = 100
     max_ttl_s: int = 30 * 24 * 3600
     default_ttl_s: int = 3600
+    max_batch_publish: int = 1000  # entries per batch publish (BAT-6); INF-7: at least 1000
+    # The batch route's body limit (BAT-10), raised to INF-7's minimum when set below it.
+    max_batch_publish_bytes: int = 8 * 1024 * 1024
+
+    def batch_publish_body_limit(self) -> int:
+        """``max_batch_publish_bytes`` as enforced and advertised: at least 1 MiB and API-8's
+        bound, so every valid single publish fits as a batch of one (INF-7)."""
+        single = 6 * self.max_payload_bytes + 16384
+        return max(self.max_batch_publish_bytes, single, 1024 * 1024)
 
     def to_wire(self) -> dict[str, int]:
         return {
@@ -200,4 +209,6 @@ class Limits:
             "idempotency_window_s": self.idempotency_window_s,
             "max_subscriptions": self.max_subscriptions,
             "max_ttl_s": self.max_ttl_s,
+            "max_batch_publish": self.max_batch_publish,
+            "max_batch_publish_bytes": self.batch_publish_body_limit(),
         }

@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 import jsonschema
+import orjson
 from referencing import Registry, Resource
 
 from reference.core import ijson, jcs
@@ -23,6 +24,22 @@ from reference.core.model import CHANNEL_PATTERN, AutoSubscription, Grant, Paylo
 from reference.spec_files import spec_dir
 
 _MAX_DETAIL = 60
+# One encoder for every payload: json.dumps with options builds a new one per call, which
+# costs about as much as encoding a small payload (a batch publish encodes thousands).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# orjson writes what _COMPACT writes, byte for byte, for every value but two kinds: floats
+# (``0.00001`` against ``1e-05``) and NaN or infinity, which it writes as ``null`` where
+# _COMPACT refuses them. Text with neither a float nor a ``null`` holds neither.
+
+
+def _compact_text(value: object) -> str:
+    """``_COMPACT.encode(value)``, through orjson (several times faster) where that is the
+    same text; ``_COMPACT`` raises for what is not JSON (NaN, a lone surrogate, ...)."""
+    try:
+        text = orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:  # integers beyond 64 bits, deep nesting, surrogates, ...
+        return _COMPACT.encode(value)
+    return _COMPACT.encode(value) if "null" in text or jcs.may_hold_float(text) else text
 
 
 @cache
@@ -106,7 +123,7 @@ def encode_payload(value: object, max_bytes: int) -> Payload:
     tests encode integers beyond 2^53 here too (measured as their decimal digits).
     """
     try:
-        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        encoded = _compact_text(value)
         size = jcs.canonical_size(value, encoded)  # UnicodeEncodeError: a lone surrogate
     except (ValueError, TypeError, RecursionError) as exc:
         raise BadRequest(f"data is not encodable as JSON: {type(exc).__name__}") from None

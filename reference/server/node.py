@@ -18,6 +18,7 @@ from reference import __version__
 from reference.bus.base import Bus, BusEvent, HeadMoved, LocalBus, SessionChanged, SessionDeleted
 from reference.bus.remote import RemoteBus
 from reference.core import grants, positions
+from reference.core.batch_publish import BatchPublishRequest, batch_stored_any
 from reference.core.errors import NotFound
 from reference.core.model import Action, AppendResult, Grant, JsonValue, Limits, Session
 from reference.core.payloads import HistoryRequest, PublishRequest, SessionRequest
@@ -33,7 +34,14 @@ from reference.store.base import Store
 log = logging.getLogger(__name__)
 
 IMPLEMENTATION_NAME = "socketio-replay-reference"
-OPTIONAL_FEATURES = ("client-publish", "idempotency", "history", "cursors", "retention")
+OPTIONAL_FEATURES = (
+    "client-publish",
+    "idempotency",
+    "history",
+    "cursors",
+    "retention",
+    "batch-publish",
+)
 
 
 @dataclass
@@ -128,6 +136,13 @@ class ReplayNode:
         if not result.duplicate:
             await self.bus.publish(HeadMoved(request.channel))
         return result
+
+    async def publish_batch(self, request: BatchPublishRequest) -> tuple[AppendResult, ...]:
+        """Append a batch atomically and wake its subscribers once (BAT-2, BAT-3, BAT-12)."""
+        results = await self.store.append_batch(request.channel, request.entries)
+        if batch_stored_any(results):
+            await self.bus.publish(HeadMoved(request.channel))
+        return results
 
     async def history(self, request: HistoryRequest) -> dict[str, JsonValue]:
         """A history read, for ``replay:history`` and the HTTP route alike (HIS-1, HIS-4 to

@@ -15,8 +15,9 @@ import abc
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+from reference.core.batch_publish import BatchEntry
 from reference.core.model import (
     AppendResult,
     ChannelState,
@@ -80,6 +81,18 @@ class Store(abc.ABC):
         the idempotency window, store nothing and return the original offset with
         ``duplicate=True`` (IDM-6, IDM-7, IDM-5, IDM-9). Without one, assign a unique id
         (MSG-3), which is no key (IDM-8). Apply retention after appending (RET-12).
+        """
+
+    @abc.abstractmethod
+    async def append_batch(
+        self, channel: str, entries: Sequence[BatchEntry]
+    ) -> tuple[AppendResult, ...]:
+        """Store ``entries`` at consecutive offsets from ``head + 1``, in order, as one atomic
+        step (BAT-2, BAT-3), and return one result per entry, all of one epoch.
+
+        Each entry is treated as ``append`` treats one message, in order, so an ``id`` an
+        earlier entry of the batch gave is a duplicate of it (BAT-8). Retention applies once,
+        after the whole batch (BAT-11).
         """
 
     @abc.abstractmethod

@@ -30,6 +30,9 @@ from reference.core.model import (
 from reference.store.base import Clock, Store, message_ids, wall_clock_ms
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from reference.core.batch_publish import BatchEntry
     from reference.core.payloads import RetentionUpdate
 
 
@@ -132,6 +135,26 @@ class MemoryStore(Store):
     async def append(self, channel: str, payload: Payload, message_id: str | None) -> AppendResult:
         ch = self._channel(channel)
         now = self.clock()
+        result = self._add(channel, ch, payload, message_id, now)
+        ch.expire_count()
+        ch.expire_age(now)
+        return result
+
+    async def append_batch(
+        self, channel: str, entries: Sequence[BatchEntry]
+    ) -> tuple[AppendResult, ...]:
+        ch = self._channel(channel)
+        now = self.clock()
+        # Atomic because nothing here awaits (BAT-3); retention once, after all (BAT-11).
+        results = tuple(self._add(channel, ch, e.payload, e.id, now) for e in entries)
+        ch.expire_count()
+        ch.expire_age(now)
+        return results
+
+    def _add(
+        self, channel: str, ch: _Channel, payload: Payload, message_id: str | None, now: int
+    ) -> AppendResult:
+        """Store one message at ``head + 1`` unless its ``id`` is a duplicate; no retention."""
         keyed = message_id is not None
         if message_id is not None:
             ch.expire_ids(now)
@@ -150,8 +173,6 @@ class MemoryStore(Store):
             expires_at = now + self.idempotency_window_s * 1000
             ch.ids[message_id] = (offset, expires_at)
             ch.expiry.append((expires_at, message_id))
-        ch.expire_count()
-        ch.expire_age(now)
         return AppendResult(channel, offset, ch.epoch, message_id, duplicate=False)
 
     async def read(self, channel: str, start: int, limit: int) -> ReadResult:

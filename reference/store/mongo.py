@@ -29,16 +29,21 @@ whoever comes next completes it. A publish that committed is answered with succe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from reference.core.batch_publish import BatchEntry, earlier_repeats
+from reference.core.errors import ReplayError, Unavailable
 from reference.core.model import AppendResult, ChannelState, Cursor, Payload, ReadResult, Session
 from reference.store.base import Clock, Store, message_ids, wall_clock_ms
 from reference.store.mongo_claims import Claim, Claims
 from reference.store.mongo_collection import Closable, Database
 from reference.store.mongo_deployment import Deployment, configured, inspect
 from reference.store.mongo_errors import guarded
-from reference.store.mongo_log import ChannelLog, Committed, element
+from reference.store.mongo_log import ChannelLog, Committed, Snapshot, element
 from reference.store.mongo_sessions import Sessions
 
 if TYPE_CHECKING:
@@ -138,24 +143,106 @@ class MongoStore(Store):
     async def _answer(
         self, committed: Committed, message_id: str, claim: Claim | None
     ) -> AppendResult:
-        """Answer a committed publish after its bookkeeping, which a cancelled caller (a
-        client gone) does not interrupt: it goes on in a task of its own."""
-        task = asyncio.ensure_future(self._settle(committed, claim))
-        self._bookkeeping.add(task)
-        task.add_done_callback(self._bookkeeping.discard)
-        await asyncio.shield(task)
+        """Answer a committed publish after its bookkeeping."""
+        await self._after_commit(committed, {} if claim is None else {committed.offset: claim})
         snap = committed.snapshot
         return AppendResult(snap.channel, committed.offset, snap.epoch, message_id, False)
 
-    async def _settle(self, committed: Committed, claim: Claim | None) -> None:
+    async def _after_commit(self, committed: Committed, claims: dict[int, Claim]) -> None:
+        """The bookkeeping of a commit (``claims`` by offset), which a cancelled caller (a
+        client gone) does not interrupt: it goes on in a task of its own."""
+        task = asyncio.ensure_future(self._settle(committed, claims))
+        self._bookkeeping.add(task)
+        task.add_done_callback(self._bookkeeping.discard)
+        await asyncio.shield(task)
+
+    async def _settle(self, committed: Committed, claims: dict[int, Claim]) -> None:
         offset = committed.offset
         try:
-            if claim is not None:  # first: a copied message may be trimmed (mongo_claims)
-                await self.claims.record(claim.channel, claim.message_id, claim.owner, offset)
+            for at, claim in claims.items():  # first: a copied message may be trimmed
+                await self.claims.record(claim.channel, claim.message_id, claim.owner, at)
             await self.log.settle(committed)
         except Exception as exc:  # stored all the same; whoever comes next completes it
             channel = committed.snapshot.channel
             log.warning("channel %r: bookkeeping after offset %d failed (%s)", channel, offset, exc)
+
+    async def append_batch(
+        self, channel: str, entries: Sequence[BatchEntry]
+    ) -> tuple[AppendResult, ...]:
+        for _ in range(self.claims.renewals):
+            done = await self._try_batch(channel, entries)
+            if done is not None:
+                return done
+        raise Unavailable(f"channel {channel!r}: the batch's claims kept changing; retry")
+
+    async def _try_batch(
+        self, channel: str, entries: Sequence[BatchEntry]
+    ) -> tuple[AppendResult, ...] | None:
+        """Claim every distinct ``id`` (in sorted order, so two batches never wait on each
+        other's claims), then commit the new entries in one update conditioned on the epoch
+        and fence the claims hold (BAT-3, BAT-9). None: a claim moved; nothing was stored and
+        every claim taken here is released."""
+        snap = await self.log.snapshot(channel)
+        keyed = sorted({e.id for e in entries if e.id is not None})
+        claims: dict[str, Claim] = {}
+        known: dict[str, AppendResult] = {}
+        try:
+            for message_id in keyed:
+                claimed = await self.claims.claim(channel, message_id, snap)
+                if isinstance(claimed, AppendResult):
+                    known[message_id] = claimed
+                else:
+                    claims[message_id] = claimed
+        except BaseException:
+            await self._release(claims.values())
+            raise
+        terms = {(c.epoch, c.fence) for c in claims.values()} | {(snap.epoch, snap.fence)}
+        if len(terms) > 1 or any(r.epoch != snap.epoch for r in known.values()):
+            await self._release(claims.values())  # decided under different views: again
+            return None
+        return await self._commit_batch(snap, entries, claims, known)
+
+    async def _commit_batch(
+        self,
+        snap: Snapshot,
+        entries: Sequence[BatchEntry],
+        claims: dict[str, Claim],
+        known: dict[str, AppendResult],
+    ) -> tuple[AppendResult, ...] | None:
+        now, channel = self.clock(), snap.channel
+        repeats = earlier_repeats([e.id for e in entries])
+        fresh = [i for i, e in enumerate(entries) if i not in repeats and e.id not in known]
+        ids = [e.id if e.id is not None else next(self._message_ids) for e in entries]
+        els = [
+            element(ids[i], now, entries[i].payload.encoded, entries[i].payload.size,
+                    claims[ids[i]].owner if ids[i] in claims else None)
+            for i in fresh
+        ]  # fmt: skip
+        results: list[AppendResult | None] = [None] * len(entries)
+        if els:
+            fence = snap.fence if claims else None
+            committed = await self.log.commit_many(channel, els, epoch=snap.epoch, fence=fence)
+            if committed is None:  # the fence moved or the channel was lost: nothing stored
+                await self._release(claims.values())
+                return None
+            by_offset = {}
+            for i, offset in zip(fresh, committed.offsets, strict=True):
+                results[i] = AppendResult(channel, offset, snap.epoch, ids[i], False)
+                if ids[i] in claims:
+                    by_offset[offset] = claims[ids[i]]
+            await self._after_commit(committed, by_offset)
+        for i, message_id in enumerate(ids):
+            if i in repeats:
+                original = results[repeats[i]] or known[message_id]
+                results[i] = replace(original, duplicate=True)  # BAT-8: a repeat in the batch
+            elif results[i] is None:
+                results[i] = known[message_id]
+        return tuple(r for r in results if r is not None)
+
+    async def _release(self, claims: Iterable[Claim]) -> None:
+        for claim in claims:
+            with contextlib.suppress(ReplayError):  # a claim left behind is taken over later
+                await self.claims.release(claim)
 
     async def read(self, channel: str, start: int, limit: int) -> ReadResult:
         return await self.log.read(channel, start, limit)

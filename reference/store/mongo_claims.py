@@ -226,6 +226,12 @@ class Claims:
                 return renewed
         raise Unavailable("the channel's claims keep changing; retry")
 
+    async def release(self, claim: Claim) -> None:
+        """Give up a claim whose message was never committed (a batch that could not commit
+        all of its entries), so a retry need not wait ``stale_ms`` to take it over."""
+        held = {"owner": claim.owner, "offset": None}
+        await self._keys.delete_many({"channel": claim.channel, "id": claim.message_id, **held})
+
     async def record(self, channel: str, message_id: str, owner: str, offset: int) -> None:
         """Record on ``owner``'s claim the offset its message was committed at."""
         key = {"channel": channel, "id": message_id}

@@ -57,7 +57,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,14 +135,18 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """An append's commit: the message is stored at ``offset``."""
+    """An append's commit: its messages are stored at ``offsets``, the last at ``offset``."""
 
     snapshot: Snapshot
-    element: Document
+    elements: tuple[Document, ...]
 
     @property
     def offset(self) -> int:
         return self.snapshot.head
+
+    @property
+    def offsets(self) -> range:
+        return range(self.snapshot.head - len(self.elements) + 1, self.snapshot.head + 1)
 
 
 class ChannelLog:
@@ -193,29 +197,49 @@ class ChannelLog:
         """Store ``el`` at the next offset (OFF-2, PUB-4); with a ``fence``, only if the
         channel is still in ``epoch`` with that fence, else None. Without one the channel is
         created on first touch."""
+        return await self.commit_many(channel, (el,), epoch=epoch, fence=fence)
+
+    async def commit_many(
+        self,
+        channel: str,
+        els: Sequence[Document],
+        *,
+        epoch: str | None = None,
+        fence: int | None = None,
+    ) -> Committed | None:
+        """Store ``els`` at the next offsets, in order, in one atomic update (BAT-2, BAT-3):
+        ``head`` moves by their number as they join ``pending``, so its invariant holds. With
+        an ``epoch`` (and a ``fence``), only if the channel is still in it, else None; without,
+        the channel is created on first touch."""
         query: dict[str, Any] = {"_id": channel}
-        update: dict[str, Any] = {"$inc": {"head": 1}, "$push": {"pending": el}}
-        if fence is None:
+        update: dict[str, Any] = {
+            "$inc": {"head": len(els)},
+            "$push": {"pending": {"$each": list(els)}},
+        }
+        if epoch is None and fence is None:
             update["$setOnInsert"] = self._fresh()
         else:
-            query |= {"epoch": epoch, "fence": fence}
+            query["epoch"] = epoch
+            if fence is not None:
+                query["fence"] = fence
         while True:
             try:
                 doc = await self._channels.find_one_and_update(
-                    query, update, upsert=fence is None, return_document=AFTER
+                    query, update, upsert="epoch" not in query, return_document=AFTER
                 )
             except self._dup:  # a racing first touch created the channel: append to it
                 continue
-            return None if doc is None else Committed(Snapshot(channel, doc), el)
+            return None if doc is None else Committed(Snapshot(channel, doc), tuple(els))
 
     async def settle(self, committed: Committed) -> None:
         """The bookkeeping after a commit: copy out, tidy ``pending``, apply retention."""
         snap = committed.snapshot
-        await self._copy(snap, committed.offset, committed.element)
+        for offset, el in zip(committed.offsets, committed.elements, strict=True):
+            await self._copy(snap, offset, el)
         now = await self._channels.find_one({"_id": snap.channel, "epoch": snap.epoch})
         if now is not None:
             snap = Snapshot(snap.channel, now)
-            await self._tidy(snap, str(committed.element["t"]))
+            await self._tidy(snap, {str(el["t"]) for el in committed.elements})
             await self.first(snap, self._clock())
 
     async def _copy(self, snap: Snapshot, offset: int, el: Document) -> None:
@@ -224,22 +248,22 @@ class ChannelLog:
         with contextlib.suppress(*self._dup):  # a duplicate: copied already, identically
             await self._messages.insert_one(doc)
 
-    async def _tidy(self, snap: Snapshot, own: str) -> None:
+    async def _tidy(self, snap: Snapshot, own: set[str]) -> None:
         """Remove the copied run at the front of ``pending``, completing leftovers in it;
-        if ``own`` is not in that run, mark it copied in place."""
+        mark each of ``own`` not in that run copied in place."""
         done: list[str] = []
         now = self._clock()
         for offset, el in snap.pending():
             tag = str(el["t"])
-            if not (el.get("c") or tag == own):
+            if not (el.get("c") or tag in own):
                 if now - int(el["ts"]) < self.leftover_ms:
                     break  # its publisher is (probably) still at it
                 await self._complete(snap, offset, el)
             done.append(tag)
         key = {"_id": snap.channel, "epoch": snap.epoch}
-        if own not in done:
-            marked = {"$set": {"pending.$": {"t": own, "c": True}}}
-            await self._channels.update_one({**key, "pending.t": own}, marked)
+        for tag in sorted(own - set(done)):
+            marked = {"$set": {"pending.$": {"t": tag, "c": True}}}
+            await self._channels.update_one({**key, "pending.t": tag}, marked)
         if done:
             await self._channels.update_one(key, {"$pull": {"pending": {"t": {"$in": done}}}})
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis import exceptions as rx
@@ -64,6 +64,7 @@ from reference.store.records import session_from_record, session_record
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
+    from reference.core.batch_publish import BatchEntry
     from reference.core.payloads import RetentionUpdate
 
 T = TypeVar("T")
@@ -149,6 +150,7 @@ class RedisStore(Store):
         super().__init__(clock=clock, idempotency_window_s=idempotency_window_s)
         self._redis = client
         self._lua_append = client.register_script(redis_lua.APPEND)
+        self._lua_append_batch = client.register_script(redis_lua.APPEND_BATCH)
         self._lua_read = client.register_script(redis_lua.READ)
         self._lua_retention = client.register_script(redis_lua.RETENTION)
         self._lua_upsert_session = client.register_script(redis_lua.UPSERT_SESSION)
@@ -246,6 +248,28 @@ class RedisStore(Store):
             self._lua_append, keys, args, idempotent=False
         )
         return AppendResult(channel, int(offset), epoch, message_id, duplicate=bool(duplicate))
+
+    async def append_batch(
+        self, channel: str, entries: Sequence[BatchEntry]
+    ) -> tuple[AppendResult, ...]:
+        keys = list(channel_keys(channel))
+        args: list[Any] = [*self._channel_args(), self.idempotency_window_s * 1000]
+        ids = []
+        for entry in entries:
+            key_index = 0
+            message_id = entry.id
+            if message_id is None:
+                message_id = next(self._message_ids)
+            else:
+                keys.append(idempotency_key(channel, message_id))
+                key_index = len(keys)  # Lua's KEYS is 1-based
+            ids.append(message_id)
+            args += [message_id, entry.payload.encoded, entry.payload.size, key_index]
+        epoch, *flat = await self._script(self._lua_append_batch, keys, args, idempotent=False)
+        return tuple(
+            AppendResult(channel, int(offset), epoch, message_id, duplicate=bool(duplicate))
+            for message_id, offset, duplicate in zip(ids, flat[::2], flat[1::2], strict=True)
+        )
 
     async def read(self, channel: str, start: int, limit: int) -> ReadResult:
         args = [*self._channel_args(), start, limit]

@@ -125,6 +125,48 @@ return {ch.epoch, offset, 0}
 """
 )
 
+APPEND_BATCH = (
+    _CHANNEL
+    + """
+-- ARGV[4] idempotency window (ms), then per entry four arguments: id, data, size and the
+-- index in KEYS of its id's key ("0" when it has none). One script, so the batch is atomic and
+-- contiguous (BAT-2, BAT-3); entries go in order, so an id an earlier entry set is seen as a
+-- duplicate of it (BAT-8). Returns the epoch, then offset and duplicate flag per entry.
+local ch = open_channel()
+local window = tonumber(ARGV[4])
+local out = {ch.epoch}
+local ts = math.max(now, ch.last_ts)  -- MSG-4, MSG-5: one clock reading for the batch
+for i = 5, #ARGV, 4 do
+  local key = tonumber(ARGV[i + 3])
+  local offset, duplicate = nil, 0
+  if key > 0 then
+    local known = redis.call('GET', KEYS[key])
+    if known then
+      local at, expires, epoch = string.match(known, '^(%d+):(%d+):(.+)$')
+      if epoch == ch.epoch and tonumber(expires) > now then  -- IDM-9, IDM-6, IDM-5
+        offset, duplicate = tonumber(at), 1
+      end
+    end
+  end
+  if not offset then
+    offset = ch.head + 1  -- OFF-2
+    redis.call('XADD', stream, fmt(offset) .. '-0',
+               'id', ARGV[i], 'ts', fmt(ts), 'data', ARGV[i + 1], 'size', ARGV[i + 2])
+    ch.head = offset
+    if key > 0 then
+      local value = fmt(offset) .. ':' .. fmt(now + window) .. ':' .. ch.epoch
+      redis.call('SET', KEYS[key], value, 'PX', fmt(window))
+    end
+  end
+  out[#out + 1] = offset
+  out[#out + 1] = duplicate
+end
+redis.call('HSET', meta, 'head', fmt(ch.head), 'last_ts', fmt(ts))
+trim(ch, true)  -- BAT-11: once, after the whole batch
+return out
+"""
+)
+
 READ = (
     _CHANNEL
     + """
