@@ -17,6 +17,7 @@ and the live objects gained per type.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import signal
@@ -85,6 +86,7 @@ def owner(traceback: tracemalloc.Traceback, stdlib_too: bool) -> str:
 
 def dump(process: subprocess.Popen[str], folder: Path, index: int, state: str) -> Dump:
     """Ask the traced server for dump ``index`` and read it back."""
+    asked = time.monotonic()
     process.send_signal(signal.SIGUSR1)
     done = folder / f"{index}.done"
     deadline = time.monotonic() + 300
@@ -92,6 +94,8 @@ def dump(process: subprocess.Popen[str], folder: Path, index: int, state: str) -
         if time.monotonic() > deadline or process.poll() is not None:
             raise RuntimeError(f"the traced server wrote no dump {index}")
         time.sleep(0.1)
+    # on stderr, as the dump blocks the server: longer than a ping interval drops its sockets
+    print(f"dump {index} ({state}): {time.monotonic() - asked:.1f} s", file=sys.stderr)
     facts = json.loads((folder / f"{index}.json").read_text())
     shot = folder / f"{index}.snapshot"
     return Dump(
@@ -104,11 +108,17 @@ def dump(process: subprocess.Popen[str], folder: Path, index: int, state: str) -
     )
 
 
-def profile(sockets: int, frames: int, settle: float, env: dict[str, str]) -> list[Dump]:
-    """Run the traced reference through listening, connected and subscribed; dump each."""
+def profile(
+    sockets: int, frames: int, settle: float, env: dict[str, str], keep: Path | None = None
+) -> list[Dump]:
+    """Run the traced reference through listening, connected and subscribed; dump each (into
+    ``keep`` if given, else a temporary folder)."""
     api_key = secrets.token_hex(16)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            keep = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        keep.mkdir(parents=True, exist_ok=True)
+        folder, tmp = keep, str(keep)
         argv = [sys.executable, str(BENCH / "_traced.py"), tmp, "reference", "--port", "0",
                 "--api-key", api_key, "--log-level", "warning"]  # fmt: skip
         process, url = start(argv, {**env, "REPLAY_TRACE_FRAMES": str(frames)})
@@ -250,7 +260,7 @@ def print_malloc(sockets: int, settle: float) -> list[dict[str, Any]]:
         dumps = profile(sockets, 0, settle, env)
         steps = {label: per_socket(b, a, sockets)["rss"] for label, b, a in _steps(dumps)}
         name = " ".join(f"{k}={v}" for k, v in env.items()) or "default"
-        results.append({"env": env, "kib_per_socket": steps})
+        results.append({"setting": name, "env": env, "kib_per_socket": steps})
         rows.append([name, *(report.number(v, " KiB") for v in steps.values())])
     report.print_table(
         f"RSS per socket by allocator setting, {sockets:,} sockets (no tracing)",
@@ -266,7 +276,7 @@ def main(args: argparse.Namespace) -> None:
         results = print_malloc(args.sockets, args.settle)
     else:
         env = dict(item.split("=", 1) for item in args.env)
-        dumps = profile(args.sockets, args.frames, args.settle, env)
+        dumps = profile(args.sockets, args.frames, args.settle, env, args.keep)
         print_profile(dumps, args.sockets, args.top)
         results = [
             {
@@ -293,6 +303,7 @@ if __name__ == "__main__":
         metavar="NAME=VALUE",
         help="environment for the server (e.g. MALLOC_ARENA_MAX=1)",
     )
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the dumps in DIR")
     parser.add_argument(
         "--malloc",
         action="store_true",
