@@ -49,13 +49,14 @@ def socket_server(async_mode: str, api_key: str) -> socketio.AsyncServer:
 
 async def serve_aiohttp(api_key: str, host: str) -> None:
     sio = socket_server("aiohttp", api_key)
+    decline_websocket_compression(sio)
 
     async def publish(request: web.Request) -> web.Response:
         body = await request.json()
         await sio.emit("message", body["data"], room=request.match_info["room"])
         return web.json_response({}, status=201)
 
-    app = web.Application(middlewares=[decline_websocket_compression])
+    app = web.Application()
     app.router.add_post("/publish/{room}", publish)
     sio.attach(app)
     runner = web.AppRunner(app, access_log=None)

@@ -51,10 +51,11 @@ def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> w
         ping_timeout=options.ping_timeout_s,
         json=SocketJson,
     )
+    if not options.websocket_compression:
+        decline_websocket_compression(sio)
     SocketApi(node, sio)
-    middlewares = [] if options.websocket_compression else [decline_websocket_compression]
     app = web.Application(
-        middlewares=[*middlewares, errors_middleware],
+        middlewares=[errors_middleware],
         client_max_size=transport_buffer_bytes(options.limits),
     )
     app[NODE_KEY] = node
