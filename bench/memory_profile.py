@@ -5,13 +5,15 @@
     python bench/memory_profile.py --frames 0 --env MALLOC_ARENA_MAX=1   # RSS and types only
     python bench/memory_profile.py --malloc                # RSS under several allocator settings
 
-Runs the reference under ``bench/_traced.py`` (tracemalloc from the start), then dumps at
-three states: listening, N sockets connected (a replay/1 session each, nothing subscribed)
-and the same sockets subscribed to one channel (the load is ``bench/node/memory.mjs
---phases``). For each step it prints, per socket: RSS growth, traced Python growth, what
-tracemalloc itself took, and the rest (the allocator's free lists and fragmentation, C
-buffers outside Python's allocator); the top allocating lines; the bytes grouped by library;
-and the live objects gained per type.
+Runs the reference under ``bench/_traced.py`` twice, without tracing and then with
+tracemalloc from the start, and dumps at three states: listening, N sockets connected (a
+replay/1 session each, nothing subscribed) and the same sockets subscribed to one channel
+(the load is ``bench/node/memory.mjs --phases``). For each step it prints, per socket: RSS
+growth (of the untraced run), traced Python growth and the rest (allocator overhead and
+slack, buffers outside Python's allocators); the top allocating lines; the bytes grouped by
+library; and the live objects gained per type. Each dump runs ``gc.collect()`` first, so
+garbage is not counted (``memory.py`` counts it). A dump blocks the server for seconds at
+N = 2,000 with 25 frames; past the ping timeout (45 s) its sockets drop.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -141,20 +143,22 @@ def profile(
     return dumps
 
 
-def per_socket(before: Dump, after: Dump, sockets: int) -> dict[str, float | None]:
-    """RSS, traced, tracemalloc's own and untraced growth from ``before`` to ``after``, in
-    KiB per socket."""
+def per_socket(
+    before: Dump, after: Dump, sockets: int, untraced: tuple[Dump, Dump] | None = None
+) -> dict[str, float | None]:
+    """Growth from ``before`` to ``after`` in KiB per socket: RSS (from the ``untraced`` run's
+    dumps when given: tracing and the dumps themselves swell a traced run's RSS), traced
+    bytes, and the RSS the traced bytes do not explain (the allocators' headers, free lists
+    and fragmentation; buffers outside Python's allocators)."""
 
-    def grown(field: Callable[[Dump], int | None]) -> float | None:
-        old, new = field(before), field(after)
-        return None if old is None or new is None else (new - old) / sockets
+    def grown(first: int | None, last: int | None) -> float | None:
+        return None if first is None or last is None else (last - first) / sockets / 1024
 
-    rss = grown(lambda d: d.rss_kib * 1024)
-    traced = grown(lambda d: d.traced_bytes)
-    overhead = grown(lambda d: d.overhead_bytes)
-    rest = None if rss is None or traced is None or overhead is None else rss - traced - overhead
-    figures = {"rss": rss, "traced": traced, "overhead": overhead, "rest": rest}
-    return {name: None if value is None else value / 1024 for name, value in figures.items()}
+    rss_before, rss_after = untraced or (before, after)
+    rss = grown(rss_before.rss_kib * 1024, rss_after.rss_kib * 1024)
+    traced = grown(before.traced_bytes, after.traced_bytes)
+    rest = None if rss is None or traced is None else rss - traced
+    return {"rss": rss, "traced": traced, "rest": rest}
 
 
 def top_lines(before: Dump, after: Dump, sockets: int, top: int) -> list[list[str]]:
@@ -220,15 +224,15 @@ def _steps(dumps: list[Dump]) -> Iterable[tuple[str, Dump, Dump]]:
     )
 
 
-def print_profile(dumps: list[Dump], sockets: int, top: int) -> None:
+def print_profile(dumps: list[Dump], untraced: list[Dump], sockets: int, top: int) -> None:
     rows = []
-    for label, before, after in _steps(dumps):
-        figures = per_socket(before, after, sockets)
+    for (label, before, after), (_, *rss) in zip(_steps(dumps), _steps(untraced), strict=True):
+        figures = per_socket(before, after, sockets, (rss[0], rss[1]))
         rows.append([label, *(report.number(figures[k], " KiB") for k in figures)])
     report.print_table(
-        f"memory per socket, {sockets:,} sockets (rest = RSS - traced - tracemalloc's own:"
-        " allocator slack, C buffers)",
-        ["step", "RSS", "traced", "tracemalloc", "rest"],
+        f"memory per socket, {sockets:,} sockets (RSS from a run without tracing; rest = RSS -"
+        " traced: allocator overhead and slack, buffers outside Python's allocators)",
+        ["step", "RSS", "traced", "rest"],
         rows,
     )
     for label, before, after in _steps(dumps):
@@ -276,16 +280,18 @@ def main(args: argparse.Namespace) -> None:
         results = print_malloc(args.sockets, args.settle)
     else:
         env = dict(item.split("=", 1) for item in args.env)
+        untraced = profile(args.sockets, 0, args.settle, env)
         dumps = profile(args.sockets, args.frames, args.settle, env, args.keep)
-        print_profile(dumps, args.sockets, args.top)
+        print_profile(dumps, untraced, args.sockets, args.top)
         results = [
             {
                 "state": d.state,
-                "rss_kib": d.rss_kib,
+                "rss_kib": u.rss_kib,
+                "traced_rss_kib": d.rss_kib,
                 "traced_bytes": d.traced_bytes,
                 "tracemalloc_overhead_bytes": d.overhead_bytes,
             }
-            for d in dumps
+            for d, u in zip(dumps, untraced, strict=True)
         ]
     report.write_outputs(args, "memory_profile", results, lambda axes: None)
 
