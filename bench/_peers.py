@@ -55,8 +55,9 @@ def node() -> str:
     return binary
 
 
-def _start(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def start(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start a server that prints its URL at the end of its first line; return it and the URL."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert process.stdout is not None
     first = process.stdout.readline()
@@ -73,9 +74,9 @@ def servers(store: str = "memory", recovery: bool = False) -> Iterator[list[Serv
     peer_argv = [node(), str(NODE_DIR / "peer.mjs")] + (["--recovery"] if recovery else [])
     started: list[subprocess.Popen[str]] = []
     try:
-        reference, url = _start(reference_argv(api_key, store))
+        reference, url = start(reference_argv(api_key, store))
         started.append(reference)
-        peer, peer_url = _start(peer_argv)
+        peer, peer_url = start(peer_argv)
         started.append(peer)
         yield [
             Server("reference", "reference", url, api_key, reference.pid),

@@ -115,3 +115,42 @@ def test_batch_publish_runs_tiny_on_memory_and_its_own_redis(tmp_path: Path) -> 
         pytest.skip("redis-server is not installed")
     done = _bench("batch_publish.py", "--messages", "500", "--batch", "100", "--store", "redis")
     assert "store redis" in done.stdout
+
+
+def test_memory_profile_prints_each_step(tmp_path: Path) -> None:
+    """memory_profile.py: per-socket figures, top lines, libraries and types for each step."""
+    _require_node()
+    figures = tmp_path / "profile.json"
+    done = _bench("memory_profile.py", "--sockets", "10", "--settle", "0.2", "--frames", "5",
+                  "--top", "3", "--json", str(figures))  # fmt: skip
+    for step in ("connect (session + socket)", "subscribe", "total"):
+        for part in ("top lines", "by library", "live objects gained"):
+            assert f"{step}: {part}" in done.stdout
+    states = json.loads(figures.read_text())["results"]
+    assert [s["state"] for s in states] == ["listening", "connected", "subscribed"]
+    assert all(s["rss_kib"] > 0 and s["traced_bytes"] > 0 for s in states)
+
+
+def test_memory_profile_compares_allocator_settings(tmp_path: Path) -> None:
+    _require_node()
+    figures = tmp_path / "malloc.json"
+    done = _bench("memory_profile.py", "--malloc", "--sockets", "5", "--settle", "0.1",
+                  "--json", str(figures))  # fmt: skip
+    assert "MALLOC_ARENA_MAX=1" in done.stdout and "PYTHONMALLOC=malloc" in done.stdout
+    variants = json.loads(figures.read_text())["results"]
+    assert {"default", "PYTHONMALLOC=malloc"} <= {v["setting"] for v in variants}
+
+
+def test_transports_measures_each_transport(tmp_path: Path) -> None:
+    """transports.py: a bare python-socketio server per transport, memory and fan-out each."""
+    _require_node()
+    figures = tmp_path / "transports.json"
+    done = _bench("transports.py", "--sockets", "10", "--settle", "0.2", "--subscribers", "2",
+                  "--rate", "20", "--duration", "1", "--json", str(figures))  # fmt: skip
+    assert re.search(r"transport +per socket +p50 +p99", done.stdout)  # the table's header
+    results = json.loads(figures.read_text())["results"]
+    assert [r["target"] for r in results] == ["aiohttp", "websockets", "websockets-sansio",
+                                              "wsproto"]  # fmt: skip
+    for record in results:
+        assert record["kind"] == "bare" and record["missing"] == 0
+        assert "kib_per_socket" in record and "p99_ms" in record

@@ -9,7 +9,7 @@ from aiohttp import web
 from reference.bus.base import Bus
 from reference.core.model import Limits
 from reference.server.compression import decline_websocket_compression
-from reference.server.http_api import API_KEY, NODE_KEY, add_routes, errors_middleware
+from reference.server.http_api import API_KEY, NODE_KEY, add_routes
 from reference.server.node import ReplayNode
 from reference.server.socket_api import ReplaySocketServer, SocketApi
 from reference.server.wire import SocketJson
@@ -51,12 +51,11 @@ def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> w
         ping_timeout=options.ping_timeout_s,
         json=SocketJson,
     )
+    if not options.websocket_compression:
+        decline_websocket_compression(sio)
     SocketApi(node, sio)
-    middlewares = [] if options.websocket_compression else [decline_websocket_compression]
-    app = web.Application(
-        middlewares=[*middlewares, errors_middleware],
-        client_max_size=transport_buffer_bytes(options.limits),
-    )
+    # No middleware: one would stay suspended under each socket's request (see http_api)
+    app = web.Application(client_max_size=transport_buffer_bytes(options.limits))
     app[NODE_KEY] = node
     app[API_KEY] = options.api_key
     add_routes(app)

@@ -6,26 +6,37 @@ spent most of its time in zlib, and each socket held a compressor and a decompre
 the 130 KiB per socket that ``bench/memory.py`` measured). The stock Node.js server has the
 same extension off by default (engine.io's ``perMessageDeflate: false``) for the same reasons.
 
-python-engineio builds its ``WebSocketResponse`` itself, with no way to pass ``compress``; the
-middleware below removes the offer from the upgrade request instead, so the handshake answers
-without the extension and both sides send plain frames (RFC 7692 §5: a server declines by
-leaving it out).
+python-engineio builds its ``WebSocketResponse`` itself, with no option for ``compress``; the
+server is given its own WebSocket wrapper instead, which builds the response with
+``compress=False``, so the handshake answers without the extension and both sides send plain
+frames (RFC 7692 §5: a server declines by leaving it out). This replaced a middleware that
+handed on a copy of the upgrade request without the offer: the copy and the middleware's
+coroutine stayed alive for each socket's whole life (``bench/memory_profile.py``).
 """
 
 from __future__ import annotations
 
-from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler
-from multidict import CIMultiDict
+from typing import Any
+
+import socketio
+from aiohttp import web
+from engineio.async_drivers.aiohttp import WebSocket
 
 
-@web.middleware
-async def decline_websocket_compression(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Hand the request on without its ``Sec-WebSocket-Extensions`` offer."""
-    if hdrs.SEC_WEBSOCKET_EXTENSIONS not in request.headers:
-        return await handler(request)
-    headers = CIMultiDict(request.headers)
-    del headers[hdrs.SEC_WEBSOCKET_EXTENSIONS]
-    return await handler(request.clone(headers=headers))
+class PlainWebSocket(WebSocket):  # type: ignore[misc]  # engineio has no type hints
+    """engineio's aiohttp WebSocket, answering the handshake without compression."""
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        response = web.WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=False
+        )
+        await response.prepare(environ["aiohttp.request"])
+        self._sock, self.environ = response, environ
+        await self.handler(self)
+        return response
+
+
+def decline_websocket_compression(sio: socketio.AsyncServer) -> None:
+    """Make ``sio`` (async_mode "aiohttp") accept WebSockets without permessage-deflate."""
+    # engineio looks its WebSocket class up in this per-server table on every upgrade
+    sio.eio._async = {**sio.eio._async, "websocket": PlainWebSocket}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -40,24 +41,35 @@ def error_response(error: ReplayError) -> web.Response:
     return web.json_response({"error": error.to_wire()}, status=error.http_status)
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: RouteHandler) -> web.StreamResponse:
-    """Turn every failure into the JSON error body of API-4; never an HTML page."""
-    try:
-        return await handler(request)
-    except ReplayError as exc:
-        return error_response(exc)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(PayloadTooLarge("request body too large"))  # API-7
-    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
-        if not request.path.startswith(PREFIX + "/"):
-            raise  # not ours: Socket.IO's own paths answer as they like
-        return error_response(NotFound(f"no route {request.method} {request.path}"))  # API-6
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("HTTP handler failed")
-        return error_response(InternalError("internal server error"))
+def answering_errors(handler: RouteHandler) -> RouteHandler:
+    """``handler`` with every failure turned into the JSON error body of API-4; never an HTML
+    page.
+
+    A wrapper on each route of §4, not a middleware: a middleware's coroutine (and aiohttp's
+    own one that comes with any middleware) would stay suspended under every Socket.IO
+    request as well, for each socket's whole life (``bench/memory_profile.py``).
+    """
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ReplayError as exc:
+            return error_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(PayloadTooLarge("request body too large"))  # API-7
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("HTTP handler failed")
+            return error_response(InternalError("internal server error"))
+
+    return answer
+
+
+async def no_route(request: web.Request) -> web.Response:
+    """Any other path under the prefix, or a route's path with another method (API-6)."""
+    raise NotFound(f"no route {request.method} {request.path}")
 
 
 def _authorize(request: web.Request) -> None:
@@ -178,10 +190,17 @@ def add_routes(app: web.Application) -> None:
     # where a channel's `%2F` is already a `/` (API-5), and a `%0A` a newline that `.` would
     # not match; CHN-1 then rejects what is not a channel name with `bad_request`.
     channel = PREFIX + r"/channels/{channel:[\s\S]+}"
-    app.router.add_get(PREFIX + "/info", info)
-    app.router.add_post(PREFIX + "/sessions", register_session)
-    app.router.add_delete(PREFIX + "/sessions/{session_id}", delete_session)
-    app.router.add_post(channel + "/messages", publish)
-    app.router.add_get(channel + "/messages", read_history)
-    app.router.add_post(channel + "/batches", publish_batch)
-    app.router.add_put(channel + "/retention", set_retention)
+    routes = [
+        ("GET", PREFIX + "/info", info),
+        ("POST", PREFIX + "/sessions", register_session),
+        ("DELETE", PREFIX + "/sessions/{session_id}", delete_session),
+        ("POST", channel + "/messages", publish),
+        ("GET", channel + "/messages", read_history),
+        ("POST", channel + "/batches", publish_batch),
+        ("PUT", channel + "/retention", set_retention),
+        # last: aiohttp tries routes in order, so this only answers what none of the above
+        # does; Socket.IO's own paths, outside the prefix, answer as they like
+        ("*", PREFIX + r"/{path:[\s\S]*}", no_route),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, answering_errors(handler))

@@ -1,11 +1,13 @@
 // How the load generators speak to each kind of server: the reference (replay/1: a session
-// registered over HTTP, then replay:subscribe) and the stock peer (peer.mjs: a room named in
-// the handshake, HTTP publish). Both get the same socket.io-client options.
+// registered over HTTP, then replay:subscribe), the stock peer (peer.mjs: a room named in
+// the handshake, HTTP publish) and a bare python-socketio server (bench/_bare_server.py: the
+// stock peer's shape plus `auth: {token}`, checked on connect). All get the same
+// socket.io-client options.
 import http from "node:http";
 import { io } from "socket.io-client";
 
 /**
- * @typedef {{name: string, kind: "reference" | "stock", url: string, api_key?: string}} Target
+ * @typedef {{name: string, kind: "reference" | "stock" | "bare", url: string, api_key?: string}} Target
  * @typedef {(data: any, offset?: number) => void} OnData
  */
 
@@ -97,18 +99,30 @@ export function connect(url, options) {
  * @param {{from?: number | "latest", epoch?: string}} [start]
  */
 export async function subscriber(target, channel, onData, start = { from: "latest" }) {
-  if (target.kind === "stock") {
-    const socket = await connect(target.url, { query: { room: channel } });
+  if (target.kind !== "reference") {
+    const auth = target.kind === "bare" ? { auth: { token: target.api_key } } : {};
+    const socket = await connect(target.url, { query: { room: channel }, ...auth });
     socket.on("message", (data) => onData(data));
     return socket;
   }
   const socket = await connect(target.url, { auth: { token: await register(target) } });
+  await subscribe(socket, channel, onData, start);
+  return socket;
+}
+
+/**
+ * Subscribe a connected replay/1 socket to `channel`, calling `onData` for each message.
+ * @param {import("socket.io-client").Socket} socket
+ * @param {string} channel
+ * @param {OnData} onData
+ * @param {{from?: number | "latest", epoch?: string}} [start]
+ */
+export async function subscribe(socket, channel, onData, start = { from: "latest" }) {
   socket.on("replay:messages", (event) => {
     for (const message of event.messages) onData(message.data, message.offset);
   });
   const reply = await socket.emitWithAck("replay:subscribe", { channel, ...start });
   if (!reply.ok) throw new Error(`replay:subscribe failed: ${JSON.stringify(reply)}`);
-  return socket;
 }
 
 /**
