@@ -24,8 +24,8 @@ SAMPLE = (
     "reference/server/wire.py:ReplaceComparisonOperator_IsNot_Is:0:a36bf18c",
     "reference/store/memory.py:AddNot:10:f465b059",
     "reference/core/positions.py:RemoveCheck:5:123ffc2a",
-    "reference/store/memory.py:RemoveStatement:14:e92477f9",
-    "reference/server/node.py:DropAwait:11:0a393a9c",
+    "reference/store/memory.py:RemoveStatement:8:e92477f9",
+    "reference/server/node.py:DropAwait:13:0a393a9c",
 )
 
 pytestmark = pytest.mark.slow

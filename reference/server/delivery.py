@@ -181,6 +181,7 @@ class Subscription:
             if isinstance(decision, CaughtUp):
                 self._move(Trigger.CAUGHT_UP)
                 self._live.park(self)  # the live edge delivers from here on; this task ends
+                self._task = None  # and is not kept alive by the subscription it served
                 return
             assert isinstance(decision, Deliver)
             if not await self._send(decision):

@@ -25,6 +25,7 @@ from reference.core.payloads import HistoryRequest, PublishRequest, SessionReque
 from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token, new_token
 from reference.server.delivery import Subscription
+from reference.server.latch import Latch
 from reference.server.live import LiveEdge
 from reference.server.notifier import Notifier
 from reference.server.shared_reads import SharedReads
@@ -59,10 +60,19 @@ class Connection:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Set once the auto-subscriptions are started or reported: the socket's own events wait
     # for it, so that the first of them already finds every auto-subscription (AUT-8).
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: Latch = field(default_factory=Latch)
 
     def may(self, channel: str, action: Action) -> bool:
         return grants.allows(self.grants, channel, action)
+
+    def may_subscribe(self, channel: str) -> bool:
+        """Whether a subscription of this socket may still deliver ``channel`` (ACC-5)."""
+        return grants.allows(self.grants, channel, Action.SUBSCRIBE)
+
+    async def forget(self, subscription: Subscription) -> None:
+        """Drop an ended subscription, unless the channel has a newer one."""
+        if self.subscriptions.get(subscription.channel) is subscription:
+            del self.subscriptions[subscription.channel]
 
     def belongs_to(self, session: Session | None) -> bool:
         """False once the socket's session was deleted, even if its id was registered again."""
