@@ -61,7 +61,7 @@ async def test_a_send_that_ends_the_subscription_ends_its_task_without_an_error(
         ended.set()
 
     reads, notifier = SharedReads(store), Notifier()
-    live = LiveEdge(reads, notifier, Limits(max_batch=1), 1 << 20)
+    live = LiveEdge(reads, notifier, BatchEncoder(), Limits(max_batch=1), 1 << 20)
     subscription = Subscription(
         channel="c", start=Start(state, 1), reads=reads, notifier=notifier, live=live,
         outlet=outlet, limits=Limits(max_batch=1), max_batch_bytes=1 << 20,

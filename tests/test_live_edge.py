@@ -63,8 +63,8 @@ class Node:
         self.store = MemoryStore()
         self.reads = SharedReads(self.store)
         self.notifier = Notifier()
-        self.live = LiveEdge(self.reads, self.notifier, LIMITS, 1 << 20)
         self.encoder = BatchEncoder()
+        self.live = LiveEdge(self.reads, self.notifier, self.encoder, LIMITS, 1 << 20)
         self.allowed = True
         self.ended: list[Subscription] = []
 

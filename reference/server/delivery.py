@@ -204,9 +204,15 @@ class Subscription:
         self.next = decision.next_offset
         return True
 
-    async def take_live(self, decision: Decision) -> bool:
-        """The live edge's read, decided for this subscription's position; True while it
-        stays at the edge. A full socket sends it back to its own task to drain."""
+    async def take_live(self, decision: Decision, packet: str | None) -> bool:
+        """The live edge's read, decided for this subscription's position (with the batch's
+        encoded packet when it delivers); True while it stays at the edge.
+
+        At the edge a subscription stays WAITING: the edge's read and send are the turn a
+        caught-up subscription takes (§7.4), made for all of them at once. It leaves the
+        edge through the moves of its own loop: ending, or a full socket it drains on its
+        own task (FLW-2).
+        """
         if self._ended():
             return False
         if isinstance(decision, End):
@@ -214,11 +220,17 @@ class Subscription:
             return False
         if isinstance(decision, CaughtUp):
             return True
-        self._move(Trigger.HEAD_MOVED)
-        if not await self._send(decision):
+        if not self._may_deliver(self.channel):  # ACC-5: grants changed under us
+            await self._end_from_inside(Trigger.REVOKED)
             return False
-        if self._draining():  # its own task drains the socket, then reads on
+        if self._outlet.backlogged():
+            self._move(Trigger.HEAD_MOVED)
+            self._move(Trigger.BACKLOGGED)
             self._task = asyncio.create_task(self._run(), name=f"subscription:{self.channel}")
             return False
-        self._move(Trigger.CAUGHT_UP)
+        assert isinstance(decision, Deliver) and packet is not None
+        await self._outlet.send_packet(packet)
+        if self._ended():
+            return False
+        self.next = decision.next_offset
         return True

@@ -30,6 +30,7 @@ from reference.core.model import Limits
 from reference.core.subscription import Decision, Deliver, decide
 from reference.server.notifier import Notifier
 from reference.server.shared_reads import SharedReads
+from reference.server.wire import BatchEncoder
 
 
 class Subscription(Protocol):
@@ -39,8 +40,9 @@ class Subscription(Protocol):
     epoch: str
     next: int
 
-    async def take_live(self, decision: Decision) -> bool:
-        """Act on the edge's read for this position; True while it stays at the edge."""
+    async def take_live(self, decision: Decision, packet: str | None) -> bool:
+        """Act on the edge's read for this position (``packet``: its batch, encoded, when it
+        delivers); True while it stays at the edge."""
         ...
 
     async def fail(self) -> None:
@@ -82,10 +84,16 @@ class LiveEdge:
     """Where a node's caught-up subscriptions wait, one serving task per channel."""
 
     def __init__(
-        self, reads: SharedReads, notifier: Notifier, limits: Limits, max_batch_bytes: int
+        self,
+        reads: SharedReads,
+        notifier: Notifier,
+        encoder: BatchEncoder,
+        limits: Limits,
+        max_batch_bytes: int,
     ) -> None:
         self._reads = reads
         self._notifier = notifier
+        self._encoder = encoder
         self._limits = limits
         self._max_batch_bytes = max_batch_bytes
         self._channels: dict[str, _Channel] = {}
@@ -159,22 +167,25 @@ class LiveEdge:
             except Exception:  # a broken store: end them rather than skip anything (SIG-1)
                 log.exception("live delivery of %s failed", name)
                 decision = None
-            again = again or isinstance(decision, Deliver)
+            packet = None
+            if isinstance(decision, Deliver):  # one encoding for every member (OFF-3)
+                packet = self._encoder.messages_packet(name, epoch, decision.batch)
+                again = True
             for member in members:
                 if member not in channel.parked.get(position, ()):
                     continue  # it left while the store was read
-                stays = await self._offer(member, decision)
+                stays = await self._offer(member, decision, packet)
                 channel.discard(member, position)
                 if stays:
                     channel.add(member)  # at its new position
         return again
 
     @staticmethod
-    async def _offer(member: Subscription, decision: Decision | None) -> bool:
+    async def _offer(member: Subscription, decision: Decision | None, packet: str | None) -> bool:
         """Hand ``member`` the pass's decision (``None``: the read failed); True if it stays."""
         try:
             if decision is not None:
-                return await member.take_live(decision)
+                return await member.take_live(decision, packet)
         except Exception:
             log.exception("live delivery to a subscription of %s failed", member.channel)
         with contextlib.suppress(Exception):

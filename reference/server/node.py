@@ -101,7 +101,7 @@ class ReplayNode:
         self.reads = SharedReads(store)  # the subscriptions' reads, merged when identical
         self.max_batch_bytes = max_batch_bytes
         self.encoder = BatchEncoder()
-        self.live = LiveEdge(self.reads, self.notifier, self.limits, max_batch_bytes)
+        self.live = LiveEdge(self.reads, self.notifier, self.encoder, self.limits, max_batch_bytes)
         self.connections: dict[str, Connection] = {}
         self._by_session: defaultdict[str, set[str]] = defaultdict(set)
         self._disconnect: Disconnector | None = None

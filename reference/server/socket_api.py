@@ -69,13 +69,20 @@ class SocketOutlet:
     def __init__(self, sio: socketio.AsyncServer, sid: str) -> None:
         self._sio = sio
         self._sid = sid
+        # A socket's Engine.IO session never changes; looked up once, not on every send.
+        self._eio_sid: str | None = sio.manager.eio_sid_from_sid(sid, "/")
 
     async def emit(self, event: str, payload: dict[str, JsonValue]) -> None:
         await self._sio.emit(event, payload, to=self._sid)
 
+    def _engineio_sid(self) -> str | None:
+        if self._eio_sid is None:  # made before python-socketio registered the socket
+            self._eio_sid = self._sio.manager.eio_sid_from_sid(self._sid, "/")
+        return self._eio_sid
+
     async def send_packet(self, packet: str) -> None:
         # Straight to Engine.IO: the packet is already a Socket.IO EVENT for this namespace.
-        eio_sid = self._sio.manager.eio_sid_from_sid(self._sid, "/")
+        eio_sid = self._engineio_sid()
         if eio_sid is not None:
             await self._sio.eio.send(eio_sid, packet)
 
@@ -83,7 +90,7 @@ class SocketOutlet:
         # python-socketio has no public send-queue API; Engine.IO's per-socket queue is the
         # only place a backlog is visible. If its shape ever changes we stop throttling
         # (and the flow-control test fails) rather than crash.
-        eio_sid = self._sio.manager.eio_sid_from_sid(self._sid, "/")
+        eio_sid = self._engineio_sid()
         socket = self._sio.eio.sockets.get(eio_sid) if eio_sid else None
         queue = getattr(socket, "queue", None)
         return queue if isinstance(queue, asyncio.Queue) else None
