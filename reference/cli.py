@@ -88,7 +88,9 @@ async def serve(args: argparse.Namespace) -> None:
     print(f"replay-reference {__version__} listening on {url}", flush=True)
     print(f"store: {args.store} (durable: {str(store.durable).lower()})", flush=True)
     print(f"api key: {api_key}", flush=True)
-    log.info("listening", extra={"url": url, "store": args.store})
+    # After the stdout lines: supervisors (and tests) read those first, some with stderr merged.
+    loop_name = type(loop).__module__.split(".")[0]  # "uvloop" or "asyncio"
+    log.info("listening", extra={"url": url, "store": args.store, "loop": loop_name})
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()  # closes sockets, then the node stops and closes the store
@@ -99,8 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logs.configure(args.log_level)
     try:
-        loop_name, new_loop = loops.loop_factory(args.event_loop)
-        log.info("event loop", extra={"loop": loop_name})
+        _, new_loop = loops.loop_factory(args.event_loop)
         with asyncio.Runner(loop_factory=new_loop) as runner:
             runner.run(serve(args))
     except ValueError as exc:  # a bad --store URL, say

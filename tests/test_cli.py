@@ -84,13 +84,14 @@ def test_bad_store_url_is_a_clear_error(store: str) -> None:
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_each_event_loop_serves_and_says_which_it_runs(loop: str) -> None:
     with running("--event-loop", loop) as (process, lines):
+        assert lines[0].startswith("replay-reference ")  # the stdout lines come first
         with urllib.request.urlopen(url_of(lines) + "/replay/v1/info", timeout=5) as response:
             assert response.status == 200
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
         assert process.returncode == 0
         logs = [json.loads(line) for line in stderr.splitlines() if line]
-        assert [e["loop"] for e in logs if e["msg"] == "event loop"] == [loop]
+        assert [e["loop"] for e in logs if e["msg"] == "listening"] == [loop]
 
 
 def test_auto_picks_uvloop_where_installed() -> None:
