@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 from reference.core.errors import Unavailable
 from reference.core.model import JsonValue, Limits
@@ -35,6 +35,9 @@ from reference.server.shared_reads import SharedReads
 from reference.server.wire import BatchEncoder
 
 log = logging.getLogger(__name__)
+
+# What one send attempt did: sent, found the socket full (FLW-2), or ended the subscription.
+_Emitted = Literal["sent", "full", "ended"]
 
 
 class Outlet(Protocol):
@@ -190,19 +193,26 @@ class Subscription:
     async def _send(self, decision: Deliver) -> bool:
         """Emit ``decision``'s batch, or move to DRAINING if the socket is full (FLW-2);
         False once the subscription ended (its grants changed, or the send ended it)."""
+        sent = await self._emit(decision, None)
+        if sent == "full":
+            self._move(Trigger.BACKLOGGED)
+        return sent != "ended"
+
+    async def _emit(self, decision: Deliver, packet: str | None) -> _Emitted:
+        """Send the batch (``packet``, or encoded here) unless the grants no longer allow it
+        (ACC-5: the subscription ends) or the socket is full (FLW-2: nothing is sent)."""
         if not self._may_deliver(self.channel):  # ACC-5: grants changed under us
             await self._end_from_inside(Trigger.REVOKED)
-            return False
+            return "ended"
         if self._outlet.backlogged():
-            self._move(Trigger.BACKLOGGED)
-            return True
-        await self._outlet.send_packet(
-            self._encoder.messages_packet(self.channel, self.epoch, decision.batch)
-        )
+            return "full"
+        if packet is None:
+            packet = self._encoder.messages_packet(self.channel, self.epoch, decision.batch)
+        await self._outlet.send_packet(packet)
         if self._ended():
-            return False
+            return "ended"
         self.next = decision.next_offset
-        return True
+        return "sent"
 
     async def take_live(self, decision: Decision, packet: str | None) -> bool:
         """The live edge's read, decided for this subscription's position (with the batch's
@@ -220,17 +230,9 @@ class Subscription:
             return False
         if isinstance(decision, CaughtUp):
             return True
-        if not self._may_deliver(self.channel):  # ACC-5: grants changed under us
-            await self._end_from_inside(Trigger.REVOKED)
-            return False
-        if self._outlet.backlogged():
+        sent = await self._emit(decision, packet)
+        if sent == "full":
             self._move(Trigger.HEAD_MOVED)
             self._move(Trigger.BACKLOGGED)
             self._task = asyncio.create_task(self._run(), name=f"subscription:{self.channel}")
-            return False
-        assert isinstance(decision, Deliver) and packet is not None
-        await self._outlet.send_packet(packet)
-        if self._ended():
-            return False
-        self.next = decision.next_offset
-        return True
+        return sent == "sent"
