@@ -156,7 +156,7 @@ async def test_invalid_utf8_and_oversized_frames_close_quietly(
         ws = await _open(served, token, connect=True)
         # A text frame (opcode 1) whose payload is not UTF-8: aiohttp's client will not build
         # one, so write it through the connection's frame writer.
-        await ws._writer.send_frame(b'42["\xff\xfe"]', aiohttp.WSMsgType.TEXT)  # noqa: SLF001
+        await ws._writer.send_frame(b'42["\xff\xfe"]', aiohttp.WSMsgType.TEXT)
         assert await _next_packet(ws, 5) is None
         ws = await _open(served, token, connect=True)
         with contextlib.suppress(ConnectionError):  # the server may close it mid-frame
@@ -190,6 +190,8 @@ POLLING_BODIES: list[bytes | str] = [
     '44{"message":"x"}',
     "d=",
     "b!!!",
+    "2",  # a ping: python-engineio's disconnect would hang this POST until the ping timeout
+    "0\x1e6",
 ]
 
 
@@ -210,6 +212,15 @@ async def test_a_hostile_polling_peer(body: bytes | str, caplog: pytest.LogCaptu
         await good.wait_for_offset("c", 1)
     assert not _failures(caplog), _failures(caplog)
     assert len(_warnings(caplog)) <= 1, [r.getMessage() for r in _warnings(caplog)]
+
+
+async def test_a_post_for_a_closed_session_is_a_400(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with serve() as served:
+        sid = await _polling_session(served, (await served.register())["token"])
+        assert await _post(served, sid, "49[]") == 200  # Socket.IO refuses it: closed
+        assert await _post(served, sid, "3") == 400  # python-engineio alone: 500, a traceback
+    assert not _failures(caplog), _failures(caplog)
 
 
 async def test_many_hostile_connections_write_one_line_each(
@@ -241,9 +252,9 @@ def test_the_library_hooks_are_in_place() -> None:
     import engineio
     import socketio
 
-    assert socketio.AsyncServer._engineio_server_class  # noqa: SLF001
+    assert socketio.AsyncServer._engineio_server_class
     server = GuardedEngineServer(async_mode="aiohttp")
-    assert server._async["websocket"] is GuardedWebSocket  # noqa: SLF001
+    assert server._async["websocket"] is GuardedWebSocket
     assert isinstance(server, engineio.AsyncServer)
     assert issubclass(GuardedPacket, socketio.packet.Packet)
 

@@ -15,6 +15,9 @@ import urllib.parse
 
 # Engine.IO v4 packet types: open, close, ping, pong, message, upgrade, noop.
 ENGINE_PACKET_TYPES = frozenset("0123456")
+# Over long-polling a client sends no open, ping or noop: python-engineio answers each with a
+# disconnect that waits for the next GET, so the POST would hang until the ping timeout.
+NOT_FROM_POLLING_CLIENTS = frozenset("026")
 # python-engineio's ``Payload.max_decode_packets``: more packets in one POST body raise.
 MAX_POLLING_PACKETS = 16
 # Socket.IO v5 packet types a client sends: every one but CONNECT_ERROR (4), which only a
@@ -68,6 +71,8 @@ def polling_body_problem(body: bytes) -> str | None:
         problem = engine_frame_problem(frame)
         if problem is not None:
             return problem
+        if frame[:1] in NOT_FROM_POLLING_CLIENTS:
+            return f"Engine.IO packet type {frame[0]!r} over long-polling"
     return None
 
 

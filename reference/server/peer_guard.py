@@ -116,6 +116,15 @@ class GuardedEngineServer(engineio.AsyncServer):  # type: ignore[misc]  # untype
                 "websocket": GuardedWebSocket,
             }
 
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """python-engineio answers a POST for a session that is closed but not yet swept with
+        an uncaught KeyError (a 500 and a traceback); sweeping it first makes that a 400."""
+        sid = args[0].query.get("sid") if args else None
+        socket = self.sockets.get(sid) if sid else None
+        if socket is not None and socket.closed:
+            self.sockets.pop(sid, None)
+        return await super().handle_request(*args, **kwargs)
+
     def _translate_request(self, request: Any) -> dict[str, Any]:
         environ: dict[str, Any] = engineio_aiohttp.translate_request(request)
         environ["wsgi.input"] = GuardedBody(environ["wsgi.input"], self, environ["QUERY_STRING"])
