@@ -37,6 +37,9 @@ WS_PATH = "/socket.io/?EIO=4&transport=websocket"
 POLL_PATH = "/socket.io/?EIO=4&transport=polling"
 ERROR_LEVELS = ("error", "critical")
 STOP_TIMEOUT_S = 10
+# aiohttp's graceful shutdown waits up to 60 s for requests in flight (long-polling GETs
+# among them): only a server still running after that is stuck.
+EXIT_TIMEOUT_S = 70
 
 
 @dataclass
@@ -189,7 +192,8 @@ def _polling_text(frame: Frame) -> bytes:
 
 
 async def polling_peer(http: aiohttp.ClientSession, url: str, token: str | None,
-                       frames: list[Frame], tally: Tally, rng: random.Random) -> None:  # fmt: skip
+                       frames: list[Frame], tally: Tally, rng: random.Random,
+                       steps: list[str]) -> None:  # fmt: skip
     async with http.get(url + POLL_PATH) as response:
         text = await response.text()
     if response.status != 200 or not text.startswith("0{"):
@@ -201,16 +205,31 @@ async def polling_peer(http: aiohttp.ClientSession, url: str, token: str | None,
         take = rng.randint(1, 20)
         bodies.append(b"\x1e".join(_polling_text(f) for f in frames[:take]))
         frames = frames[take:]
-    for body in bodies:
-        async with http.post(session, data=body) as response:
-            tally.frames += body.count(b"\x1e") + 1
-            if response.status >= 500:
-                tally.server_5xx += 1
-                tally.anomaly(f"polling POST answered {response.status}")
+    # Reading as a real long-polling client does: one that never GETs is a slow consumer
+    # (its sends block, FLW-2), another part's attack.
+    reader = asyncio.ensure_future(_poll(http, session))
+    try:
+        for body in bodies:
+            steps.append(f"POST {body[:300]!r}")
+            async with http.post(session, data=body) as response:
+                tally.frames += body.count(b"\x1e") + 1
+                if response.status >= 500:
+                    tally.server_5xx += 1
+                    tally.anomaly(f"polling POST answered {response.status}")
+                if response.status != 200:
+                    return
+        async with http.post(session, data=b"1"):  # Engine.IO CLOSE: leave no session behind
+            pass
+    finally:
+        reader.cancel()
+
+
+async def _poll(http: aiohttp.ClientSession, session: str) -> None:
+    while True:
+        async with http.get(session) as response:
+            await response.read()
             if response.status != 200:
                 return
-    async with http.post(session, data=b"1"):  # Engine.IO CLOSE: leave no session behind
-        pass
 
 
 async def hostile(http: aiohttp.ClientSession, url: str, token: str, deadline: float,
@@ -222,16 +241,17 @@ async def hostile(http: aiohttp.ClientSession, url: str, token: str, deadline: f
         tally.connections += 1
         peer_token = token if rng.random() < 0.7 else None
         polling = False
+        steps: list[str] = []  # a polling peer's requests, to name the one left unanswered
         try:
             async with asyncio.timeout(30):
                 if polling := rng.random() < POLLING_SHARE:
                     tally.polling_connections += 1
-                    await polling_peer(http, url, peer_token, frames, tally, rng)
+                    await polling_peer(http, url, peer_token, frames, tally, rng, steps)
                 else:
                     await websocket_peer(http, url, peer_token, frames, tally)
         except TimeoutError:
             kind = "long-polling" if polling else "WebSocket"
-            tally.anomaly(f"a hostile {kind} connection got no answer for 30 s: {frames[:20]!r}")
+            tally.anomaly(f"a hostile {kind} connection got no answer for 30 s at {steps[-1:]}")
         except (aiohttp.ClientError, ConnectionError):
             pass  # the server closed it: what a hostile peer should expect
 
@@ -287,16 +307,16 @@ async def _stop(subscriber: Subscriber, process: asyncio.subprocess.Process,
                 log_task: asyncio.Future[None], tally: Tally) -> None:  # fmt: skip
     """Disconnect, stop the server, read its log to the end; each step bounded in time."""
     steps = [
-        ("the subscriber's disconnect", subscriber.sio.disconnect),
-        ("the server's exit after SIGTERM", lambda: _terminate(process)),
-        ("the end of the server's log", lambda: log_task),
+        ("the subscriber's disconnect", subscriber.sio.disconnect, STOP_TIMEOUT_S),
+        ("the server's exit after SIGTERM", lambda: _terminate(process), EXIT_TIMEOUT_S),
+        ("the end of the server's log", lambda: log_task, STOP_TIMEOUT_S),
     ]
-    for what, step in steps:
+    for what, step, limit in steps:
         try:
-            async with asyncio.timeout(STOP_TIMEOUT_S):
+            async with asyncio.timeout(limit):
                 await step()
         except TimeoutError:
-            tally.anomaly(f"{what} took over {STOP_TIMEOUT_S} s")
+            tally.anomaly(f"{what} took over {limit} s")
     if process.returncode is None:
         process.kill()
         await process.wait()
