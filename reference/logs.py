@@ -35,5 +35,7 @@ def configure(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # python-socketio and engineio log every packet at INFO; keep them for --log-level debug.
-    for noisy in ("socketio", "engineio", "aiohttp.access"):
+    # Their ".server" loggers get a level here, else each server adds a plain-text stderr
+    # handler of its own (and every line it logs would also come out once more, not as JSON).
+    for noisy in ("socketio", "socketio.server", "engineio", "engineio.server", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

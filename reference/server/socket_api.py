@@ -24,6 +24,7 @@ from reference.core.errors import (
     Unauthorized,
 )
 from reference.core.event_names import names_client_event
+from reference.core.frames import MalformedPacket
 from reference.core.model import Action, AutoSubscription, JsonValue
 from reference.core.payloads import SubscribeRequest
 from reference.core.subscribe_order import Start
@@ -31,6 +32,12 @@ from reference.core.subscription import Trigger
 from reference.core.tokens import hash_token
 from reference.server.delivery import Subscription
 from reference.server.node import Connection, ReplayNode
+from reference.server.peer_guard import (
+    GuardedEngineServer,
+    GuardedPacket,
+    close_now,
+    log_refused,
+)
 from reference.server.wire import UNDECODABLE_EVENT
 
 log = logging.getLogger(__name__)
@@ -42,9 +49,14 @@ Reply = dict[str, JsonValue]
 EventHandler = Callable[[Connection, Sequence[object]], Awaitable[Reply]]
 
 
+# python-socketio's own ValueErrors for a packet in the wrong place; any other propagates.
+_OUT_OF_PLACE = frozenset({"Unexpected binary packet"})
+
+
 class ReplaySocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio is untyped
     """python-socketio's server, but an EVENT packet that names no client event reaches no
-    handler: it is dropped, with no reply and no effect (EVT-8, EVT-9).
+    handler: it is dropped, with no reply and no effect (EVT-8, EVT-9); and a packet no client
+    sends closes the connection with one log line and no traceback (see ``peer_guard``).
 
     python-socketio dispatches on the packet's first element, so ``42["disconnect"]`` would
     run the disconnect handler for a socket that stays connected, and ``42[5]`` or ``42[]``
@@ -53,9 +65,60 @@ class ReplaySocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketi
     so tests/test_socket_api.py pins this behaviour.
     """
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(serializer=GuardedPacket, **options)
+
+    def _engineio_server_class(self) -> type[GuardedEngineServer]:
+        return GuardedEngineServer
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        """Decode and dispatch, or close a peer that sent what no client sends.
+
+        Like the official server, a packet for a namespace the socket has not joined, or a
+        second CONNECT, closes the connection ("invalid state"); python-socketio would log a
+        warning for each, or authenticate the socket again.
+        """
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or socket.closing or socket.closed:
+            return  # frames read after we closed the peer
+        try:
+            if not data and eio_sid not in self._binary_packet:
+                raise MalformedPacket("an empty Socket.IO packet")
+            await super()._handle_eio_message(eio_sid, data)
+        except MalformedPacket as exc:
+            await self._refuse(eio_sid, str(exc))
+        except ValueError as exc:
+            if str(exc) not in _OUT_OF_PLACE:
+                raise
+            await self._refuse(eio_sid, "a binary packet before CONNECT")
+
+    async def _refuse(self, eio_sid: str, problem: str) -> None:
+        self._binary_packet.pop(eio_sid, None)
+        log_refused(eio_sid, problem)
+        await close_now(self.eio, eio_sid)
+
+    def _joined(self, eio_sid: str, namespace: str | None) -> bool:
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or "/")
+        return sid is not None and bool(self.manager.is_connected(sid, namespace or "/"))
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: object) -> None:
+        if self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
+            raise MalformedPacket("a second CONNECT")
+        await super()._handle_connect(eio_sid, namespace, data)
+
+    async def _handle_ack(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: object
+    ) -> None:
+        # The server asks no client for an ack, so every ACK names an unknown id: ignored, as
+        # the official server does (python-socketio would log a warning for each).
+        if not self._joined(eio_sid, namespace):
+            raise MalformedPacket("an ACK for a namespace it has not joined")
+
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, id: int | None, data: object
     ) -> None:
+        if not self._joined(eio_sid, namespace):
+            raise MalformedPacket("an EVENT for a namespace it has not joined")
         if not names_client_event(data):
             name = data[0] if isinstance(data, list) and data else None
             log.info("dropped an EVENT packet named %.60r (not a client event)", name)

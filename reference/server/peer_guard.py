@@ -1,0 +1,147 @@
+"""Closing peers that send what no standard client sends, with one short log line each.
+
+python-engineio and python-socketio log a traceback at error level for every frame they cannot
+decode and mostly keep the connection: 1,200 hostile connections wrote about 6,000 tracebacks.
+The checks are pure (``reference.core.frames``); this module applies them where the libraries
+take input in, through the hooks they offer for swapping parts: the Engine.IO server class
+(``socketio.AsyncServer._engineio_server_class``), its async driver (``_async``: how a request
+is read and a WebSocket received from) and the Socket.IO packet class (``serializer=``). They
+are private, so tests/test_hostile_peers.py pins what each one is relied on for.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from typing import Any
+
+import engineio
+import socketio
+from engineio.async_drivers import aiohttp as engineio_aiohttp
+
+from reference.core.frames import (
+    MalformedPacket,
+    engine_frame_problem,
+    polling_body_problem,
+    socket_packet_problem,
+)
+
+log = logging.getLogger(__name__)
+
+
+def log_refused(peer: object, problem: str) -> None:
+    """The one line a refused peer gets: a warning, no traceback."""
+    log.warning("closing a peer that sent %s", problem, extra={"peer": str(peer)[:40]})
+
+
+class RefusedFrame(engineio.exceptions.EngineIOError):  # type: ignore[misc]  # untyped
+    """Raised inside python-engineio, which then closes the session and answers 400."""
+
+
+async def close_now(server: Any, sid: str) -> None:
+    """Close an Engine.IO session without waiting for its send queue to drain.
+
+    python-engineio's ``disconnect`` waits for the queue, which for a long-polling peer only
+    drains on its next GET: the POST that brought the bad packet would hang until the ping
+    timeout. The ``None`` ends a WebSocket's writer (and so the connection) now, as
+    python-engineio itself does when a WebSocket ends.
+    """
+    socket = server.sockets.get(sid)
+    if socket is not None and not socket.closed:
+        await socket.close(wait=False)
+        socket.queue.put_nowait(None)
+
+
+class GuardedBody:
+    """A long-polling POST body, checked before python-engineio decodes it."""
+
+    def __init__(self, body: Any, server: Any, query: str) -> None:
+        self._body = body
+        self._server = server
+        self._sid = urllib.parse.parse_qs(query).get("sid", ["?"])[0]
+
+    async def read(self, length: int = -1) -> bytes:
+        data: bytes = await self._body.read(length)
+        problem = polling_body_problem(data)
+        if problem is not None:
+            log_refused(self._sid, problem)
+            await close_now(self._server, self._sid)
+            raise RefusedFrame(problem)  # python-engineio answers 400
+        return data
+
+
+class GuardedWebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]  # untyped
+    """python-engineio's aiohttp WebSocket, but a frame it could not decode ends the connection.
+
+    python-engineio decodes a received frame outside its error handling, so an empty frame or
+    a packet type that is not a digit escapes its handler with a traceback; ``OSError`` from
+    ``wait`` is what it treats as the connection closing, quietly.
+    """
+
+    async def wait(self) -> str | bytes:
+        frame: str | bytes = await super().wait()
+        problem = engine_frame_problem(frame)
+        if problem is not None:
+            log_refused(getattr(getattr(self.handler, "__self__", None), "sid", "?"), problem)
+            raise OSError(problem)
+        return frame
+
+
+class FirstTimeAsInfo(logging.Filter):
+    """python-engineio logs the first bad request of each kind (an unknown session id, a bad
+    transport or version) at error level, then at info: a peer's mistake, not the server's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).endswith(_FIRST_TIME_SUFFIX):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_FIRST_TIME_SUFFIX = "(further occurrences of this error will be logged with level INFO)"
+
+
+class GuardedEngineServer(engineio.AsyncServer):  # type: ignore[misc]  # untyped
+    """python-engineio's server reading requests and WebSocket frames through the guards."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        logger: logging.Logger = self.logger
+        if not any(isinstance(f, FirstTimeAsInfo) for f in logger.filters):
+            logger.addFilter(FirstTimeAsInfo())
+        drivers: dict[str, Any] = self._async  # type: ignore[has-type]  # set in engineio
+        if drivers.get("translate_request") is engineio_aiohttp.translate_request:
+            self._async = {
+                **drivers,
+                "translate_request": self._translate_request,
+                "websocket": GuardedWebSocket,
+            }
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """python-engineio answers a POST for a session that is closed but not yet swept with
+        an uncaught KeyError (a 500 and a traceback); sweeping it first makes that a 400."""
+        sid = args[0].query.get("sid") if args else None
+        socket = self.sockets.get(sid) if sid else None
+        if socket is not None and socket.closed:
+            self.sockets.pop(sid, None)
+        return await super().handle_request(*args, **kwargs)
+
+    def _translate_request(self, request: Any) -> dict[str, Any]:
+        environ: dict[str, Any] = engineio_aiohttp.translate_request(request)
+        environ["wsgi.input"] = GuardedBody(environ["wsgi.input"], self, environ["QUERY_STRING"])
+        return environ
+
+
+class GuardedPacket(socketio.packet.Packet):  # type: ignore[misc]  # untyped
+    """A Socket.IO packet that raises ``MalformedPacket`` for what no client sends."""
+
+    def decode(self, encoded_packet: str | bytes) -> int:
+        if not isinstance(encoded_packet, str):
+            raise MalformedPacket("a binary frame outside a binary packet")
+        try:
+            attachments = int(super().decode(encoded_packet) or 0)
+        except (ValueError, TypeError, IndexError, KeyError):
+            raise MalformedPacket("an undecodable Socket.IO packet") from None
+        problem = socket_packet_problem(self.packet_type, attachments, self.data)
+        if problem is not None:
+            raise MalformedPacket(problem)
+        return attachments
