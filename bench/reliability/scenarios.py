@@ -6,7 +6,9 @@ Two runs side by side, each a ``pytest conformance`` subprocess with the ``volum
 against three reference nodes on one ``redis-server`` (the machine's cluster rules then cut
 and stall every client link of a node at once). Both run ``ReplayMachine`` until
 ``--examples`` each or the budget, whichever comes first; at the budget a run gets SIGINT and
-the examples it finished count. The figures come from the machines' own tally
+the examples it finished count. Each run's pytest output and tally are kept in
+``reports/reliability/`` (``scenarios-embedded.log`` and so on), so a finding can be read, with
+its shrunk steps, while the other run goes on. The figures come from the machines' own tally
 (``conformance.scenarios.tally``), so they are what was judged: examples, rules run, faults
 injected, publishes and deliveries checked. A finding in any example, or a run that fails for
 another reason, is an anomaly.
@@ -30,18 +32,17 @@ from conformance.scenarios.tally import TALLY_ENV, total
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = 10_000  # per run; the budget usually ends a run first
+REPORTS = ROOT / "reports" / "reliability"
 NODES = 3
 START_TIMEOUT_S = 20.0
 
 
 async def run(budget_s: float, examples: int = EXAMPLES) -> PartResult:
     """Both runs at once, for ``budget_s`` seconds at most."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reliability-scenarios-") as scratch:
-        work = Path(scratch)
-        for folder in ("embedded", "cluster", "redis"):
-            (work / folder).mkdir()
         embedded, cluster = await asyncio.gather(
-            _embedded(work, budget_s, examples), _three_nodes(work, budget_s, examples)
+            _embedded(budget_s, examples), _three_nodes(Path(scratch), budget_s, examples)
         )
     anomalies = [f"{name}: {problem}" for name, run in (("embedded", embedded),
                  ("three nodes", cluster)) for problem in run[1]]  # fmt: skip
@@ -59,52 +60,59 @@ async def run(budget_s: float, examples: int = EXAMPLES) -> PartResult:
     return PartResult("scenarios", summary, counts, anomalies)
 
 
-async def _embedded(work: Path, budget_s: float, examples: int) -> tuple[dict[str, int], list[str]]:
+async def _embedded(budget_s: float, examples: int) -> tuple[dict[str, int], list[str]]:
     command = "{python} -m reference --host 127.0.0.1 --port {port} --api-key={api_key}"
-    return await _suite(work / "embedded", [f"--target-cmd={command}"], budget_s, examples)
+    return await _suite("embedded", [f"--target-cmd={command}"], budget_s, examples)
 
 
 async def _three_nodes(
-    work: Path, budget_s: float, examples: int
+    scratch: Path, budget_s: float, examples: int
 ) -> tuple[dict[str, int], list[str]]:
     api_key = secrets.token_hex(16)
-    async with _redis(work / "redis") as store, contextlib.AsyncExitStack() as nodes:
+    async with _redis(scratch) as store, contextlib.AsyncExitStack() as nodes:
         urls = [await nodes.enter_async_context(_node(store, api_key)) for _ in range(NODES)]
         targets = [option for url in urls for option in ("--target", url)]
-        return await _suite(work / "cluster", [*targets, f"--api-key={api_key}"], budget_s,
+        return await _suite("cluster", [*targets, f"--api-key={api_key}"], budget_s,
                             examples)  # fmt: skip
 
 
 async def _suite(
-    work: Path, target: list[str], budget_s: float, examples: int
+    name: str, target: list[str], budget_s: float, examples: int
 ) -> tuple[dict[str, int], list[str]]:
     """One ``pytest conformance`` run of the scenario machine; its tally and its anomalies."""
-    tally = work / "tally.jsonl"
+    tally, log = REPORTS / f"scenarios-{name}.jsonl", REPORTS / f"scenarios-{name}.log"
+    tally.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_")}
     env.update({TALLY_ENV: str(tally), "REPLAY_SCENARIO_EXAMPLES": str(examples),
                 "PYTHONPATH": str(ROOT)})  # fmt: skip
     argv = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
             "-k", "test_random_interleavings", "--hypothesis-profile", "volume",
             "--hypothesis-show-statistics", *target]  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    stopped = False
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), budget_s)
-    except TimeoutError:
-        stopped = True  # the budget ended the run: what it finished counts
-        process.send_signal(signal.SIGINT)
-        output, _ = await process.communicate()
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, env=env, stdout=output, stderr=asyncio.subprocess.STDOUT
+        )
+        stopped = False
+        try:
+            await asyncio.wait_for(process.wait(), budget_s)
+        except TimeoutError:
+            stopped = True  # the budget ended the run: what it finished counts
+        finally:  # also when the campaign itself is interrupted
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT)  # pytest stops its target and reports
+                try:
+                    await asyncio.wait_for(process.wait(), 60)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
     counts = await asyncio.to_thread(_tally, tally)
     problems: list[str] = []
     if counts.get("problems", 0):
-        problems.append(f"{counts['problems']} findings: {output.decode()[-3000:]}")
+        problems.append(f"{counts['problems']} findings; see {log}")
     elif not stopped and process.returncode != 0:
-        problems.append(f"pytest exited {process.returncode}: {output.decode()[-3000:]}")
+        problems.append(f"pytest exited {process.returncode}; see {log}")
     if counts["examples"] == 0:
-        problems.append(f"no example finished: {output.decode()[-2000:]}")
+        problems.append(f"no example finished; see {log}")
     return counts, problems
 
 

@@ -139,6 +139,7 @@ class Stage(RuleBasedStateMachine):
         """Raise an on-the-spot finding, with the end of the log about it."""
         if failure is not None:
             failure.log.extend(self.target.log.tail(channel, actor))
+            self.tally.problems += 1
             raise failure
 
     # --- the model's names ----------------------------------------------------------------------
