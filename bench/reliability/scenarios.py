@@ -87,7 +87,8 @@ async def _suite(
                 "PYTHONPATH": str(ROOT)})  # fmt: skip
     argv = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
             "-k", "test_random_interleavings", "--hypothesis-profile", "volume",
-            "--hypothesis-show-statistics", *target]  # fmt: skip
+            "--hypothesis-show-statistics", f"--timeout={budget_s + 300:.0f}",  # the budget ends it
+            *target]  # fmt: skip
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
             *argv, cwd=ROOT, env=env, stdout=output, stderr=asyncio.subprocess.STDOUT
