@@ -30,7 +30,7 @@ class FollowError(Exception):
 
 def backoff_s(attempt: int, rng: random.Random) -> float:
     """Exponential backoff with jitter, so that retries of a storm spread out."""
-    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * rng.uniform(0.5, 1.0)
+    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt) * rng.uniform(0.5, 1.0)
 
 
 class Follower:

@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 
 from bench.reliability.backend import Backend
-from bench.reliability.processes import ReferenceNode, RedisProcess, RssSampler
+from bench.reliability.processes import RedisProcess, ReferenceNode, RssSampler
 from bench.reliability.result import PartResult, quantile, seconds
 
 NAME = "reconnect-storm"
@@ -121,12 +121,13 @@ async def prober(backend: Backend, tally: Tally) -> None:
 
 async def preload(backend: Backend, tally: Tally) -> None:
     for channel in CHANNELS:
-        entries = [{"data": {"n": n}, "id": f"{channel}-{n}"} for n in range(1, PRELOAD + 1)]
+        ids = [f"{channel}-{n}" for n in range(1, PRELOAD + 1)]
+        entries: list[dict[str, Any]] = [{"data": {"n": n}, "id": i} for n, i in enumerate(ids, 1)]
         status, body = await backend.batch(channel, entries)
         if status != 201:
             raise RuntimeError(f"preloading {channel} answered {status} {body}")
-        for entry, result in zip(entries, body["results"], strict=True):
-            tally.acknowledged(channel, entry["id"], result["offset"])
+        for message_id, result in zip(ids, body["results"], strict=True):
+            tally.acknowledged(channel, message_id, result["offset"])
         tally.published += len(entries)
 
 
@@ -194,9 +195,7 @@ async def run(budget_s: float) -> PartResult:
             await node.start()
             if not node.durable:
                 tally.anomalies.append("the node on Redis with AOF does not report durable")
-            async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0)
-            ) as http:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                 backend = Backend(http, node.url, node.api_key)
                 await preload(backend, tally)
                 started = time.monotonic()
@@ -282,6 +281,8 @@ def _result(tally: Tally, counts: Counter[str], clients: list[dict[str, Any]],
         "caught_up_max_ms": round(1000 * (quantile(caught, 1.0) or 0)),
         "connect_ms": round(1000 * connect_s),
         "restart_ms": round(1000 * restart_s),
+        # the followers' counters, each present even at 0
+        **{k: 0 for k in ("reconnects", "connect_retries", "rate_limited", "epoch_changes")},
         **counts,
     }
     return PartResult(NAME, summary, numbers, anomalies)

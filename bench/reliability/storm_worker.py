@@ -56,9 +56,9 @@ def verdict(follower: Follower, heads: dict[str, int], killed_at: float) -> dict
 async def main() -> None:
     setup = await _line()
     channels: list[str] = setup["channels"]
+    first, url, token = setup["first"], setup["url"], setup["token"]
     followers = [
-        Follower(setup["url"], setup["token"], [channels[(setup["first"] + i) % len(channels)]],
-                 seed=setup["first"] + i)  # fmt: skip
+        Follower(url, token, [channels[(first + i) % len(channels)]], seed=first + i)
         for i in range(setup["clients"])
     ]
     gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
@@ -70,7 +70,9 @@ async def main() -> None:
     heads: dict[str, int] = final["heads"]
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(final["wait_s"]):
-            await asyncio.gather(*(f.wait_for({c: heads[c] for c in f.channels}) for f in followers))
+            await asyncio.gather(
+                *(f.wait_for({c: heads[c] for c in f.channels}) for f in followers)
+            )
     counts: Counter[str] = Counter()
     for follower in followers:
         counts.update(follower.counts)
