@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +44,16 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time ``pid`` has used (Linux ``/proc``), 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Guarded:
@@ -192,17 +204,29 @@ class RssSampler:
         self._pid = pid
         self._interval_s = interval_s
         self.peak = 0
-        self.samples = 0
+        self.cpu: list[tuple[float, float]] = []  # (time.monotonic(), CPU seconds used)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
 
+    def reset(self) -> None:
+        """Forget what was sampled: the process was replaced."""
+        self.peak, self.cpu = 0, []
+
+    def busy(self, start: float, end: float) -> float:
+        """The share of one core the process used between two ``time.monotonic()`` times."""
+        inside = [(t, used) for t, used in self.cpu if start <= t <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return 0.0
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
     async def _run(self) -> None:
         while True:
-            if rss := rss_bytes(self._pid()):
+            pid = self._pid()
+            if rss := rss_bytes(pid):
                 self.peak = max(self.peak, rss)
-                self.samples += 1
+                self.cpu.append((time.monotonic(), cpu_seconds(pid)))
             await asyncio.sleep(self._interval_s)
 
     async def stop(self) -> None:

@@ -61,6 +61,7 @@ class Tally:
     stored_at: dict[str, int] = field(default_factory=dict)  # id -> offset
     info_ok: int = 0
     info_failed: int = 0
+    info_slowest_s: float = 0.0  # the slowest answer while the node was up
     anomalies: list[str] = field(default_factory=list)
     node_up: bool = True
 
@@ -103,7 +104,7 @@ async def publisher(backend: Backend, stop: asyncio.Event, tally: Tally) -> None
 async def prober(backend: Backend, tally: Tally) -> None:
     """``GET /info`` throughout; a failure counts as an anomaly only while the node is up."""
     while True:
-        up = tally.node_up
+        up, asked = tally.node_up, time.monotonic()
         try:
             status = await backend.info_status(PROBE_TIMEOUT_S)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -112,6 +113,8 @@ async def prober(backend: Backend, tally: Tally) -> None:
             problem = f"answered {status}"
         if status == 200:
             tally.info_ok += 1
+            if up and tally.node_up:
+                tally.info_slowest_s = max(tally.info_slowest_s, time.monotonic() - asked)
         else:
             tally.info_failed += 1
             if up and tally.node_up and len(tally.anomalies) < 100:
@@ -220,7 +223,7 @@ async def run(budget_s: float) -> PartResult:
                 await node.stop(signal.SIGKILL)
                 await node.start()
                 restart_s = time.monotonic() - killed_at
-                rss.peak = 0
+                rss.reset()
                 tally.node_up = True
                 await asyncio.sleep(AFTER_RESTART_S)
                 stop.set()
@@ -246,6 +249,10 @@ async def run(budget_s: float) -> PartResult:
         clients.extend(result["clients"])
         counts.update(result["counts"])
     anomalies = tally.anomalies + judge_clients(clients) + node.problems
+    last_caught = max((c["caught_up_s"] or 0.0 for c in clients), default=0.0)
+    # How busy the node was from its restart until the last client caught up: near 100%
+    # means the storm is bound by the node's one core, not by the clients.
+    counts["node_busy_pct"] = round(100 * rss.busy(killed_at + restart_s, killed_at + last_caught))
     return _result(tally, counts, clients, anomalies, connect_s, restart_s)
 
 
@@ -264,8 +271,10 @@ def _result(tally: Tally, counts: Counter[str], clients: list[dict[str, Any]],
         f"the kill; {tally.published:,} published, {received:,} delivered, {lossy:,} clients "
         f"with loss/duplicates/reordering; {counts['rate_limited']:,} rate_limited, "
         f"{counts['connect_retries']:,} connect retries, {counts['epoch_changes']:,} epoch "
-        f"changes; info {tally.info_ok:,} ok/{tally.info_failed:,} failed; node RSS peak "
-        f"{counts['rss_before'] / mib:.0f} MiB before, {counts['rss_after'] / mib:.0f} MiB after"
+        f"changes; info {tally.info_ok:,} ok/{tally.info_failed:,} failed (slowest while up "
+        f"{tally.info_slowest_s:.2f} s); node busy {counts['node_busy_pct']}% until the last "
+        f"caught up; node RSS peak {counts['rss_before'] / mib:.0f} MiB before, "
+        f"{counts['rss_after'] / mib:.0f} MiB after"
     )
     numbers = {
         "clients": len(clients),
@@ -276,6 +285,7 @@ def _result(tally: Tally, counts: Counter[str], clients: list[dict[str, Any]],
         "clients_with_problems": lossy,
         "info_ok": tally.info_ok,
         "info_failed": tally.info_failed,
+        "info_slowest_ms": round(1000 * tally.info_slowest_s),
         "caught_up_p50_ms": round(1000 * (quantile(caught, 0.5) or 0)),
         "caught_up_p99_ms": round(1000 * (quantile(caught, 0.99) or 0)),
         "caught_up_max_ms": round(1000 * (quantile(caught, 1.0) or 0)),
