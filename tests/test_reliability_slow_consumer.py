@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.reliability import PARTS
-from bench.reliability.slow_consumer import judge_latency, judge_rss, latencies
+from bench.reliability.slow_consumer import judge_latency, judge_outcome, judge_rss, latencies
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -56,3 +56,11 @@ def test_memory_above_the_baseline_plus_the_allowance_is_an_anomaly() -> None:
     assert judge_rss(100 * MIB, 80 * MIB, 32 * MIB) == []
     (problem,) = judge_rss(150 * MIB, 80 * MIB, 32 * MIB)
     assert "150 MiB, above the baseline's 80 MiB + 32 MiB" in problem
+
+
+def test_a_connection_ended_before_the_ping_timeout_is_an_anomaly() -> None:
+    assert judge_outcome("paused", 30.0) == []
+    assert judge_outcome("ended lagging", 30.0) == []
+    assert judge_outcome("disconnected", 50.0) == []  # the ping timeout explains it (RES-3)
+    (problem,) = judge_outcome("disconnected", 30.0)
+    assert "after a 30.0 s stall, before the ping timeout (45 s)" in problem

@@ -48,6 +48,7 @@ FLW4_BOUND_S = 5.0
 RSS_ALLOWANCE = 32 * 1024 * 1024
 STALL_AFTER_S = 5.0  # the stalled socket stays stalled this long after the last publish
 CATCH_UP_S = 120.0
+PING_TIMEOUT_S = 45.0  # the reference's Engine.IO ping interval + ping timeout
 
 
 @dataclass
@@ -74,6 +75,15 @@ def judge_latency(values: list[float], bound_s: float, who: str) -> list[str]:
         return []
     return [f"{who}: {len(late):,} of {len(values):,} messages later than {bound_s:g} s "
             f"(worst {max(late):.2f} s)"]  # fmt: skip
+
+
+def judge_outcome(outcome: str, stall_s: float) -> list[str]:
+    """A stalled socket is paused (FLW-2) or ended ``lagging`` (LIF-4); its connection may end
+    only once the Engine.IO ping timeout explains it (RES-3), not for its backlog."""
+    if outcome != "disconnected" or stall_s >= PING_TIMEOUT_S:
+        return []
+    return [f"the stalled subscriber's connection ended after a {stall_s:.1f} s stall, before "
+            f"the ping timeout ({PING_TIMEOUT_S:g} s) and without replay:unsubscribed"]  # fmt: skip
 
 
 def judge_rss(peak: int, baseline: int, allowance: int) -> list[str]:
@@ -129,12 +139,15 @@ async def run_phase(stalled: bool) -> Phase:
                 async with asyncio.timeout(CATCH_UP_S):
                     await _first_of_done(publishing, slow.wait_for({CHANNEL: MESSAGES // 10}))
                 proxy.stall(Direction.DOWN)
+                stalled_at = time.monotonic()
             await publishing
             async with asyncio.timeout(CATCH_UP_S):
                 await asyncio.gather(*(f.wait_for({CHANNEL: MESSAGES}) for f in followers))
             if slow is not None:
                 await asyncio.sleep(STALL_AFTER_S)
                 phase.slow = await resume_reading(slow, proxy)
+                phase.slow["stall_s"] = stall_s = time.monotonic() - stalled_at
+                phase.anomalies += judge_outcome(phase.slow["outcome"], stall_s)
         phase.rss_peak = rss.peak
         for n, follower in enumerate(followers + ([slow] if slow else [])):
             who = f"reader {n}" if follower is not slow else "the stalled subscriber"
@@ -207,7 +220,8 @@ def _result(baseline: Phase, stalled: Phase, anomalies: list[str]) -> PartResult
         f"without it, {_ms(stalled.latencies, 0.5)}/{_ms(stalled.latencies, 0.99)} ms with it "
         f"(bound {FLW4_BOUND_S:g} s); node RSS peak {baseline.rss_peak / mib:.0f} MiB without, "
         f"{stalled.rss_peak / mib:.0f} MiB with (bound +{RSS_ALLOWANCE / mib:.0f} MiB); the "
-        f"stalled one had {slow.get('had', 0):,} when it read again ({slow.get('outcome')}), "
+        f"stalled one had {slow.get('had', 0):,} when it read again after "
+        f"{slow.get('stall_s', 0.0):.1f} s ({slow.get('outcome')}), "
         f"then got the rest in {slow.get('catch_up_s', 0.0):.1f} s"
     )
     counts = {
@@ -221,6 +235,7 @@ def _result(baseline: Phase, stalled: Phase, anomalies: list[str]) -> PartResult
         "stalled_rss_peak": stalled.rss_peak,
         "slow_had": slow.get("had", 0),
         "slow_held_bytes": slow.get("held_bytes", 0),
+        "slow_stall_ms": round(1000 * slow.get("stall_s", 0.0)),
         "slow_reconnects": slow.get("reconnects", 0),
         "slow_lagging": slow.get("lagging", 0),
         "readers_received": len(stalled.latencies),
