@@ -22,6 +22,9 @@ CONNECT_TIMEOUT_S = 30.0
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
 RESUMABLE_REASONS = frozenset({"lagging"})  # LIF-4: nothing skipped, resume from next offset
+# Answers that name a limit or a passing failure of the server, not of the request (EVT-11):
+# the client retries them with backoff, and they are counted, not judged.
+RETRIED_CODES = frozenset({"rate_limited", "unavailable"})
 
 
 class FollowError(Exception):
@@ -101,11 +104,11 @@ class Follower:
             if reply.get("ok"):
                 break
             code = reply.get("error", {}).get("code")
-            if code != "rate_limited":
+            if code not in RETRIED_CODES:
                 if code == "epoch_mismatch":
                     self.counts["epoch_changes"] += 1
                 raise FollowError(f"subscribe {request} answered {reply}")
-            self.counts["rate_limited"] += 1
+            self.counts[code] += 1
             await asyncio.sleep(backoff_s(attempt, self.rng))
             attempt += 1
         else:

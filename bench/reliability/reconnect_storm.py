@@ -14,8 +14,9 @@ with the node is retried without a duplicate (IDM-6) and "acknowledged" stays ex
 Anomalies: a client that lost, duplicated or reordered a message (its offsets are not
 exactly 1..head), saw an epoch change (the store is durable: DUR-2), did not reconnect or
 catch up; an ``id`` stored at two offsets; ``GET /replay/v1/info`` failing while the node is
-up; a traceback or an error in the node's log. ``rate_limited`` answers are allowed and
-counted (the client retries with backoff).
+up; a traceback or an error in the node's log. ``rate_limited`` and ``unavailable`` answers
+are allowed (EVT-11) and counted: the client retries them with backoff, as it retries a
+refused connect.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ PRELOAD = 20  # messages per channel before the clients connect
 PUBLISH_INTERVAL_S = 0.01  # 100 messages/s, round-robin over the channels
 BEFORE_KILL_S = 3.0
 AFTER_RESTART_S = 10.0
+CATCH_UP_WAIT_S = 60.0  # at most, after the publisher stopped: a stuck client fails the part
 PROBE_INTERVAL_S = 0.25
 PROBE_TIMEOUT_S = 5.0
 RETRY_S = 0.05
@@ -228,7 +230,7 @@ async def run(budget_s: float) -> PartResult:
                 await asyncio.sleep(AFTER_RESTART_S)
                 stop.set()
                 await side[1]
-                wait_s = max(10.0, budget_s - (time.monotonic() - started))
+                wait_s = min(CATCH_UP_WAIT_S, max(10.0, budget_s - (time.monotonic() - started)))
                 for worker in workers:
                     worker.send({"heads": tally.heads, "killed_at": killed_at, "wait_s": wait_s})
                 async with asyncio.timeout(wait_s + 30):
@@ -269,7 +271,8 @@ def _result(tally: Tally, counts: Counter[str], clients: list[dict[str, Any]],
         f"{seconds(quantile(back, 0.5))}, caught up p50 {seconds(quantile(caught, 0.5))} "
         f"p99 {seconds(quantile(caught, 0.99))} max {seconds(quantile(caught, 1.0))} after "
         f"the kill; {tally.published:,} published, {received:,} delivered, {lossy:,} clients "
-        f"with loss/duplicates/reordering; {counts['rate_limited']:,} rate_limited, "
+        f"with loss/duplicates/reordering; {counts['rate_limited']:,} rate_limited and "
+        f"{counts['unavailable']:,} unavailable answers retried, "
         f"{counts['connect_retries']:,} connect retries, {counts['epoch_changes']:,} epoch "
         f"changes; info {tally.info_ok:,} ok/{tally.info_failed:,} failed (slowest while up "
         f"{tally.info_slowest_s:.2f} s); node busy {counts['node_busy_pct']}% until the last "
@@ -292,7 +295,16 @@ def _result(tally: Tally, counts: Counter[str], clients: list[dict[str, Any]],
         "connect_ms": round(1000 * connect_s),
         "restart_ms": round(1000 * restart_s),
         # the followers' counters, each present even at 0
-        **{k: 0 for k in ("reconnects", "connect_retries", "rate_limited", "epoch_changes")},
+        **{
+            k: 0
+            for k in (
+                "reconnects",
+                "connect_retries",
+                "rate_limited",
+                "unavailable",
+                "epoch_changes",
+            )
+        },
         **counts,
     }
     return PartResult(NAME, summary, numbers, anomalies)
