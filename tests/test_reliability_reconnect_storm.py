@@ -3,36 +3,23 @@ redis-server) and its judging: per-client verdicts, duplicate ids, backoff, catc
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from redis_server import redis_server_binary
+from reliability_runs import run_part
 
 from bench.reliability import PARTS
 from bench.reliability.follower import BACKOFF_CAP_S, Follower, backoff_s
 from bench.reliability.reconnect_storm import Tally, judge_clients
 from bench.reliability.result import quantile
 from bench.reliability.storm_worker import verdict
-from tests.redis_server import redis_server_binary
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_200_clients_resume_after_a_sigkill(tmp_path: Path) -> None:
     redis_server_binary()  # skips, or fails under CI, without redis-server
-    report = tmp_path / "storm.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RELIABILITY_STORM_CLIENTS": "200"}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.reliability", "--budget", "60",
-         "--part", "reconnect-storm", "--json", str(report)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
-    (result,) = json.loads(report.read_text())
+    result = run_part("reconnect-storm", 60, tmp_path, RELIABILITY_STORM_CLIENTS="200")
     counts = result["counts"]
     assert result["anomalies"] == []
     assert counts["clients"] == counts["caught_up"] == counts["ready"] == 200, counts
@@ -40,7 +27,6 @@ def test_200_clients_resume_after_a_sigkill(tmp_path: Path) -> None:
     # 4 clients per channel, each with every message of its channel, preload and storm alike
     assert counts["published"] > 1000 + 50 and counts["delivered"] == 4 * counts["published"]
     assert counts["epoch_changes"] == 0 and counts["info_ok"] > 10, counts
-    assert done.stdout.strip().splitlines()[-1].startswith("reconnect-storm: ")
 
 
 def test_the_registry_names_the_part() -> None:

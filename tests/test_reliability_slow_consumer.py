@@ -3,29 +3,18 @@ and its judging: latency against FLW-4's bound, memory against the baseline node
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from reliability_runs import run_part
 
 from bench.reliability import PARTS
 from bench.reliability.slow_consumer import judge_latency, judge_outcome, judge_rss, latencies
 
-ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
 
 def test_a_stalled_subscriber_for_20000_messages(tmp_path: Path) -> None:
-    report = tmp_path / "slow.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RELIABILITY_SLOW_MESSAGES": "20000"}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.reliability", "--budget", "120",
-         "--part", "slow-consumer", "--json", str(report)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
-    (result,) = json.loads(report.read_text())
+    result = run_part("slow-consumer", 120, tmp_path, RELIABILITY_SLOW_MESSAGES="20000")
     counts = result["counts"]
     assert result["anomalies"] == []
     assert counts["readers_received"] == 3 * 20000, counts
@@ -33,7 +22,6 @@ def test_a_stalled_subscriber_for_20000_messages(tmp_path: Path) -> None:
     assert 2000 <= counts["slow_had"] < 20000 - 1000, counts
     assert counts["slow_held_bytes"] > 0, counts
     assert counts["baseline_rss_peak"] > 0 and counts["stalled_rss_peak"] > 0, counts
-    assert done.stdout.strip().splitlines()[-1].startswith("slow-consumer: ")
 
 
 def test_the_registry_names_the_part() -> None:
