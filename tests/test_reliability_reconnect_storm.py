@@ -3,6 +3,7 @@ redis-server) and its judging: per-client verdicts, duplicate ids, backoff, catc
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from redis_server import redis_server_binary
 from reliability_runs import run_part
 
 from bench.reliability import PARTS
-from bench.reliability.follower import BACKOFF_CAP_S, Follower, backoff_s
+from bench.reliability.follower import BACKOFF_CAP_S, Follower, FollowError, backoff_s
 from bench.reliability.reconnect_storm import Tally, judge_clients
 from bench.reliability.result import quantile
 from bench.reliability.storm_worker import verdict
@@ -91,3 +92,40 @@ def test_quantile_is_nearest_rank() -> None:
     values = [float(n) for n in range(100, 0, -1)]
     assert quantile(values, 0.5) == 50 and quantile(values, 0.99) == 99
     assert quantile(values, 1.0) == 100 and quantile([], 0.5) is None
+
+
+class _Answers:
+    """A stand-in for a connected client: answers each ``call`` with the next reply."""
+
+    def __init__(self, *replies: dict[str, object]) -> None:
+        self.replies = list(replies)
+        self.requests: list[object] = []
+
+    async def call(self, event: str, payload: object, timeout: float) -> dict[str, object]:
+        self.requests.append(payload)
+        return self.replies.pop(0)
+
+
+def _error(code: str) -> dict[str, object]:
+    return {"ok": False, "error": {"code": code, "message": code}}
+
+
+def test_the_follower_retries_rate_limited_and_unavailable_then_resumes() -> None:
+    follower = _follower()
+    follower.last["storm.0"], follower.epoch["storm.0"] = 7, "e1"
+    ok = {"ok": True, "channel": "storm.0", "epoch": "e1", "from": 8, "head": 9}
+    follower._sio = _Answers(_error("rate_limited"), _error("unavailable"), ok)  # type: ignore[assignment]
+    asyncio.run(follower._subscribe("storm.0"))
+    assert follower.counts == {"rate_limited": 1, "unavailable": 1}
+    expected = {"channel": "storm.0", "from": 8, "epoch": "e1"}  # RES-1: last + 1, its epoch
+    assert follower._sio.requests == [expected] * 3  # type: ignore[union-attr]
+    assert follower._targets == {"storm.0": 9} and follower.problems == []
+
+
+def test_the_follower_gives_up_on_other_errors_and_counts_an_epoch_change() -> None:
+    follower = _follower()
+    follower.epoch["storm.0"] = "e1"
+    follower._sio = _Answers(_error("epoch_mismatch"))  # type: ignore[assignment]
+    with pytest.raises(FollowError, match="epoch_mismatch"):
+        asyncio.run(follower._subscribe("storm.0"))
+    assert follower.counts["epoch_changes"] == 1
