@@ -17,6 +17,7 @@ def test_a_stalled_subscriber_for_20000_messages(tmp_path: Path) -> None:
     result = run_part("slow-consumer", 120, tmp_path, RELIABILITY_SLOW_MESSAGES="20000")
     counts = result["counts"]
     assert result["anomalies"] == []
+    assert counts["messages"] == counts["baseline_messages"] == 20000, counts
     assert counts["readers_received"] == 3 * 20000, counts
     # The stall came mid-stream and held the rest back: it really stopped reading.
     assert 2000 <= counts["slow_had"] < 20000 - 1000, counts

@@ -184,8 +184,19 @@ def judge_clients(clients: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+class Unfinished(Exception):
+    """A wait of the part ran past its budget: the part reports it as its one anomaly."""
+
+
 async def run(budget_s: float) -> PartResult:
     """Storm a fresh node on Redis with ``CLIENTS`` clients; ``budget_s`` bounds each wait."""
+    try:
+        return await _storm(budget_s)
+    except Unfinished as exc:
+        return PartResult(NAME, f"unfinished: {exc}", {"clients": CLIENTS}, [str(exc)])
+
+
+async def _storm(budget_s: float) -> PartResult:
     tally = Tally()
     counts: Counter[str] = Counter()
     clients: list[dict[str, Any]] = []
@@ -210,8 +221,7 @@ async def run(budget_s: float) -> PartResult:
                     size = min(share, CLIENTS - n * share)
                     await worker.start({"url": node.url, "token": token, "channels": CHANNELS,
                                         "clients": size, "first": n * share})  # fmt: skip
-                async with asyncio.timeout(budget_s):
-                    ready = [await w.receive() for w in workers]
+                ready = await _receive_all(workers, budget_s, "connect and subscribe")
                 counts["ready"] = sum(r["ready"] for r in ready)
                 connect_s = time.monotonic() - started
                 rss.start()
@@ -233,8 +243,7 @@ async def run(budget_s: float) -> PartResult:
                 wait_s = min(CATCH_UP_WAIT_S, max(10.0, budget_s - (time.monotonic() - started)))
                 for worker in workers:
                     worker.send({"heads": tally.heads, "killed_at": killed_at, "wait_s": wait_s})
-                async with asyncio.timeout(wait_s + 30):
-                    results = [await w.receive() for w in workers]
+                results = await _receive_all(workers, wait_s + 30, "report their verdicts")
                 if not node.running():
                     tally.anomalies.append(f"the node exited with {node.process.returncode}")  # type: ignore[union-attr]
                 counts["rss_after"] = rss.peak
@@ -256,6 +265,14 @@ async def run(budget_s: float) -> PartResult:
     # means the storm is bound by the node's one core, not by the clients.
     counts["node_busy_pct"] = round(100 * rss.busy(killed_at + restart_s, killed_at + last_caught))
     return _result(tally, counts, clients, anomalies, connect_s, restart_s)
+
+
+async def _receive_all(workers: list[Worker], limit_s: float, what: str) -> list[dict[str, Any]]:
+    try:
+        async with asyncio.timeout(limit_s):
+            return [await w.receive() for w in workers]
+    except TimeoutError:
+        raise Unfinished(f"the workers' clients did not {what} within {limit_s:g} s") from None
 
 
 def _result(tally: Tally, counts: Counter[str], clients: list[dict[str, Any]],
