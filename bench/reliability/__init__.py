@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench.reliability import raw_protocol, reconnect_storm, slow_consumer
+from bench.reliability import raw_protocol, reconnect_storm, scenarios, slow_consumer
 from bench.reliability.result import PartResult
 
 Part = Callable[[float], Coroutine[Any, Any, PartResult]]
@@ -21,4 +21,5 @@ PARTS: dict[str, Part] = {
     "raw-protocol": raw_protocol.run,
     "reconnect-storm": reconnect_storm.run,
     "slow-consumer": slow_consumer.run,
+    "scenarios": scenarios.run,
 }
