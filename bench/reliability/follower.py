@@ -135,8 +135,7 @@ class Follower:
             await sio.connect(self.url, auth={"token": self.token}, transports=["websocket"],
                               wait_timeout=CONNECT_TIMEOUT_S, retry=False)  # fmt: skip
         except BaseException:
-            with contextlib.suppress(Exception):
-                await sio.disconnect()
+            await _release(sio)
             raise
         self._sio = sio
         self.connected_at = time.monotonic()
@@ -173,8 +172,7 @@ class Follower:
     async def _drop(self) -> None:
         sio, self._sio = self._sio, None
         if sio is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(sio.disconnect(), CALL_TIMEOUT_S)
+            await _release(sio)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -186,6 +184,16 @@ class Follower:
         while any(self.last[ch] < head for ch, head in heads.items()):
             self._progress.clear()
             await self._progress.wait()
+
+
+async def _release(sio: socketio.AsyncClient) -> None:
+    """Disconnect, and close the HTTP session python-engineio made for the client: it closes
+    it only on a disconnect from a connected state, not after a connect that failed."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(sio.disconnect(), CALL_TIMEOUT_S)
+    http = getattr(sio.eio, "http", None)
+    if http is not None and not http.closed:
+        await http.close()
 
 
 async def _first_of(*waits: Any) -> None:
