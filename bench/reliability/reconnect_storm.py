@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 from bench.reliability.backend import Backend
-from bench.reliability.processes import RedisProcess, ReferenceNode, RssSampler
+from bench.reliability.processes import RedisProcess, ReferenceNode, RssSampler, cpu_seconds
 from bench.reliability.result import PartResult, quantile, seconds
 
 NAME = "reconnect-storm"
@@ -152,6 +152,10 @@ class Worker:
             )  # fmt: skip
         self.send(setup)
 
+    @property
+    def pid(self) -> int:
+        return 0 if self.process is None else self.process.pid
+
     def send(self, message: dict[str, Any]) -> None:
         assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write((json.dumps(message) + "\n").encode())
@@ -232,6 +236,7 @@ async def _storm(budget_s: float) -> PartResult:
                 counts["rss_before"] = rss.peak
                 tally.node_up = False
                 killed_at = time.monotonic()
+                clients_cpu = sum(cpu_seconds(w.pid) for w in workers)
                 await node.stop(signal.SIGKILL)
                 await node.start()
                 restart_s = time.monotonic() - killed_at
@@ -244,6 +249,10 @@ async def _storm(budget_s: float) -> PartResult:
                 for worker in workers:
                     worker.send({"heads": tally.heads, "killed_at": killed_at, "wait_s": wait_s})
                 results = await _receive_all(workers, wait_s + 30, "report their verdicts")
+                # Which side the storm costs more: the clients' processes or the node's one core.
+                clients_cpu = sum(cpu_seconds(w.pid) for w in workers) - clients_cpu
+                counts["clients_cpu_ms"] = round(1000 * clients_cpu)
+                counts["node_cpu_ms"] = round(1000 * cpu_seconds(node.pid))  # since its restart
                 if not node.running():
                     tally.anomalies.append(f"the node exited with {node.process.returncode}")  # type: ignore[union-attr]
                 counts["rss_after"] = rss.peak
@@ -292,9 +301,10 @@ def _result(tally: Tally, counts: Counter[str], clients: list[dict[str, Any]],
         f"{counts['unavailable']:,} unavailable answers retried, "
         f"{counts['connect_retries']:,} connect retries, {counts['epoch_changes']:,} epoch "
         f"changes; info {tally.info_ok:,} ok/{tally.info_failed:,} failed (slowest while up "
-        f"{tally.info_slowest_s:.2f} s); node busy {counts['node_busy_pct']}% until the last "
-        f"caught up; node RSS peak {counts['rss_before'] / mib:.0f} MiB before, "
-        f"{counts['rss_after'] / mib:.0f} MiB after"
+        f"{tally.info_slowest_s:.2f} s); node busy {counts['node_busy_pct']}% of a core until "
+        f"the last caught up; CPU from the kill on: clients {counts['clients_cpu_ms'] / 1000:.0f} "
+        f"s, node {counts['node_cpu_ms'] / 1000:.0f} s; node RSS peak "
+        f"{counts['rss_before'] / mib:.0f} MiB before, {counts['rss_after'] / mib:.0f} MiB after"
     )
     numbers = {
         "clients": len(clients),
