@@ -250,7 +250,7 @@ async def _storm(budget_s: float) -> PartResult:
                     worker.send({"heads": tally.heads, "killed_at": killed_at, "wait_s": wait_s})
                 results = await _receive_all(workers, wait_s + 30, "report their verdicts")
                 # Which side the storm costs more: the clients' processes or the node's one core.
-                clients_cpu = sum(cpu_seconds(w.pid) for w in workers) - clients_cpu
+                clients_cpu = sum(r["cpu_s"] for r in results) - clients_cpu  # they exit now
                 counts["clients_cpu_ms"] = round(1000 * clients_cpu)
                 counts["node_cpu_ms"] = round(1000 * cpu_seconds(node.pid))  # since its restart
                 if not node.running():

@@ -3,9 +3,9 @@
 It speaks JSON lines. stdin gives the setup ``{"url", "token", "channels", "clients",
 "first"}``, then ``{"heads": {channel: head}, "killed_at": t, "wait_s": s}`` once the
 publisher stopped. stdout answers ``{"ready": n}`` once every client is connected and
-subscribed, then one ``{"clients": [...], "counts": {...}, "problems": [...]}`` with each
-client's times (``time.monotonic``, one clock for every process of the machine) and the
-verdict on its stream.
+subscribed, then one ``{"clients": [...], "counts": {...}, "cpu_s": s}`` with each client's
+times (``time.monotonic``, one clock for every process of the machine), the verdict on its
+stream, and the CPU time the worker used.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 from collections import Counter
 from typing import Any
 
@@ -77,7 +78,7 @@ async def main() -> None:
     for follower in followers:
         counts.update(follower.counts)
     results = [verdict(f, heads, final["killed_at"]) for f in followers]
-    _say({"clients": results, "counts": dict(counts)})
+    _say({"clients": results, "counts": dict(counts), "cpu_s": time.process_time()})
     stop.set()
     await asyncio.gather(*(f.close() for f in followers), return_exceptions=True)
     for run in runs:
