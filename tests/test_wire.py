@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from harness import API_KEY, serve
 
-from reference.server.wire import UNDECODABLE_EVENT, SocketJson
+from reference.core.model import Message
+from reference.server.wire import UNDECODABLE_EVENT, BatchEncoder, SocketJson
 
 NOT_I_JSON = [
     r'"data":"\ud800"',  # MSG-6
@@ -74,3 +75,25 @@ async def test_over_socket_io_it_is_bad_request(caplog: pytest.LogCaptureFixture
 
 def test_socket_json_still_turns_deep_nesting_into_an_event() -> None:  # ROB-1
     assert SocketJson.loads("[" * 100_000 + "]" * 100_000) == [UNDECODABLE_EVENT]
+
+
+def _batch(offset: int, chars: int) -> list[Message]:
+    return [Message(offset=offset, id=str(offset), ts=0, data="x" * chars, size=chars + 2)]
+
+
+def test_the_packet_cache_is_bounded_in_characters() -> None:
+    # A slow socket's catch-up once left up to 256 packets of up to 1 MiB in the cache.
+    encoder = BatchEncoder(capacity=256, max_chars=3500)
+    packets = [encoder.messages_packet("c", "e", _batch(n, 1000)) for n in range(1, 6)]
+    assert 0 < encoder.cached_chars <= 3500
+    assert encoder.messages_packet("c", "e", _batch(5, 1000)) is packets[-1]  # kept
+    again = encoder.messages_packet("c", "e", _batch(1, 1000))  # evicted: encoded anew
+    assert again == packets[0] and again is not packets[0]
+    assert encoder.cached_chars <= 3500
+
+
+def test_the_packet_cache_is_bounded_in_packets() -> None:
+    encoder = BatchEncoder(capacity=2)
+    packets = [encoder.messages_packet("c", "e", _batch(n, 10)) for n in range(1, 4)]
+    assert encoder.messages_packet("c", "e", _batch(3, 10)) is packets[2]
+    assert encoder.messages_packet("c", "e", _batch(1, 10)) is not packets[0]

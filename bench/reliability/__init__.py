@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench.reliability import raw_protocol, scenarios
+from bench.reliability import raw_protocol, reconnect_storm, scenarios, slow_consumer
 from bench.reliability.result import PartResult
 
 Part = Callable[[float], Coroutine[Any, Any, PartResult]]
 
 PARTS: dict[str, Part] = {
     "raw-protocol": raw_protocol.run,
+    "reconnect-storm": reconnect_storm.run,
+    "slow-consumer": slow_consumer.run,
     "scenarios": scenarios.run,
 }

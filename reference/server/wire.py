@@ -34,11 +34,19 @@ def event_packet(event: str, payload: JsonValue) -> str:
 
 
 class BatchEncoder:
-    """A small LRU of encoded ``replay:messages`` packets, keyed by what identifies a batch."""
+    """A small LRU of encoded ``replay:messages`` packets, keyed by what identifies a batch.
 
-    def __init__(self, capacity: int = 256) -> None:
+    Bounded in packets and in characters (a byte each for ASCII text): a catch-up batch may
+    be as large as the node's ``max_batch_bytes`` (1 MiB), and a socket catching up alone
+    fills the cache with packets no other socket asks for, so 256 of them would keep up to
+    256 MiB alive after it (the slow-consumer part of ``bench.reliability`` found 46 MB).
+    """
+
+    def __init__(self, capacity: int = 256, max_chars: int = 16 * 1024 * 1024) -> None:
         self._capacity = capacity
+        self._max_chars = max_chars
         self._packets: OrderedDict[tuple[str, str, int, int], str] = OrderedDict()
+        self.cached_chars = 0
 
     def messages_packet(self, channel: str, epoch: str, batch: Sequence[Message]) -> str:
         key = (channel, epoch, batch[0].offset, batch[-1].offset)
@@ -48,8 +56,9 @@ class BatchEncoder:
             return packet
         packet = event_packet("replay:messages", messages_event(channel, epoch, batch))
         self._packets[key] = packet
-        if len(self._packets) > self._capacity:
-            self._packets.popitem(last=False)
+        self.cached_chars += len(packet)
+        while len(self._packets) > self._capacity or self.cached_chars > self._max_chars:
+            self.cached_chars -= len(self._packets.popitem(last=False)[1])
         return packet
 
 
