@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from redis.crc import key_slot
 from redis_server import RedisServer, free_port
 
 MASTERS = 3
@@ -97,6 +98,14 @@ class RedisCluster:
         for master, _ in self.masters():
             with contextlib.closing(master.admin()) as admin:
                 admin.flushall()
+
+
+def name_in(ranges: list[tuple[int, int]], prefix: str) -> str:
+    """The first ``<prefix><n>`` whose slot (a channel's, or a session's) is in ``ranges``."""
+    n = 0
+    while not any(low <= key_slot(f"{prefix}{n}".encode()) <= high for low, high in ranges):
+        n += 1
+    return f"{prefix}{n}"
 
 
 def cluster_node(directory: Path) -> RedisServer:
