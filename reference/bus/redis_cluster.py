@@ -38,6 +38,7 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import ClusterDownError
 
 from reference.bus.redis import PubSubBus
+from reference.store.redis import POOL_CONNECTIONS
 
 if TYPE_CHECKING:
     from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -71,9 +72,11 @@ class ClusterBus(PubSubBus):
         super().__init__()
         self._cluster = cluster
         self._lanes_up = 0
+        self._in_flight = asyncio.Semaphore(POOL_CONNECTIONS)  # see CLUSTER_CONNECTIONS
 
     async def _send(self, wire: dict[str, str]) -> None:
-        await self._cluster.spublish(lane_of(wire), json.dumps(wire, separators=(",", ":")))
+        async with self._in_flight:
+            await self._cluster.spublish(lane_of(wire), json.dumps(wire, separators=(",", ":")))
 
     async def _confirmed(self) -> None:
         self._lanes_up += 1

@@ -23,8 +23,9 @@ its run id): after a failover every channel of that shard gets a new epoch on it
 Retries: ``RedisCluster`` retries nothing itself (``Retry(NoBackoff(), 0)``), for the reason in
 ``reference.store.redis``; after a connection error it re-reads the topology before its next
 command, so a call that failed while a master was down succeeds once the replica has taken
-over. Every node's pool is bounded; a semaphore keeps the store's concurrent commands below
-that bound, so a burst waits (up to ``POOL_WAIT_S``) instead of failing.
+over. Every node's pool is bounded and refuses a connection beyond it (``MaxConnectionsError``),
+so semaphores keep the store's and the bus's concurrent commands below that bound: a burst
+waits (up to ``POOL_WAIT_S``) instead of failing.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ T = TypeVar("T")
 
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 DEFAULT_PORT = 6379
+# Per node: the store's commands (at most POOL_CONNECTIONS in flight), the bus's as many
+# (``reference.bus.redis_cluster``), and room for topology reads.
+CLUSTER_CONNECTIONS = 3 * POOL_CONNECTIONS
 
 
 def cluster_client(url: str) -> RedisCluster:
@@ -75,7 +79,7 @@ def cluster_client(url: str) -> RedisCluster:
         socket_timeout=5.0,
         socket_connect_timeout=5.0,
         retry=Retry(NoBackoff(), 0),
-        max_connections=POOL_CONNECTIONS,
+        max_connections=CLUSTER_CONNECTIONS,
     )
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in seeds], **options)
 
