@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
-from redis_server import RedisServer, free_port
+from redis_server import RedisServer
 
 MASTERS = 3
 NODE_TIMEOUT_MS = 1000
@@ -108,23 +109,36 @@ def name_in(ranges: list[tuple[int, int]], prefix: str) -> str:
     return f"{prefix}{n}"
 
 
-def cluster_node(directory: Path) -> RedisServer:
+def distinct_free_ports(count: int) -> list[int]:
+    """``count`` free ports, all different: each socket stays bound until all are picked."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def cluster_node(directory: Path, port: int, bus_port: int) -> RedisServer:
     directory.mkdir(parents=True, exist_ok=True)
     extra = (
         "--cluster-enabled", "yes",
         "--cluster-config-file", str(directory / "nodes.conf"),
         "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-        "--cluster-port", str(free_port()),
+        "--cluster-port", str(bus_port),
         "--cluster-replica-validity-factor", "0",  # a replica may always take over
     )  # fmt: skip
-    return RedisServer(directory, aof=False, extra=extra)
+    return RedisServer(directory, aof=False, port=port, extra=extra)
 
 
 @contextlib.contextmanager
 def running_cluster(directory: Path) -> Iterator[RedisCluster]:
     """A settled three-master, three-replica cluster, killed when the block ends."""
     cli = redis_cli_binary()
-    servers = [cluster_node(directory / f"node-{n}") for n in range(2 * MASTERS)]
+    ports = distinct_free_ports(4 * MASTERS)  # a client port and a cluster-bus port each
+    servers = [
+        cluster_node(directory / f"node-{n}", ports[2 * n], ports[2 * n + 1])
+        for n in range(2 * MASTERS)
+    ]
     cluster = RedisCluster(servers)
     try:
         for server in servers:
