@@ -35,9 +35,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# A subscription lost: the connection, or (ClusterError, AskError and its MovedError) a
-# cluster whose topology is changing under it.
-_LOST = (rx.ConnectionError, rx.TimeoutError, rx.ClusterError, rx.AskError, OSError)
+# A subscription lost: the connection, or (ClusterError, AskError and its MovedError,
+# RedisClusterException) a cluster whose topology is changing under it.
+_LOST = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.ClusterError,
+    rx.AskError,
+    rx.RedisClusterException,
+    OSError,
+)
 
 
 class Silent(rx.ConnectionError):
