@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import secrets
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -42,7 +43,8 @@ async def nodes(store: str) -> AsyncIterator[list[tuple[str, str]]]:
 
 
 async def publish_all(targets: list[tuple[str, str]], args: argparse.Namespace) -> dict[str, Any]:
-    channels = [f"bench-cluster-{n}" for n in range(args.channels)]
+    run = secrets.token_hex(4)  # fresh channels: the warm-up's offsets are not this run's
+    channels = [f"bench-cluster-{run}-{n}" for n in range(args.channels)]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(args.messages):
         queue.put_nowait(n)
