@@ -12,8 +12,6 @@ fails when ``CI`` is set.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -21,23 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from redis.crc import key_slot
-from redis_server import RedisServer
+from redis_server import RedisServer, required_binary
 
 MASTERS = 3
 NODE_TIMEOUT_MS = 1000
 SETTLE_TIMEOUT_S = 30.0
-
-
-def redis_cli_binary() -> str:
-    found = shutil.which("redis-cli")
-    if found is None:
-        reason = "redis-cli is not installed (apt-get install redis-tools)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
 
 
 @dataclass
@@ -133,7 +120,7 @@ def cluster_node(directory: Path, port: int, bus_port: int) -> RedisServer:
 @contextlib.contextmanager
 def running_cluster(directory: Path) -> Iterator[RedisCluster]:
     """A settled three-master, three-replica cluster, killed when the block ends."""
-    cli = redis_cli_binary()
+    cli = required_binary("redis-cli", "redis-tools")
     ports = distinct_free_ports(4 * MASTERS)  # a client port and a cluster-bus port each
     servers = [
         cluster_node(directory / f"node-{n}", ports[2 * n], ports[2 * n + 1])
