@@ -19,11 +19,13 @@ from reference.store.redis_cluster import RedisClusterStore, cluster_client
 
 
 def test_the_url_names_seeds_credentials_and_tls() -> None:
-    client = cluster_client("rediss+cluster://user:secret@10.0.0.1:7000,[::1]:7001,other")
+    url = "rediss+cluster://user:secret@10.0.0.1:7000,[::1]:7001,other?socket_timeout=2"
+    client = cluster_client(url)
     seeds = [(node.host, node.port) for node in client.nodes_manager.startup_nodes.values()]
     assert seeds == [("10.0.0.1", 7000), ("::1", 7001), ("other", 6379)]
     options = next(iter(client.nodes_manager.startup_nodes.values())).connection_kwargs
     assert (options["username"], options["password"]) == ("user", "secret")
+    assert (options["socket_timeout"], options["socket_connect_timeout"]) == (2.0, 5.0)
     assert client.nodes_manager.connection_kwargs["connection_class"].__name__ == "SSLConnection"
 
 

@@ -67,20 +67,21 @@ def cluster_client(url: str) -> RedisCluster:
     if parts.path not in ("", "/", "/0"):
         raise ValueError("a Redis Cluster has only database 0")
     first = f"{seeds[0][0]}:{seeds[0][1]}"
-    options: dict[str, Any] = dict(
+    # As ``RedisStore.from_url``: these timeouts, unless the URL's query string says otherwise.
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 5.0,
+        "socket_connect_timeout": 5.0,
+        "retry": Retry(NoBackoff(), 0),
+        "max_connections": CLUSTER_CONNECTIONS,
+    }
+    options.update(
         parse_url(parts._replace(netloc=f"{userinfo}@{first}" if userinfo else first).geturl())
     )
     for name in ("host", "port", "db"):
         options.pop(name, None)
     if options.pop("connection_class", None) is SSLConnection:
         options["ssl"] = True
-    options.update(
-        decode_responses=True,
-        socket_timeout=5.0,
-        socket_connect_timeout=5.0,
-        retry=Retry(NoBackoff(), 0),
-        max_connections=CLUSTER_CONNECTIONS,
-    )
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in seeds], **options)
 
 
