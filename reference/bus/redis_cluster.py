@@ -41,6 +41,9 @@ from reference.bus.redis import PubSubBus
 from reference.store.redis import POOL_CONNECTIONS
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from redis.asyncio.client import PubSub
     from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 LANES = 16
@@ -110,7 +113,7 @@ class ClusterBus(PubSubBus):
 
 
 @contextlib.asynccontextmanager
-async def _node_pubsub(node: ClusterNode):  # type: ignore[no-untyped-def]
+async def _node_pubsub(node: ClusterNode) -> AsyncIterator[PubSub]:
     """A pub/sub connection of its own to one cluster node, with the cluster's options.
 
     It never reconnects by itself (no retries): a silent resubscription would skip the
