@@ -18,7 +18,9 @@ from redis_cluster import running_cluster
 from suite_runs import run_suite, verdicts
 from test_conformance_redis import API_KEY, NODES, reference_node
 
-pytestmark = pytest.mark.slow
+# The whole suite in one test: about 4 minutes on a 2-core machine shared with other work,
+# near the default 300 s limit (the suite's own subprocess timeout is 900 s).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_three_nodes_on_a_three_shard_cluster(tmp_path: Path) -> None:
