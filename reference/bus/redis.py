@@ -14,6 +14,9 @@ the listener reconnects with a growing delay and the new confirmation triggers t
 A connection can also die silently (a half-open TCP connection hears nothing, forever). The
 listener therefore PINGs over the subscription when it has been quiet for ``ping_interval_s``
 and treats ``ping_interval_s + ping_timeout_s`` without any reply as a dropped connection.
+
+``PubSubBus`` is that listener, catch-up and liveness; ``RedisBus`` adds the one channel, and
+``reference.bus.redis_cluster.ClusterBus`` the sharded lanes of a Redis Cluster.
 """
 
 from __future__ import annotations
