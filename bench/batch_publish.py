@@ -18,16 +18,13 @@ import asyncio
 import contextlib
 import json
 import secrets
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+from _redis import redis_url
 from _server import reference_server
 
 
@@ -37,28 +34,8 @@ def store_url(store: str) -> Iterator[str]:
     if store != "redis":
         yield store
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("--store redis needs redis-server on PATH")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    with tempfile.TemporaryDirectory() as directory:
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", directory]  # fmt: skip
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while True:  # until it accepts connections
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit("redis-server did not start")
-                time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait()
+    with redis_url() as url:
+        yield url
 
 
 async def publish_all(url: str, api_key: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -35,8 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--store",
         default="memory",
-        help="'memory' (embedded, not durable), or a mongodb:// or redis:// URL shared by "
-        "every node of a cluster (default: %(default)s)",
+        help="'memory' (embedded, not durable), or a mongodb://, redis:// or "
+        "redis+cluster://HOST:PORT[,HOST:PORT...] URL shared by every node of a cluster "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--api-key",

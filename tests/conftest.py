@@ -5,7 +5,9 @@ mongomock-motor, with a task switch before every database call so that concurren
 really interleave), ``mongodb`` (MongoStore on a real MongoDB in a testcontainers
 container, started once per session; skipped when no Docker engine answers) and ``redis``
 (RedisStore on a real ``redis-server`` started once per session, see ``redis_server.py``; its
-database is flushed before and after each test).
+database is flushed before and after each test) and ``redis-cluster`` (RedisClusterStore on a
+real three-master Redis Cluster started once per session, see ``redis_cluster.py``; flushed
+likewise).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from redis_cluster import RedisCluster, running_cluster
 from redis_server import RedisServer, running_redis
 
 from reference.store import MemoryStore, Store
 from reference.store.base import wall_clock_ms
 from reference.store.mongo import MongoStore
 
-STORE_KINDS = ("memory", "mongomock", "mongodb", "redis")
+STORE_KINDS = ("memory", "mongomock", "mongodb", "redis", "redis-cluster")
 MONGO_KINDS = ("mongomock", "mongodb")
 NO_DOCKER = "no Docker engine running: real-MongoDB store tests need Docker (testcontainers)"
 MONGO_IMAGE = "mongo:7.0"
@@ -171,6 +174,22 @@ async def _redis_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
         await admin.aclose()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster without persistence, shared by the session."""
+    with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def _redis_cluster_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of the session's Redis Cluster, empty now and flushed again afterwards."""
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    cluster.flush()
+    yield cluster.url()
+    cluster.flush()
+
+
 # --- stores ---------------------------------------------------------------------------------
 
 StoreFactory = Callable[..., Awaitable[Store]]
@@ -208,6 +227,8 @@ async def _factory(
             db = await stack.enter_async_context(_mongo_database(kind, request))
         elif kind == "redis":
             db = await stack.enter_async_context(_redis_url(request))
+        elif kind == "redis-cluster":
+            db = stack.enter_context(_redis_cluster_url(request))
 
         async def make_store(**kwargs: Any) -> Store:
             kwargs.setdefault("clock", clock)
@@ -216,6 +237,10 @@ async def _factory(
                 from reference.store.redis import RedisStore
 
                 store = RedisStore.from_url(db, **kwargs)
+            elif kind == "redis-cluster":
+                from reference.store.redis_cluster import RedisClusterStore
+
+                store = RedisClusterStore.from_cluster_url(db, **kwargs)
             else:
                 store = MemoryStore(**kwargs) if db is None else MongoStore(db, **kwargs)
             await store.open()

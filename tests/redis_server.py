@@ -27,15 +27,19 @@ from conformance import watchdog
 START_TIMEOUT_S = 15.0
 
 
-def redis_server_binary() -> str:
-    """The path of ``redis-server``; skips the test (fails it on CI) when there is none."""
-    found = shutil.which("redis-server")
+def required_binary(name: str, package: str) -> str:
+    """The path of ``name``; skips the test (fails it on CI) when there is none."""
+    found = shutil.which(name)
     if found is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
+        reason = f"{name} is not installed (apt-get install {package})"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
     return found
+
+
+def redis_server_binary() -> str:
+    return required_binary("redis-server", "redis-server")
 
 
 def free_port() -> int:

@@ -117,6 +117,24 @@ def test_batch_publish_runs_tiny_on_memory_and_its_own_redis(tmp_path: Path) -> 
     assert "store redis" in done.stdout
 
 
+def test_cluster_throughput_runs_tiny_on_one_redis_and_a_cluster(tmp_path: Path) -> None:
+    """bench/cluster_throughput.py, single-server: starts its own Redis and Redis Cluster
+    (skipped without redis-server and redis-cli, failed on CI)."""
+    missing = [name for name in ("redis-server", "redis-cli") if shutil.which(name) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the cluster benchmark; missing: {missing}")
+        pytest.skip(f"missing: {', '.join(missing)}")
+    figures = tmp_path / "cluster.json"
+    done = _bench(
+        "cluster_throughput.py", "--messages", "300", "--channels", "12", "--json", str(figures)
+    )
+    assert "3-shard cluster" in done.stdout and "one Redis" in done.stdout
+    written = json.loads(figures.read_text())
+    assert [r["store"] for r in written["results"]] == ["redis", "redis+cluster"]
+    assert all(r["publishes_per_s"] > 0 for r in written["results"])
+
+
 def test_memory_profile_prints_each_step(tmp_path: Path) -> None:
     """memory_profile.py: per-socket figures, top lines, libraries and types for each step."""
     _require_node()

@@ -140,13 +140,13 @@ async def get(http: aiohttp.ClientSession, url: str, path: str) -> Any:
 async def history(http: aiohttp.ClientSession, url: str, channel: str) -> dict[str, Any]:
     """The whole retained history of a channel, paged (HIS-8), with the last page's state."""
     messages: list[dict[str, Any]] = []
-    start: int | str = "beginning"
+    start = "beginning"
     while True:
         body = await get(http, url, f"/replay/v1/channels/{channel}/messages?from={start}")
         messages += body["messages"]
         if not body["messages"] or messages[-1]["offset"] >= body["head"]:
             return {**body, "messages": messages}
-        start = messages[-1]["offset"] + 1
+        start = f"{messages[-1]['offset'] + 1}&epoch={body['epoch']}"  # an offset needs its epoch
 
 
 def assert_all_acknowledged_kept(acked: list[tuple[int, str, int]], after: dict[str, Any]) -> None:

@@ -2,8 +2,9 @@
 
 A node alone uses ``LocalBus``; nodes sharing a store use a bus over that store, chosen by
 ``open_bus`` from the same URL as the store: Redis pub/sub for ``RedisStore``
-(``reference.bus.redis``), a collection for ``MongoStore`` (``reference.bus.mongo``). Both are
-imported only when used, like the stores' drivers.
+(``reference.bus.redis``), sharded pub/sub for ``RedisClusterStore``
+(``reference.bus.redis_cluster``), a collection for ``MongoStore`` (``reference.bus.mongo``).
+Each is imported only when used, like the stores' drivers.
 """
 
 from __future__ import annotations
@@ -32,11 +33,19 @@ def open_bus(url: str, store: Store) -> Bus:
     if not store.shared:
         return LocalBus()
     scheme = url.partition("://")[0].lower()
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from reference.bus.redis_cluster import ClusterBus
+        from reference.store.redis_cluster import RedisClusterStore
+
+        if isinstance(store, RedisClusterStore):
+            return ClusterBus(store.cluster)
+    elif scheme in ("redis", "rediss"):
+        from redis.asyncio import Redis
+
         from reference.bus.redis import RedisBus
         from reference.store.redis import RedisStore
 
-        if isinstance(store, RedisStore):
+        if isinstance(store, RedisStore) and isinstance(store.client, Redis):
             return RedisBus(store.client)
     elif scheme in ("mongodb", "mongodb+srv"):
         from reference.bus.mongo import MongoBus

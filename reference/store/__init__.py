@@ -2,7 +2,8 @@
 
 ``memory`` is the embedded default and needs nothing; the MongoDB store needs the optional
 ``mongodb`` extra (PyMongo), imported only when a ``mongodb://`` URL is used, and the Redis
-store the optional ``redis`` extra (redis-py), imported only for a ``redis://`` URL.
+store the optional ``redis`` extra (redis-py), imported only for a ``redis://`` URL, or for a
+``redis+cluster://`` one (a Redis Cluster, given by one or more seed nodes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ ACCEPTED_FORMS = (
     "mongodb+srv://HOST[/DB]",
     "redis://HOST[:PORT][/DB]",
     "rediss://HOST[:PORT][/DB]",
+    "redis+cluster://HOST:PORT[,HOST:PORT...]",
+    "rediss+cluster://HOST:PORT[,HOST:PORT...]",
 )
 DEFAULT_MONGO_DB = "replay"
 
@@ -41,7 +44,7 @@ def open_store(
         return MemoryStore(clock=clock, idempotency_window_s=idempotency_window_s)
     if scheme in ("mongodb", "mongodb+srv"):
         return _open_mongo(url, clock=clock, idempotency_window_s=idempotency_window_s)
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         return _open_redis(url, clock=clock, idempotency_window_s=idempotency_window_s)
     # Only the scheme is echoed: the rest of a URL may hold a password.
     shown = f"scheme {scheme!r}" if "://" in url else "no scheme"
@@ -75,6 +78,11 @@ def _open_redis(url: str, *, clock: Clock, idempotency_window_s: int) -> RedisSt
             "the Redis store needs redis-py: pip install 'socketio-replay[redis]'"
         ) from exc
     from reference.store.redis import RedisStore
+    from reference.store.redis_cluster import SCHEMES, RedisClusterStore
 
     # The client connects lazily, on the store's first command (``open()``).
+    if url.partition("://")[0].lower() in SCHEMES:
+        return RedisClusterStore.from_cluster_url(
+            url, clock=clock, idempotency_window_s=idempotency_window_s
+        )
     return RedisStore.from_url(url, clock=clock, idempotency_window_s=idempotency_window_s)

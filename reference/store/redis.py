@@ -62,6 +62,7 @@ from reference.store.base import Clock, Store, message_ids, wall_clock_ms
 from reference.store.records import session_from_record, session_record
 
 if TYPE_CHECKING:
+    from redis.asyncio.cluster import RedisCluster
     from redis.commands.core import AsyncScript
 
     from reference.core.batch_publish import BatchEntry
@@ -132,7 +133,7 @@ def _session(session_id: str, fields: Mapping[str, str]) -> Session:
 
 class RedisStore(Store):
     """The replay store on one Redis database (a ``redis.asyncio.Redis`` with
-    ``decode_responses=True``)."""
+    ``decode_responses=True``), or on a Redis Cluster (``reference.store.redis_cluster``)."""
 
     durable = False  # decided by ``open()``
     shared = True
@@ -142,7 +143,7 @@ class RedisStore(Store):
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         clock: Clock = wall_clock_ms,
         idempotency_window_s: int = 3600,
@@ -182,7 +183,7 @@ class RedisStore(Store):
         return cls(client, clock=clock, idempotency_window_s=idempotency_window_s)
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> Redis | RedisCluster:
         """The Redis client, for a bus over the same server (``reference.bus.redis``)."""
         return self._redis
 
