@@ -21,8 +21,14 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.reliability.fleet import Backend, NodeProcess, RedisProcess, http_session
-from bench.reliability.fleet import is_unavailable, log_anomalies
+from bench.reliability.fleet import (
+    Backend,
+    NodeProcess,
+    RedisProcess,
+    http_session,
+    is_unavailable,
+    log_anomalies,
+)
 from bench.reliability.ledger import Ledger, Verdict, judge_channel
 from bench.reliability.result import PartResult
 

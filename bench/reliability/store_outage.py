@@ -1,0 +1,220 @@
+"""Part ``store-outage``: ``redis-server`` (AOF, ``appendfsync always``) is SIGKILLed and
+started again on its port, over and over, while publishers on two reference nodes publish by
+``id`` and one python-socketio subscriber per node follows the channels.
+
+During an outage every request must be answered within ``ANSWER_BOUND_S``, with a typed
+``unavailable`` (HTTP 503 and the error body of API-4, or the Socket.IO error reply) or a
+success, never a 500 or a hang; publishers retry by the same ``id`` until acknowledged.
+Afterwards nothing acknowledged is lost or stored twice, the channel keeps its epoch (with AOF
+always no history is lost, DUR-2), and each subscriber's stream is dense, in order and caught
+up, resubscribing where the server ended a subscription (LIF-5). Outages are timed by a seeded
+``random.Random``; the Redis port and directory stay, as an operator's restart would keep them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.reliability.fleet import (
+    Answer,
+    Backend,
+    NodeProcess,
+    RedisProcess,
+    http_session,
+    is_unavailable,
+    log_anomalies,
+)
+from bench.reliability.follower import ANSWER_BOUND_S, Follower
+from bench.reliability.ledger import Ledger, Verdict, judge_channel
+from bench.reliability.result import PartResult
+
+NAME = "store-outage"
+FULL_OUTAGES = 10
+NODES = 2
+PUBLISHERS_PER_NODE = 2
+CHANNELS = ("outage:a", "outage:b")
+UP_S = (1.0, 2.5)  # Redis serves this long between outages
+DOWN_S = (0.3, 2.0)  # and is away this long
+PAUSE_S = 0.01
+CATCH_UP_S = 30.0
+GRANTS = [{"channels": "outage:*", "actions": ["subscribe", "history"]}]
+
+
+@dataclass
+class Tally:
+    seed: int
+    outages: int = 0
+    down_s: float = 0.0
+    requests: int = 0
+    unavailable: int = 0
+    socket_requests: int = 0
+    socket_unavailable: int = 0
+    slowest_s: float = 0.0
+    publishes: int = 0
+    anomalies: list[str] = field(default_factory=list)
+
+    def answered(self, what: str, answer: Answer) -> None:
+        """Judge one answer: in time, and a success or a typed ``unavailable``."""
+        self.requests += 1
+        self.slowest_s = max(self.slowest_s, answer.elapsed_s)
+        if answer.elapsed_s > ANSWER_BOUND_S:
+            self.anomalies.append(f"{what} took {answer.elapsed_s:.1f} s")
+        if is_unavailable(answer):
+            self.unavailable += 1
+        elif answer.status not in (200, 201):
+            self.anomalies.append(f"{what} answered {answer.status}: {answer.body}")
+
+
+async def publisher(
+    name: str, backend: Backend, ledger: Ledger, tally: Tally, stop: asyncio.Event
+) -> None:
+    """Publish unique ids until ``stop``; each retried by its id until acknowledged."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        channel, message_id = CHANNELS[n % len(CHANNELS)], f"{tally.seed}-{name}-{n}"
+        data = {"publisher": name, "n": n}
+        ledger.send(channel, message_id, data)
+        tally.publishes += 1
+        while True:
+            answer = await backend.publish(channel, message_id, data)
+            tally.answered(f"publish {message_id} via {backend.base}", answer)
+            if answer.status in (200, 201):
+                ledger.acknowledge(channel, message_id, answer.body)
+                break
+            if answer.status not in (0, 503):
+                break  # judged already; retrying would not change it
+            await asyncio.sleep(PAUSE_S * 10)
+        await asyncio.sleep(PAUSE_S)
+
+
+async def prober(follower: Follower, tally: Tally, stop: asyncio.Event) -> None:
+    """Ask for history over Socket.IO until ``stop``: an ok or a typed ``unavailable`` each time."""
+    while not stop.is_set():
+        payload = {"channel": CHANNELS[0], "from": "beginning", "limit": 1}
+        reply = await follower.ask("replay:history", payload)
+        tally.socket_requests += 1
+        if reply is not None and not reply.get("ok"):
+            if reply.get("error", {}).get("code") == "unavailable":
+                tally.socket_unavailable += 1
+            else:
+                tally.anomalies.append(f"{follower.name}: replay:history answered {reply}")
+        await asyncio.sleep(PAUSE_S * 5)
+
+
+async def outages(redis: RedisProcess, rng: random.Random, tally: Tally, budget_s: float) -> None:
+    started = time.monotonic()
+    while tally.outages < FULL_OUTAGES and time.monotonic() - started < budget_s:
+        await asyncio.sleep(rng.uniform(*UP_S))
+        await redis.kill()
+        down = time.monotonic()
+        tally.outages += 1
+        await asyncio.sleep(rng.uniform(*DOWN_S))
+        await redis.start()
+        tally.down_s += time.monotonic() - down
+    await asyncio.sleep(rng.uniform(*UP_S))  # a last stretch with Redis up
+
+
+async def run(budget_s: float) -> PartResult:
+    """``FULL_OUTAGES`` Redis crashes, or as many as fit ``budget_s``; then judge."""
+    tally = Tally(seed=random.SystemRandom().randrange(2**32))
+    rng = random.Random(tally.seed)
+    ledger = Ledger()
+    followers = [Follower(f"subscriber-{i + 1}", CHANNELS) for i in range(NODES)]
+    with tempfile.TemporaryDirectory(prefix="store-outage-") as tmp:
+        redis = RedisProcess(Path(tmp) / "redis")
+        nodes = [NodeProcess(redis.url, Path(tmp) / f"node-{i + 1}.log") for i in range(NODES)]
+        try:
+            await redis.start()
+            urls = [await node.start() for node in nodes]
+            async with http_session() as http:
+                backends = [Backend(http, url) for url in urls]
+                verdicts = await _attack(backends, followers, redis, rng, ledger, tally, budget_s)
+        finally:
+            for follower in followers:
+                await follower.close()
+            for node in nodes:
+                await node.kill()
+            await redis.kill()
+        for node in nodes:
+            tally.anomalies += log_anomalies(node.log)
+    return _result(tally, ledger, verdicts, followers)
+
+
+async def _attack(
+    backends: list[Backend], followers: list[Follower], redis: RedisProcess,
+    rng: random.Random, ledger: Ledger, tally: Tally, budget_s: float,
+) -> list[Verdict]:  # fmt: skip
+    for i, (backend, follower) in enumerate(zip(backends, followers, strict=True)):
+        registered = await backend.register(f"outage-{tally.seed}-{i}", GRANTS)
+        await follower.start(backend.base.removesuffix("/replay/v1"), registered.body["token"])
+    stop = asyncio.Event()
+    workers = [
+        asyncio.create_task(publisher(f"n{i}p{p}", backend, ledger, tally, stop))
+        for i, backend in enumerate(backends)
+        for p in range(PUBLISHERS_PER_NODE)
+    ]
+    workers += [asyncio.create_task(prober(f, tally, stop)) for f in followers]
+    await outages(redis, rng, tally, budget_s)
+    stop.set()
+    async with asyncio.timeout(CATCH_UP_S):
+        await asyncio.gather(*workers)
+    histories = {c: await backends[0].history(c) for c in CHANNELS}
+    heads = {c: int(h["head"]) for c, h in histories.items()}
+    for follower in followers:
+        await follower.caught_up(heads, CATCH_UP_S)
+    return [judge_channel(ledger, c, h) for c, h in histories.items()]
+
+
+def _result(
+    tally: Tally, ledger: Ledger, verdicts: list[Verdict], followers: list[Follower]
+) -> PartResult:
+    def total(name: str) -> int:
+        return sum(int(getattr(v, name)) for v in verdicts)
+
+    names = ("acknowledged", "stored", "lost", "duplicated", "gaps", "phantom", "altered",
+             "epoch_changes")  # fmt: skip
+    counts = {name: total(name) for name in names}
+    streams = [s for f in followers for s in f.streams.values()]
+    counts |= {
+        "seed": tally.seed,
+        "outages": tally.outages,
+        "down_ms": round(tally.down_s * 1000),
+        "requests": tally.requests,
+        "unavailable": tally.unavailable,
+        "slowest_ms": round(tally.slowest_s * 1000),
+        "publishes": tally.publishes,
+        "delivered": sum(s.received for s in streams),
+        "stream_gaps": sum(s.gaps for s in streams),
+        "stream_duplicates": sum(s.duplicates for s in streams),
+        "subscribes": sum(f.subscribes for f in followers),
+        "subscribe_unavailable": sum(f.unavailable_replies for f in followers),
+        "ended_unavailable": sum(f.reasons["unavailable"] for f in followers),
+        "socket_requests": tally.socket_requests,
+        "socket_unavailable": tally.socket_unavailable,
+        "slowest_socket_reply_ms": round(max(f.slowest_reply_s for f in followers) * 1000),
+    }
+    anomalies = tally.anomalies + ledger.anomalies + [a for v in verdicts for a in v.anomalies]
+    for follower in followers:
+        anomalies += follower.anomalies + [
+            a for s in follower.streams.values() for a in s.anomalies
+        ]
+    if counts["acknowledged"] != tally.publishes:
+        anomalies.append(f"{tally.publishes} publishes sent, {counts['acknowledged']} acknowledged")
+    summary = (
+        f"{tally.outages} Redis SIGKILLs ({tally.down_s:.0f} s down, seed {tally.seed}); "
+        f"{tally.requests:,} HTTP requests, {tally.unavailable:,} answered unavailable, slowest "
+        f"{tally.slowest_s:.1f} s; {tally.socket_requests:,} Socket.IO requests, "
+        f"{tally.socket_unavailable:,} answered unavailable; {counts['acknowledged']:,} "
+        f"acknowledged, {counts['lost']} lost, "
+        f"{counts['duplicated']} duplicated, {counts['epoch_changes']} epoch changes; "
+        f"{counts['delivered']:,} delivered to {len(followers)} subscribers "
+        f"({counts['ended_unavailable']} subscriptions ended unavailable and resumed), "
+        f"{counts['stream_gaps']} gaps, {counts['stream_duplicates']} duplicates"
+    )
+    return PartResult(NAME, summary, counts, anomalies)
