@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench.reliability import crash_loop, raw_protocol, store_outage
+from bench.reliability import crash_loop, partition, raw_protocol, store_outage
 from bench.reliability.result import PartResult
 
 Part = Callable[[float], Coroutine[Any, Any, PartResult]]
@@ -21,4 +21,5 @@ PARTS: dict[str, Part] = {
     "raw-protocol": raw_protocol.run,
     "crash-loop": crash_loop.run,
     "store-outage": store_outage.run,
+    "partition": partition.run,
 }

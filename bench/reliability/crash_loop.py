@@ -29,7 +29,7 @@ from bench.reliability.fleet import (
     is_unavailable,
     log_anomalies,
 )
-from bench.reliability.ledger import Ledger, Verdict, judge_channel
+from bench.reliability.ledger import Ledger, Verdict, judge_channel, totals
 from bench.reliability.result import PartResult
 
 NAME = "crash-loop"
@@ -155,12 +155,7 @@ async def run(budget_s: float) -> PartResult:
 
 
 def _result(tally: Tally, ledger: Ledger, verdicts: list[Verdict], killing_s: float) -> PartResult:
-    def total(name: str) -> int:
-        return sum(int(getattr(v, name)) for v in verdicts)
-
-    names = ("acknowledged", "stored", "lost", "duplicated", "gaps", "phantom", "altered",
-             "epoch_changes")  # fmt: skip
-    counts = {name: total(name) for name in names}
+    counts, anomalies = totals(verdicts, tally.publishes)
     per_minute = tally.kills * 60 / max(killing_s, 1e-9)
     counts |= {
         "seed": tally.seed,
@@ -172,9 +167,7 @@ def _result(tally: Tally, ledger: Ledger, verdicts: list[Verdict], killing_s: fl
         "duplicate_answers": ledger.duplicate_answers,
         "unavailable": tally.unavailable,
     }
-    anomalies = tally.anomalies + ledger.anomalies + [a for v in verdicts for a in v.anomalies]
-    if counts["acknowledged"] != tally.publishes:
-        anomalies.append(f"{tally.publishes} publishes sent, {counts['acknowledged']} acknowledged")
+    anomalies += tally.anomalies + ledger.anomalies
     summary = (
         f"{tally.kills} SIGKILLs in {killing_s:.0f} s ({per_minute:.0f}/min, seed {tally.seed}); "
         f"{counts['acknowledged']:,} publishes acknowledged ({tally.unanswered} cut by a kill and "

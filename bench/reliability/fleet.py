@@ -17,18 +17,22 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from bench.reliability.ledger import Ledger
 from conformance import watchdog
 
 START_TIMEOUT_S = 20.0
 API_KEY = "reliability-" + secrets.token_hex(8)
 ERROR_LEVELS = ("error", "critical")
+ANSWER_BOUND_S = 10.0  # an answer slower than this is a hang
+RETRY_PAUSE_S = 0.1
+PUBLISH_PAUSE_S = 0.01
 
 
 def free_port() -> int:
@@ -225,3 +229,58 @@ def http_session() -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(force_close=True),
         timeout=aiohttp.ClientTimeout(total=60),
     )
+
+
+@dataclass
+class Answers:
+    """The backend answers publishers got: each judged in time and typed (API-4, §4.1)."""
+
+    seed: int
+    requests: int = 0
+    unavailable: int = 0
+    slowest_s: float = 0.0
+    publishes: int = 0
+    anomalies: list[str] = field(default_factory=list)
+
+    def judge(self, what: str, answer: Answer) -> None:
+        """In time, and a success or a typed ``unavailable``; anything else is an anomaly."""
+        self.requests += 1
+        self.slowest_s = max(self.slowest_s, answer.elapsed_s)
+        if answer.elapsed_s > ANSWER_BOUND_S:
+            self.anomalies.append(f"{what} took {answer.elapsed_s:.1f} s")
+        if is_unavailable(answer):
+            self.unavailable += 1
+        elif answer.status not in (200, 201):
+            self.anomalies.append(f"{what} answered {answer.status}: {answer.body}")
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "unavailable": self.unavailable,
+            "slowest_ms": round(self.slowest_s * 1000),
+            "publishes": self.publishes,
+        }
+
+
+async def publisher(
+    name: str, backend: Backend, channels: tuple[str, ...], ledger: Ledger, answers: Answers,
+    stop: asyncio.Event,
+) -> None:  # fmt: skip
+    """Publish unique ids until ``stop``, each retried by its id until acknowledged."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        channel, message_id = channels[n % len(channels)], f"{answers.seed}-{name}-{n}"
+        data = {"publisher": name, "n": n}
+        ledger.send(channel, message_id, data)
+        answers.publishes += 1
+        while True:
+            answer = await backend.publish(channel, message_id, data)
+            answers.judge(f"publish {message_id} via {backend.base}", answer)
+            if answer.status in (200, 201):
+                ledger.acknowledge(channel, message_id, answer.body)
+                break
+            if answer.status not in (0, 503):
+                break  # judged already; retrying would not change it
+            await asyncio.sleep(RETRY_PAUSE_S)
+        await asyncio.sleep(PUBLISH_PAUSE_S)

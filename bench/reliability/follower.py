@@ -18,10 +18,10 @@ from typing import Any
 
 import socketio
 
+from bench.reliability.fleet import ANSWER_BOUND_S
 from bench.reliability.ledger import Stream
 
 RESUMABLE = ("unavailable", "internal", "lagging", "truncated")  # §7.3: nothing was skipped
-ANSWER_BOUND_S = 10.0  # a reply slower than this is a hang
 RETRY_PAUSE_S = 0.2
 
 
@@ -89,6 +89,14 @@ class Follower:
 
     def _on_disconnect(self, *_: object) -> None:
         self.disconnected_at = time.monotonic()
+        self._progress.set()
+
+    async def subscribed(self) -> bool:
+        """Wait until every channel had a subscription, or the socket is gone; whether it is."""
+        while self.sio.connected and any(s.epoch is None for s in self.streams.values()):
+            self._progress.clear()
+            await self._progress.wait()
+        return self.sio.connected
 
     async def _subscribe(self, channel: str) -> None:
         stream = self.streams[channel]
@@ -109,6 +117,7 @@ class Follower:
     async def _ask(self, payload: dict[str, Any], stream: Stream) -> dict[str, Any] | None:
         def on_ok(reply: dict[str, Any]) -> None:
             stream.started(reply)  # before the first replay:messages is handled
+            self._progress.set()
 
         self.subscribes += 1
         return await self.ask("replay:subscribe", payload, on_ok)

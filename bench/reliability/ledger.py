@@ -146,3 +146,27 @@ class Stream:
                 self.anomalies.append(f"{self.name}: offsets {self._next}..{offset - 1} skipped")
             self.received += 1
             self.last, self._next = offset, offset + 1
+
+
+VERDICT_COUNTS = ("acknowledged", "stored", "lost", "duplicated", "gaps", "phantom", "altered",
+                  "epoch_changes")  # fmt: skip
+
+
+def totals(verdicts: list[Verdict], publishes: int) -> tuple[dict[str, int], list[str]]:
+    """The verdicts' counts summed over channels, and their anomalies; every publish sent
+    must have been acknowledged in the end (publishers retry until it is)."""
+    counts = {name: sum(int(getattr(v, name)) for v in verdicts) for name in VERDICT_COUNTS}
+    anomalies = [a for v in verdicts for a in v.anomalies]
+    if counts["acknowledged"] != publishes:
+        anomalies.append(f"{publishes} publishes sent, {counts['acknowledged']} acknowledged")
+    return counts, anomalies
+
+
+def stream_totals(streams: list[Stream]) -> tuple[dict[str, int], list[str]]:
+    """Subscribers' streams summed: messages delivered, gaps, duplicates; and their anomalies."""
+    counts = {
+        "delivered": sum(s.received for s in streams),
+        "stream_gaps": sum(s.gaps for s in streams),
+        "stream_duplicates": sum(s.duplicates for s in streams),
+    }
+    return counts, [a for s in streams for a in s.anomalies]

@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.reliability.fleet import (
-    Answer,
+    Answers,
     Backend,
     NodeProcess,
     RedisProcess,
     http_session,
-    is_unavailable,
     log_anomalies,
+    publisher,
 )
-from bench.reliability.follower import ANSWER_BOUND_S, Follower
-from bench.reliability.ledger import Ledger, Verdict, judge_channel
+from bench.reliability.follower import Follower
+from bench.reliability.ledger import Ledger, Verdict, judge_channel, stream_totals, totals
 from bench.reliability.result import PartResult
 
 NAME = "store-outage"
@@ -40,7 +40,7 @@ PUBLISHERS_PER_NODE = 2
 CHANNELS = ("outage:a", "outage:b")
 UP_S = (1.0, 2.5)  # Redis serves this long between outages
 DOWN_S = (0.3, 2.0)  # and is away this long
-PAUSE_S = 0.01
+PROBE_PAUSE_S = 0.05
 CATCH_UP_S = 30.0
 GRANTS = [{"channels": "outage:*", "actions": ["subscribe", "history"]}]
 
@@ -48,49 +48,12 @@ GRANTS = [{"channels": "outage:*", "actions": ["subscribe", "history"]}]
 @dataclass
 class Tally:
     seed: int
+    answers: Answers
     outages: int = 0
     down_s: float = 0.0
-    requests: int = 0
-    unavailable: int = 0
     socket_requests: int = 0
     socket_unavailable: int = 0
-    slowest_s: float = 0.0
-    publishes: int = 0
     anomalies: list[str] = field(default_factory=list)
-
-    def answered(self, what: str, answer: Answer) -> None:
-        """Judge one answer: in time, and a success or a typed ``unavailable``."""
-        self.requests += 1
-        self.slowest_s = max(self.slowest_s, answer.elapsed_s)
-        if answer.elapsed_s > ANSWER_BOUND_S:
-            self.anomalies.append(f"{what} took {answer.elapsed_s:.1f} s")
-        if is_unavailable(answer):
-            self.unavailable += 1
-        elif answer.status not in (200, 201):
-            self.anomalies.append(f"{what} answered {answer.status}: {answer.body}")
-
-
-async def publisher(
-    name: str, backend: Backend, ledger: Ledger, tally: Tally, stop: asyncio.Event
-) -> None:
-    """Publish unique ids until ``stop``; each retried by its id until acknowledged."""
-    n = 0
-    while not stop.is_set():
-        n += 1
-        channel, message_id = CHANNELS[n % len(CHANNELS)], f"{tally.seed}-{name}-{n}"
-        data = {"publisher": name, "n": n}
-        ledger.send(channel, message_id, data)
-        tally.publishes += 1
-        while True:
-            answer = await backend.publish(channel, message_id, data)
-            tally.answered(f"publish {message_id} via {backend.base}", answer)
-            if answer.status in (200, 201):
-                ledger.acknowledge(channel, message_id, answer.body)
-                break
-            if answer.status not in (0, 503):
-                break  # judged already; retrying would not change it
-            await asyncio.sleep(PAUSE_S * 10)
-        await asyncio.sleep(PAUSE_S)
 
 
 async def prober(follower: Follower, tally: Tally, stop: asyncio.Event) -> None:
@@ -104,7 +67,7 @@ async def prober(follower: Follower, tally: Tally, stop: asyncio.Event) -> None:
                 tally.socket_unavailable += 1
             else:
                 tally.anomalies.append(f"{follower.name}: replay:history answered {reply}")
-        await asyncio.sleep(PAUSE_S * 5)
+        await asyncio.sleep(PROBE_PAUSE_S)
 
 
 async def outages(redis: RedisProcess, rng: random.Random, tally: Tally, budget_s: float) -> None:
@@ -122,7 +85,8 @@ async def outages(redis: RedisProcess, rng: random.Random, tally: Tally, budget_
 
 async def run(budget_s: float) -> PartResult:
     """``FULL_OUTAGES`` Redis crashes, or as many as fit ``budget_s``; then judge."""
-    tally = Tally(seed=random.SystemRandom().randrange(2**32))
+    seed = random.SystemRandom().randrange(2**32)
+    tally = Tally(seed, Answers(seed))
     rng = random.Random(tally.seed)
     ledger = Ledger()
     followers = [Follower(f"subscriber-{i + 1}", CHANNELS) for i in range(NODES)]
@@ -155,7 +119,7 @@ async def _attack(
         await follower.start(backend.base.removesuffix("/replay/v1"), registered.body["token"])
     stop = asyncio.Event()
     workers = [
-        asyncio.create_task(publisher(f"n{i}p{p}", backend, ledger, tally, stop))
+        asyncio.create_task(publisher(f"n{i}p{p}", backend, CHANNELS, ledger, tally.answers, stop))
         for i, backend in enumerate(backends)
         for p in range(PUBLISHERS_PER_NODE)
     ]
@@ -174,24 +138,15 @@ async def _attack(
 def _result(
     tally: Tally, ledger: Ledger, verdicts: list[Verdict], followers: list[Follower]
 ) -> PartResult:
-    def total(name: str) -> int:
-        return sum(int(getattr(v, name)) for v in verdicts)
-
-    names = ("acknowledged", "stored", "lost", "duplicated", "gaps", "phantom", "altered",
-             "epoch_changes")  # fmt: skip
-    counts = {name: total(name) for name in names}
-    streams = [s for f in followers for s in f.streams.values()]
+    answers = tally.answers
+    counts, anomalies = totals(verdicts, answers.publishes)
+    streamed, stream_anomalies = stream_totals([s for f in followers for s in f.streams.values()])
     counts |= {
         "seed": tally.seed,
         "outages": tally.outages,
         "down_ms": round(tally.down_s * 1000),
-        "requests": tally.requests,
-        "unavailable": tally.unavailable,
-        "slowest_ms": round(tally.slowest_s * 1000),
-        "publishes": tally.publishes,
-        "delivered": sum(s.received for s in streams),
-        "stream_gaps": sum(s.gaps for s in streams),
-        "stream_duplicates": sum(s.duplicates for s in streams),
+        **answers.counts(),
+        **streamed,
         "subscribes": sum(f.subscribes for f in followers),
         "subscribe_unavailable": sum(f.unavailable_replies for f in followers),
         "ended_unavailable": sum(f.reasons["unavailable"] for f in followers),
@@ -199,22 +154,17 @@ def _result(
         "socket_unavailable": tally.socket_unavailable,
         "slowest_socket_reply_ms": round(max(f.slowest_reply_s for f in followers) * 1000),
     }
-    anomalies = tally.anomalies + ledger.anomalies + [a for v in verdicts for a in v.anomalies]
-    for follower in followers:
-        anomalies += follower.anomalies + [
-            a for s in follower.streams.values() for a in s.anomalies
-        ]
-    if counts["acknowledged"] != tally.publishes:
-        anomalies.append(f"{tally.publishes} publishes sent, {counts['acknowledged']} acknowledged")
+    anomalies += tally.anomalies + answers.anomalies + ledger.anomalies + stream_anomalies
+    anomalies += [a for f in followers for a in f.anomalies]
     summary = (
         f"{tally.outages} Redis SIGKILLs ({tally.down_s:.0f} s down, seed {tally.seed}); "
-        f"{tally.requests:,} HTTP requests, {tally.unavailable:,} answered unavailable, slowest "
-        f"{tally.slowest_s:.1f} s; {tally.socket_requests:,} Socket.IO requests, "
+        f"{answers.requests:,} HTTP requests, {answers.unavailable:,} answered unavailable, "
+        f"slowest {answers.slowest_s:.1f} s; {tally.socket_requests:,} Socket.IO requests, "
         f"{tally.socket_unavailable:,} answered unavailable; {counts['acknowledged']:,} "
-        f"acknowledged, {counts['lost']} lost, "
-        f"{counts['duplicated']} duplicated, {counts['epoch_changes']} epoch changes; "
-        f"{counts['delivered']:,} delivered to {len(followers)} subscribers "
-        f"({counts['ended_unavailable']} subscriptions ended unavailable and resumed), "
-        f"{counts['stream_gaps']} gaps, {counts['stream_duplicates']} duplicates"
+        f"acknowledged, {counts['lost']} lost, {counts['duplicated']} duplicated, "
+        f"{counts['epoch_changes']} epoch changes; {counts['delivered']:,} delivered to "
+        f"{len(followers)} subscribers ({counts['ended_unavailable']} subscriptions ended "
+        f"unavailable and resumed), {counts['stream_gaps']} gaps, "
+        f"{counts['stream_duplicates']} duplicates"
     )
     return PartResult(NAME, summary, counts, anomalies)
