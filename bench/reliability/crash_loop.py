@@ -25,6 +25,7 @@ from bench.reliability.fleet import (
     Backend,
     NodeProcess,
     RedisProcess,
+    campaign_seed,
     http_session,
     is_unavailable,
     log_anomalies,
@@ -104,7 +105,7 @@ async def publisher(
 
 async def run(budget_s: float) -> PartResult:
     """SIGKILL nodes until ``FULL_KILLS`` or ``budget_s``; then read back and judge."""
-    tally = Tally(seed=random.SystemRandom().randrange(2**32))
+    tally = Tally(seed=campaign_seed())
     rng = random.Random(tally.seed)
     ledger = Ledger()
     nodes: list[NodeProcess] = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import random
 import secrets
 import shutil
 import signal
@@ -33,6 +35,12 @@ ERROR_LEVELS = ("error", "critical")
 ANSWER_BOUND_S = 10.0  # an answer slower than this is a hang
 RETRY_PAUSE_S = 0.1
 PUBLISH_PAUSE_S = 0.01
+
+
+def campaign_seed() -> int:
+    """``RELIABILITY_SEED`` when set (to replay a reported run's schedule), else a random one."""
+    given = os.environ.get("RELIABILITY_SEED")
+    return int(given) if given else random.SystemRandom().randrange(2**32)
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ from bench.reliability.fleet import (
     Backend,
     NodeProcess,
     RedisProcess,
+    campaign_seed,
     http_session,
     log_anomalies,
     publisher,
@@ -151,7 +152,7 @@ async def _effect(victim: Follower, how: str, timeout_s: float) -> float | None:
 
 async def run(budget_s: float) -> PartResult:
     """``FULL_FAULTS`` faults, or as many as fit ``budget_s``; then judge every stream."""
-    tally = Tally(seed=random.SystemRandom().randrange(2**32))
+    tally = Tally(seed=campaign_seed())
     answers = Answers(tally.seed)
     rng = random.Random(tally.seed)
     ledger = Ledger()

@@ -25,6 +25,7 @@ from bench.reliability.fleet import (
     Backend,
     NodeProcess,
     RedisProcess,
+    campaign_seed,
     http_session,
     log_anomalies,
     publisher,
@@ -85,7 +86,7 @@ async def outages(redis: RedisProcess, rng: random.Random, tally: Tally, budget_
 
 async def run(budget_s: float) -> PartResult:
     """``FULL_OUTAGES`` Redis crashes, or as many as fit ``budget_s``; then judge."""
-    seed = random.SystemRandom().randrange(2**32)
+    seed = campaign_seed()
     tally = Tally(seed, Answers(seed))
     rng = random.Random(tally.seed)
     ledger = Ledger()
