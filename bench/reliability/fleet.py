@@ -248,6 +248,7 @@ class Answers:
     unavailable: int = 0
     slowest_s: float = 0.0
     publishes: int = 0
+    unanswered: int = 0  # requests a node's death left without an answer, retried elsewhere
     anomalies: list[str] = field(default_factory=list)
 
     def judge(self, what: str, answer: Answer) -> None:
@@ -267,11 +268,24 @@ class Answers:
             "unavailable": self.unavailable,
             "slowest_ms": round(self.slowest_s * 1000),
             "publishes": self.publishes,
+            "unanswered": self.unanswered,
         }
 
 
+class Route:
+    """Where a publisher sends: one node, for good. A request left without an answer is then
+    an anomaly; a route that replaces its node (``crash_loop.Relay``) retries it elsewhere."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def unanswered(self, backend: Backend) -> bool:
+        """Whether a publish that ``backend`` left unanswered may be retried (elsewhere)."""
+        return False
+
+
 async def publisher(
-    name: str, backend: Backend, channels: tuple[str, ...], ledger: Ledger, answers: Answers,
+    name: str, route: Route, channels: tuple[str, ...], ledger: Ledger, answers: Answers,
     stop: asyncio.Event,
 ) -> None:  # fmt: skip
     """Publish unique ids until ``stop``, each retried by its id until acknowledged."""
@@ -283,7 +297,11 @@ async def publisher(
         ledger.send(channel, message_id, data)
         answers.publishes += 1
         while True:
+            backend = route.backend
             answer = await backend.publish(channel, message_id, data)
+            if answer.status == 0 and await route.unanswered(backend):
+                answers.unanswered += 1
+                continue
             answers.judge(f"publish {message_id} via {backend.base}", answer)
             if answer.status in (200, 201):
                 ledger.acknowledge(channel, message_id, answer.body)

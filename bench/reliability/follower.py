@@ -18,8 +18,8 @@ from typing import Any
 
 import socketio
 
-from bench.reliability.fleet import ANSWER_BOUND_S
-from bench.reliability.ledger import Stream
+from bench.reliability.fleet import ANSWER_BOUND_S, Backend
+from bench.reliability.ledger import Ledger, Stream, Verdict, judge_channel
 
 RESUMABLE = ("unavailable", "internal", "lagging", "truncated")  # §7.3: nothing was skipped
 RETRY_PAUSE_S = 0.2
@@ -44,6 +44,11 @@ class Follower:
         self.sio.on("replay:messages", self._on_messages)
         self.sio.on("replay:unsubscribed", self._on_unsubscribed)
         self.sio.on("disconnect", self._on_disconnect)
+
+    async def join(self, backend: Backend, session_id: str, grants: list[dict[str, Any]]) -> None:
+        """Register a session through ``backend``'s node and start on that node."""
+        registered = await backend.register(session_id, grants)
+        await self.start(backend.base.removesuffix("/replay/v1"), registered.body["token"])
 
     async def start(self, url: str, token: str) -> None:
         await self.sio.connect(url, auth={"token": token}, transports=["websocket"])
@@ -96,7 +101,7 @@ class Follower:
         while self.sio.connected and any(s.epoch is None for s in self.streams.values()):
             self._progress.clear()
             await self._progress.wait()
-        return self.sio.connected
+        return bool(self.sio.connected)
 
     async def _subscribe(self, channel: str) -> None:
         stream = self.streams[channel]
@@ -146,3 +151,18 @@ class Follower:
             return None
         finally:
             self.slowest_reply_s = max(self.slowest_reply_s, time.monotonic() - started)
+
+
+async def settle(
+    workers: list[asyncio.Task[None]], backend: Backend, channels: tuple[str, ...],
+    followers: list[Follower], ledger: Ledger, timeout_s: float,
+) -> list[Verdict]:  # fmt: skip
+    """Once the attack stopped: wait for the publishers' last retries, read every channel back
+    through ``backend``, let every follower catch up with its head, and judge the channels."""
+    async with asyncio.timeout(timeout_s):
+        await asyncio.gather(*workers)
+    histories = {c: await backend.history(c) for c in channels}
+    heads = {c: int(h["head"]) for c, h in histories.items()}
+    for follower in followers:
+        await follower.caught_up(heads, timeout_s)
+    return [judge_channel(ledger, c, h) for c, h in histories.items()]

@@ -28,13 +28,14 @@ from bench.reliability.fleet import (
     Backend,
     NodeProcess,
     RedisProcess,
+    Route,
     campaign_seed,
     http_session,
     log_anomalies,
     publisher,
 )
-from bench.reliability.follower import Follower
-from bench.reliability.ledger import Ledger, Verdict, judge_channel, stream_totals, totals
+from bench.reliability.follower import Follower, settle
+from bench.reliability.ledger import Ledger, Verdict, stream_totals, totals
 from bench.reliability.result import PartResult
 from conformance.faults import FaultProxy
 
@@ -191,11 +192,10 @@ async def _attack(
     ledger: Ledger, tally: Tally, answers: Answers, budget_s: float,
 ) -> list[Verdict]:  # fmt: skip
     for i, (backend, follower) in enumerate(zip(backends, followers, strict=True)):
-        registered = await backend.register(f"follower-{tally.seed}-{i}", FOLLOW)
-        await follower.start(backend.base.removesuffix("/replay/v1"), registered.body["token"])
+        await follower.join(backend, f"follower-{tally.seed}-{i}", FOLLOW)
     stop = asyncio.Event()
     workers = [
-        asyncio.create_task(publisher(f"n{i}", backend, CHANNELS, ledger, answers, stop))
+        asyncio.create_task(publisher(f"n{i}", Route(backend), CHANNELS, ledger, answers, stop))
         for i, backend in enumerate(backends)
     ]
     started, n = time.monotonic(), 0
@@ -203,13 +203,7 @@ async def _attack(
         n += 1
         await revocation(n, proxy, backends[1], backends[0], rng, tally)
     stop.set()
-    async with asyncio.timeout(CATCH_UP_S):
-        await asyncio.gather(*workers)
-    histories = {c: await backends[1].history(c) for c in CHANNELS}
-    heads = {c: int(h["head"]) for c, h in histories.items()}
-    for follower in followers:
-        await follower.caught_up(heads, CATCH_UP_S)
-    return [judge_channel(ledger, c, h) for c, h in histories.items()]
+    return await settle(workers, backends[1], CHANNELS, followers, ledger, CATCH_UP_S)
 
 
 def _result(

@@ -25,13 +25,14 @@ from bench.reliability.fleet import (
     Backend,
     NodeProcess,
     RedisProcess,
+    Route,
     campaign_seed,
     http_session,
     log_anomalies,
     publisher,
 )
-from bench.reliability.follower import Follower
-from bench.reliability.ledger import Ledger, Verdict, judge_channel, stream_totals, totals
+from bench.reliability.follower import Follower, settle
+from bench.reliability.ledger import Ledger, Verdict, stream_totals, totals
 from bench.reliability.result import PartResult
 
 NAME = "store-outage"
@@ -116,24 +117,19 @@ async def _attack(
     rng: random.Random, ledger: Ledger, tally: Tally, budget_s: float,
 ) -> list[Verdict]:  # fmt: skip
     for i, (backend, follower) in enumerate(zip(backends, followers, strict=True)):
-        registered = await backend.register(f"outage-{tally.seed}-{i}", GRANTS)
-        await follower.start(backend.base.removesuffix("/replay/v1"), registered.body["token"])
+        await follower.join(backend, f"outage-{tally.seed}-{i}", GRANTS)
     stop = asyncio.Event()
     workers = [
-        asyncio.create_task(publisher(f"n{i}p{p}", backend, CHANNELS, ledger, tally.answers, stop))
+        asyncio.create_task(
+            publisher(f"n{i}p{p}", Route(backend), CHANNELS, ledger, tally.answers, stop)
+        )
         for i, backend in enumerate(backends)
         for p in range(PUBLISHERS_PER_NODE)
     ]
     workers += [asyncio.create_task(prober(f, tally, stop)) for f in followers]
     await outages(redis, rng, tally, budget_s)
     stop.set()
-    async with asyncio.timeout(CATCH_UP_S):
-        await asyncio.gather(*workers)
-    histories = {c: await backends[0].history(c) for c in CHANNELS}
-    heads = {c: int(h["head"]) for c, h in histories.items()}
-    for follower in followers:
-        await follower.caught_up(heads, CATCH_UP_S)
-    return [judge_channel(ledger, c, h) for c, h in histories.items()]
+    return await settle(workers, backends[0], CHANNELS, followers, ledger, CATCH_UP_S)
 
 
 def _result(
