@@ -78,7 +78,7 @@ def test_a_stream_counts_gaps_duplicates_and_stale_deliveries() -> None:
     assert stream.duplicates == 1
     stream.ended()
     stream.feed("e1", [5])
-    assert "no live subscription" in stream.anomalies[-1]
+    assert "no live subscription" in stream.anomalies[-1] and stream.stale == 1
     assert len(stream.anomalies) == 3
 
 

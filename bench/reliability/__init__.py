@@ -3,8 +3,9 @@ well-behaved client checks that it still gets everything, in order.
 
 Each part is a module with ``async def run(budget_s: float) -> PartResult``; ``PARTS`` names
 them in the order they run. ``python -m bench.reliability`` runs them and exits 1 if any part
-found an anomaly. Later parts (crash loop, store outage, partitions, reconnect storm, slow
-consumer, malformed input at volume, scenarios at volume) register here the same way.
+found an anomaly. Later parts (reconnect storm, slow consumer, malformed input at volume,
+scenarios at volume) register here the same way. ``fleet`` (processes and the backend client),
+``ledger`` (pure judging) and ``follower`` (a subscriber that resumes) serve the store parts.
 """
 
 from __future__ import annotations

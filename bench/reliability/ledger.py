@@ -114,6 +114,7 @@ class Stream:
     received: int = 0
     duplicates: int = 0
     gaps: int = 0
+    stale: int = 0  # offsets delivered with no live subscription (after an end, UNS-6)
     anomalies: list[str] = field(default_factory=list)
     _next: int | None = None
 
@@ -132,6 +133,7 @@ class Stream:
 
     def feed(self, epoch: str, offsets: list[int]) -> None:
         if self._next is None:
+            self.stale += len(offsets)
             self.anomalies.append(f"{self.name}: offsets {offsets[:5]} with no live subscription")
             return
         if epoch != self.epoch:

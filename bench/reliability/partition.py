@@ -113,10 +113,8 @@ async def revocation(
         if late > EFFECT_BOUND_S:
             tally.anomalies.append(f"{what}: took effect {late:.2f} s after the heal")
         stream = victim.streams[REVOKED]
-        before = stream.received
-        await asyncio.sleep(rng.uniform(*QUIET_S))
-        if stream.received != before or stream.anomalies:
-            tally.stale += stream.received - before
+        await asyncio.sleep(rng.uniform(*QUIET_S))  # time for a stale delivery to show
+        tally.stale += stream.stale
         tally.anomalies += [f"{what}: {a}" for a in victim.anomalies + stream.anomalies]
     finally:
         proxy.heal()
