@@ -48,7 +48,7 @@ class RedisBus(RemoteBus):
     ping_timeout_s: float = 5.0
     #: The longest wait between two tries to subscribe again: the catch-up that follows must
     #: apply a grant narrowed or a session deleted meanwhile within CLU-4's 1 s of the heal.
-    resubscribe_max_s: float = 0.4
+    resubscribe_max_s: float = 0.25
     #: How long ``start`` waits for the first subscription before serving anyway.
     start_timeout_s: float = 5.0
 
