@@ -26,3 +26,11 @@ def run_part(part: str, budget_s: float, tmp_path: Path, **env: str) -> dict[str
     assert done.stdout.strip().splitlines()[-1].startswith(f"{part}: ")
     (result,) = json.loads(report.read_text())
     return dict(result)
+
+
+def clean_counts(part: str, budget_s: float, tmp_path: Path, **env: str) -> dict[str, Any]:
+    """:func:`run_part` for a part that must find no anomaly; its counts."""
+    result = run_part(part, budget_s, tmp_path, **env)
+    assert result["anomalies"] == [], result["anomalies"]
+    counts: dict[str, Any] = result["counts"]
+    return counts

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from reference.bus.base import BusEvent, HeadMoved, SessionChanged, SessionDelet
 from reference.bus.mongo import MongoBus
 from reference.bus.redis import RedisBus
 from reference.bus.remote import RemoteBus, decode_bus_event, encode_bus_event
+from reference.core.errors import Unavailable
 from reference.core.model import Grant
 from reference.core.payloads import encode_payload
 from reference.store import MemoryStore
@@ -167,6 +169,55 @@ async def test_redis_bus_resends_what_it_could_not_send(
         assert a.pending == 1
         await at_b.until(lambda: SessionDeleted("s1") in at_b.events)  # from the outbox
         assert a.pending == 0
+
+
+async def test_redis_bus_resubscribes_soon_after_a_partition_heals(
+    redis_server: RedisServer, redis_stores: list[RedisStore]
+) -> None:
+    """Cut and refused for a while, the bus keeps trying often enough that the catch-up after
+    the heal can apply a revocation within CLU-4's 1 s (it used to back off to 2 s)."""
+    assert RedisBus.resubscribe_max_s < 1
+    async with FaultProxy("127.0.0.1", redis_server.port) as proxy:
+        store = RedisStore.from_url(f"redis://127.0.0.1:{proxy.port}/{DB}")
+        try:
+            a = RedisBus(store.client)
+            async with started(a) as at_a:
+                await proxy.cut()
+                proxy.refuse()  # every try to subscribe again is reset meanwhile
+                await asyncio.sleep(3 * a.resubscribe_max_s + a.retry_max_s)
+                assert at_a.missed == 1 and a.losses >= 3
+                proxy.heal()
+                await at_a.until(lambda: at_a.missed == 2, timeout=5)
+        finally:
+            await store.close()
+
+
+class Unreachable(RemoteBus):
+    """A bus whose medium is this test: events arrive through ``_received``."""
+
+    async def _send(self, wire: dict[str, str]) -> None:
+        pass
+
+
+async def test_an_event_the_store_could_not_serve_is_handled_again() -> None:
+    """Handling re-reads the store: while it is unavailable the event waits, not vanishes
+    (a narrowed grant or a delete that arrived during a partition used to be lost)."""
+    bus, handled, failures = Unreachable(), asyncio.Event(), iter([True, True])
+
+    async def handler(event: BusEvent) -> None:
+        if next(failures, False):
+            raise Unavailable("the store cannot be reached")
+        handled.set()
+
+    bus.attach(handler)
+    bus.redispatch_s = 0.01
+    try:
+        await bus._received(json.dumps(encode_bus_event("other-node", SessionChanged("s1"))))
+        assert not handled.is_set()
+        await asyncio.wait_for(handled.wait(), 5)
+        assert not bus._retries or all(r.done() for r in bus._retries)
+    finally:
+        await bus.stop()
 
 
 async def test_node_catches_up_on_events_it_never_heard(

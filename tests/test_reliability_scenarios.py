@@ -4,38 +4,22 @@ tally proving that examples really ran and were judged."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from redis_server import redis_server_binary
+from reliability_runs import clean_counts
 
 from conformance.scenarios.tally import TALLY_ENV, ExampleTally, total
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_scenarios_for_45_seconds(tmp_path: Path) -> None:
     redis_server_binary()  # fails under CI, skips elsewhere, when there is none
-    report = tmp_path / "reliability.json"
-    argv = ["--budget", "45", "--part", "scenarios", "--json", str(report)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.reliability", *argv],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-4000:]
-    (result,) = json.loads(report.read_text())
-    counts = result["counts"]
-    assert result["anomalies"] == []
+    counts = clean_counts("scenarios", 45, tmp_path)
     for run in ("embedded", "cluster"):
         assert counts[f"{run}_examples"] >= 5, counts
         assert counts[f"{run}_faults"] > 0 and counts[f"{run}_deliveries"] > 0, counts
         assert counts[f"{run}_problems"] == 0, counts
-    assert done.stdout.strip().splitlines()[-1].startswith("scenarios: ")
 
 
 def test_the_tally_adds_up_what_each_example_recorded(

@@ -300,6 +300,35 @@ async def test_unavailable_while_redis_is_down(tmp_path: Path, opener: Opener) -
         assert (await store.state("c")).head == 0  # back, with a new epoch
 
 
+async def test_a_reset_connection_under_uvloop_is_unavailable() -> None:
+    """uvloop raises RuntimeError for a write to a connection the peer reset, and redis-py
+    passes it on: that is a lost connection (``unavailable``), not an internal error."""
+    from redis_server import free_port
+
+    store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    reset = "unable to perform operation on <TCPTransport closed=True>; the handler is closed"
+    tries: list[int] = []
+
+    async def write() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError(reset)
+        return "done"
+
+    async def broken() -> str:
+        raise RuntimeError("something else")
+
+    try:
+        assert await store._guard(write, idempotent=True) == "done"  # tried again, once
+        tries.clear()
+        with pytest.raises(Unavailable):
+            await store._guard(write, idempotent=False)  # an append is never resent
+        with pytest.raises(RuntimeError, match="something else"):
+            await store._guard(broken, idempotent=True)
+    finally:
+        await store.close()
+
+
 async def test_unreachable_at_open() -> None:
     from redis_server import free_port
 

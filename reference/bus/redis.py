@@ -9,7 +9,8 @@ only what is published while its subscription is up. So the listener treats ever
 confirmation, the first one included, as "I may have missed something" and catches up then
 (``RemoteBus._missed``): every local subscription re-reads the store, every local session is
 re-read. That covers a dropped connection (Redis restarted, ``CLIENT KILL``, a network cut):
-the listener reconnects with a growing delay and the new confirmation triggers the catch-up.
+the listener reconnects with a growing delay, capped well under CLU-4's 1 s, and the new
+confirmation triggers the catch-up.
 
 A connection can also die silently (a half-open TCP connection hears nothing, forever). The
 listener therefore PINGs over the subscription when it has been quiet for ``ping_interval_s``
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 from redis import exceptions as rx
 
 from reference.bus.remote import RemoteBus
+from reference.store.redis import connection_reset
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -64,6 +66,9 @@ class PubSubBus(RemoteBus):
 
     ping_interval_s: float = 5.0
     ping_timeout_s: float = 5.0
+    #: The longest wait between two tries to subscribe again: the catch-up that follows must
+    #: apply a grant narrowed or a session deleted meanwhile within CLU-4's 1 s of the heal.
+    resubscribe_max_s: float = 0.25
     #: How long ``start`` waits for the first subscription before serving anyway.
     start_timeout_s: float = 5.0
 
@@ -88,17 +93,18 @@ class PubSubBus(RemoteBus):
         while True:
             try:
                 await self._subscription()
-            except _LOST as exc:
-                log.warning("bus: Redis subscription lost (%s); resubscribing", exc)
-            except Exception:
-                log.exception("bus: Redis listener failed; resubscribing")
+            except Exception as exc:
+                if isinstance(exc, _LOST) or connection_reset(exc):
+                    log.warning("bus: Redis subscription lost (%s); resubscribing", exc)
+                else:
+                    log.exception("bus: Redis listener failed; resubscribing")
             finally:
                 self.losses += 1
             if self._subscribed.is_set():
                 delay = self.retry_min_s  # it was up: the first retry comes quickly
             self._subscribed.clear()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self.retry_max_s)
+            delay = min(delay * 2, self.resubscribe_max_s)
 
     async def _confirmed(self) -> None:
         """One subscribe confirmation; the whole subscription is up when this catches up."""

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from reference.bus.base import Bus, BusEvent, HeadMoved, SessionChanged, SessionDeleted
+from reference.core.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class RemoteBus(Bus):
     outbox_limit: int = 10_000
     retry_min_s: float = 0.1
     retry_max_s: float = 2.0
+    #: Between tries to handle an event that failed: short, since CLU-4 allows 1 s in all.
+    redispatch_s: float = 0.25
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,6 +81,7 @@ class RemoteBus(Bus):
         self._outbox: dict[BusEvent, None] = {}  # an ordered set
         self._flusher: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._retries: set[asyncio.Future[None]] = set()  # events handled again (_received)
 
     def on_missed(self, callback: Resync) -> None:
         """Set what to run when events may have been missed (``ReplayNode.resync``)."""
@@ -97,7 +101,7 @@ class RemoteBus(Bus):
         self._tasks[-1].set_name(name)
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *([self._flusher] if self._flusher else [])]
+        tasks = [*self._tasks, *self._retries, *([self._flusher] if self._flusher else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -155,8 +159,24 @@ class RemoteBus(Bus):
             return  # handled when it was published
         try:
             await self._dispatch(event)
+        except Unavailable as exc:
+            # Handling re-reads the store; dropped now, a narrowed grant or a delete would never
+            # reach this node's sockets (CLU-4). So it is handled again once the store answers.
+            log.warning("bus: handling %s failed (%s); retrying", event, exc)
+            retry = asyncio.ensure_future(self._redispatch(event))
+            self._retries.add(retry)
+            retry.add_done_callback(self._retries.discard)
         except Exception:
             log.exception("bus: handling %s failed", event)
+
+    async def _redispatch(self, event: BusEvent) -> None:
+        while True:
+            await asyncio.sleep(self.redispatch_s)
+            try:
+                await self._dispatch(event)
+                return
+            except Unavailable as exc:
+                log.warning("bus: handling %s failed again (%s); retrying", event, exc)
 
     async def _missed(self) -> None:
         """Catch up after a possible loss of events; retried until the node manages it."""

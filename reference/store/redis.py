@@ -101,7 +101,14 @@ def _dropped(exc: Exception) -> bool:
     """A lost connection, which a second try on a new one may not meet; not a timeout, a
     loading Redis or refused credentials, which a second try would only wait out again."""
     slow = (rx.TimeoutError, rx.BusyLoadingError, rx.AuthenticationError, rx.AuthorizationError)
-    return isinstance(exc, rx.ConnectionError) and not isinstance(exc, slow)
+    lost = isinstance(exc, rx.ConnectionError) and not isinstance(exc, slow)
+    return lost or connection_reset(exc)
+
+
+def connection_reset(exc: Exception) -> bool:
+    """uvloop's error for a write to a connection the peer already reset (asyncio's own loop
+    only logs one); redis-py closes that connection and passes the error through unchanged."""
+    return isinstance(exc, RuntimeError) and "handler is closed" in str(exc)
 
 
 def _transient_reply(exc: rx.ResponseError) -> bool:
@@ -212,7 +219,9 @@ class RedisStore(Store):
         for attempt in range(2 if idempotent else 1):
             try:
                 return await call()
-            except _TRANSIENT as exc:
+            except (*_TRANSIENT, RuntimeError) as exc:
+                if isinstance(exc, RuntimeError) and not connection_reset(exc):
+                    raise
                 if idempotent and attempt == 0 and _dropped(exc):
                     continue  # e.g. a pooled connection that died with a restarted Redis
                 why = f"the Redis store cannot be reached ({type(exc).__name__}); retry later"
