@@ -316,3 +316,23 @@ async def test_shutdown_answers_a_waiting_long_polling_get() -> None:
             await stack.aclose()  # the server shuts down
             status, text = await waiting
         assert status == 200 and text.endswith("1"), (status, text)  # Engine.IO CLOSE
+
+
+async def test_a_close_over_long_polling_answers_the_waiting_get() -> None:
+    """socket.io-client closes a long-polling socket by POSTing a CLOSE while its GET waits;
+    python-engineio left that GET waiting out the ping interval and timeout (45 s here)."""
+    async with serve() as served:
+        sid = await _polling_session(served, (await served.register())["token"])
+
+        async def wait_for_packets() -> int:
+            async with served.http.get(f"{served.url}{POLL_PATH}&sid={sid}") as response:
+                await response.read()
+                return response.status
+
+        waiting = asyncio.ensure_future(wait_for_packets())
+        queue = served.app[SOCKETS_KEY].eio.sockets[sid].queue
+        async with asyncio.timeout(5):
+            while not queue._getters:  # noqa: ASYNC110 - the GET is in, waiting; no event
+                await asyncio.sleep(0.02)
+            assert await _post(served, sid, "1") == 200  # Engine.IO CLOSE from the client
+            assert await waiting == 200

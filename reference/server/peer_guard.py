@@ -11,6 +11,7 @@ are private, so tests/test_hostile_peers.py pins what each one is relied on for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import urllib.parse
 from contextvars import ContextVar
@@ -145,6 +146,18 @@ class GuardedEngineServer(engineio.AsyncServer):  # type: ignore[misc]  # untype
             return
         await close_now(self, sid)
         self.sockets.pop(sid, None)
+
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        """After a session's disconnect handlers, end its queue, so that a long-polling GET
+        waiting on it is answered. A client that closes over long-polling (socket.io-client's
+        ``close()`` POSTs a CLOSE while its GET waits) left that GET, and one handler, waiting
+        out the ping interval and timeout, and the server's graceful shutdown with it."""
+        result = await super()._trigger_event(event, *args, **kwargs)
+        socket = self.sockets.get(args[0]) if event == "disconnect" and args else None
+        if socket is not None:
+            # After close() has queued its CLOSE packet, which the GET should still carry
+            asyncio.get_running_loop().call_soon(socket.queue.put_nowait, None)
+        return result
 
     async def close_every_session(self) -> None:
         """Close every session now (the server is shutting down): a long-polling GET waiting
