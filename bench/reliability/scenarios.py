@@ -33,6 +33,9 @@ from conformance.scenarios.tally import TALLY_ENV, total
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = 10_000  # per run; the budget usually ends a run first
 REPORTS = ROOT / "reports" / "reliability"
+# The teardown's drain: the suite's 3 s assumes a quiet machine; two suites and three nodes
+# share two cores here, and a drain cut short reads as a lost message.
+DRAIN_S = 10.0
 NODES = 3
 START_TIMEOUT_S = 20.0
 
@@ -84,7 +87,7 @@ async def _suite(
     tally.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_")}
     env.update({TALLY_ENV: str(tally), "REPLAY_SCENARIO_EXAMPLES": str(examples),
-                "PYTHONPATH": str(ROOT)})  # fmt: skip
+                "REPLAY_SCENARIO_DRAIN_S": str(DRAIN_S), "PYTHONPATH": str(ROOT)})  # fmt: skip
     argv = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider",
             "-k", "test_random_interleavings", "--hypothesis-profile", "volume",
             "--hypothesis-show-statistics", f"--timeout={budget_s + 300:.0f}",  # the budget ends it
