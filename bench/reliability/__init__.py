@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench.reliability import raw_protocol
+from bench.reliability import malformed_input, raw_protocol
 from bench.reliability.result import PartResult
 
 Part = Callable[[float], Coroutine[Any, Any, PartResult]]
 
 PARTS: dict[str, Part] = {
     "raw-protocol": raw_protocol.run,
+    "malformed-input": malformed_input.run,
 }
