@@ -59,12 +59,12 @@ class _ManyWithMore:
 
 
 if not hasattr(conjecture_utils.many, "more"):
-    jsonschema_strategies.cu = SimpleNamespace(many=_ManyWithMore)  # type: ignore[attr-defined]
+    jsonschema_strategies.cu = SimpleNamespace(many=_ManyWithMore)  # type: ignore[attr-defined,assignment]
 
 
 def _resolve(ref: str, base: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     uri, _, pointer = ref.partition("#")
-    document = registry()[uri].contents if uri else base
+    document: dict[str, Any] = registry()[uri].contents if uri else base  # type: ignore[assignment]
     node: Any = document
     for part in pointer.strip("/").split("/") if pointer.strip("/") else []:
         node = node[part]
@@ -89,7 +89,7 @@ def _inlined(node: Any, base: dict[str, Any]) -> Any:
 def flat_schema(source: str) -> dict[str, Any]:
     """The schema a corpus is drawn from, with no references left."""
     name, pointer = SOURCES[source]
-    document = registry()[ID_PREFIX + name].contents
+    document: dict[str, Any] = registry()[ID_PREFIX + name].contents  # type: ignore[assignment]
     node, _ = _resolve("#" + pointer, document)
     flat: dict[str, Any] = _inlined(node, document)
     return flat

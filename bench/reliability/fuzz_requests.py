@@ -146,7 +146,8 @@ def http_request(route: str, base: Any, api_key: str, rng: random.Random,
         value, mutations = mutate(rng, value, rng.choice((1, 1, 2)))
     if route == "GET messages":
         fields = value if isinstance(value, dict) else {}
-        channel = fields.get("channel") if isinstance(fields.get("channel"), str) else "-"
+        drawn = fields.get("channel")
+        channel = drawn if isinstance(drawn, str) else "-"
     path = PREFIX + _path(route, channel, value)
     headers = _headers(api_key, rng, mutations) if mutated else _headers(api_key, _QUIET, [])
     if route == "GET info" or route == "DELETE sessions" or route == "GET messages":

@@ -166,7 +166,7 @@ async def _event_socket(attack: Attack, event: str, corpus: list[Any], rng: rand
     sio = await _connect(attack)
     try:
         while granted := attack.reserve(event, EVENT_BATCH):
-            calls = []
+            calls: list[EventCall] = []
             while len(calls) < granted:
                 call = event_call(event, rng.choice(corpus), rng)
                 if len(json.dumps(call.args, default=repr)) < bound - 1024:
@@ -336,8 +336,8 @@ async def _run(budget_s: float, seed: int) -> PartResult:
             async with asyncio.TaskGroup() as group:  # one worker's crash stops them all
                 for event, source in EVENT_SOURCES.items():
                     group.create_task(fire_events(attack, event, corpora[source]))
-                for route, source in ROUTE_SOURCES.items():
-                    corpus = corpora[source] if source else None
+                for route, maybe in ROUTE_SOURCES.items():
+                    corpus = corpora[maybe] if maybe else None
                     group.create_task(fire_http(attack, http, route, corpus))
             if process.returncode is not None:
                 attack.anomalies.append(f"the server exited with {process.returncode}")
