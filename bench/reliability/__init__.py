@@ -3,8 +3,10 @@ well-behaved client checks that it still gets everything, in order.
 
 Each part is a module with ``async def run(budget_s: float) -> PartResult``; ``PARTS`` names
 them in the order they run. ``python -m bench.reliability`` runs them and exits 1 if any part
-found an anomaly. Later parts (crash loop, store outage, partitions, reconnect storm, slow
-consumer, malformed input at volume, scenarios at volume) register here the same way.
+found an anomaly. ``malformed_input`` draws its payloads with ``fuzz_corpus``, shapes them
+with ``fuzz_mutations`` and ``fuzz_requests``, and judges answers with ``fuzz_judge``,
+``fuzz_http_judge`` and ``fuzz_ledger``. Later parts (crash loop, store outage, partitions,
+reconnect storm, slow consumer, scenarios at volume) register here the same way.
 """
 
 from __future__ import annotations

@@ -212,9 +212,9 @@ def _expect_route(request: HttpRequest, route: str, segment: str | None, api_key
         return Expectation(frozenset({"unauthorized"}), "API-2", valid=False)
     body: Any = None
     if route in BODY_SCHEMAS:
-        if (refused := _body_problem(request, route, limits)) is not None:
+        body, refused = _read_body(request, route, limits)
+        if refused is not None:
             return refused
-        body, _ = parse_body(request.body or b"")
     if route != "DELETE sessions" and (problem := _channel_problem(segment)) is not None:
         return refuse(problem)
     if route == "GET messages":
@@ -231,20 +231,22 @@ def _expect_route(request: HttpRequest, route: str, segment: str | None, api_key
     return Expectation(frozenset({OK}), "INF-1")
 
 
-def _body_problem(request: HttpRequest, route: str, limits: Limits) -> Expectation | None:
-    """Steps 3 to 5 of API-9 for the body: ``Content-Type``, the body limit, JSON, schema."""
+def _read_body(request: HttpRequest, route: str,
+               limits: Limits) -> tuple[Any, Expectation | None]:  # fmt: skip
+    """Steps 3 to 5 of API-9 for the body (``Content-Type``, the body limit, JSON, schema):
+    the body, or the answer to a request that fails one of them."""
     if not is_json_media_type(request.headers):
-        return refuse("API-11: Content-Type")
+        return None, refuse("API-11: Content-Type")
     raw = request.body or b""
     limit = limits.max_batch_publish_bytes if route == "POST batches" else limits.body_limit
     if len(raw) > limit:
-        return Expectation(frozenset({"payload_too_large"}), "API-7", valid=False)
+        return None, Expectation(frozenset({"payload_too_large"}), "API-7", valid=False)
     body, problem = parse_body(raw)
     if problem is not None:
-        return refuse(f"API-1: {problem}")
+        return None, refuse(f"API-1: {problem}")
     with deep_recursion():
         problems = validate(BODY_SCHEMAS[route], body)
-    return refuse(f"API-1: {problems[0][:200]}") if problems else None
+    return body, refuse(f"API-1: {problems[0][:200]}") if problems else None
 
 
 def judge_http(request: HttpRequest, expectation: Expectation, status: int,

@@ -317,7 +317,7 @@ async def _run(budget_s: float, seed: int) -> PartResult:
         {s for s in [*EVENT_SOURCES.values(), *ROUTE_SOURCES.values()] if s},
         key=lambda s: s == "session",
     )  # the slowest to draw comes last
-    time_limit = max(2.0, budget_s / 30)
+    time_limit = max(2.0, budget_s / 60)  # the drawing worker takes a core from the attack
     corpora = {s: asyncio.wrap_future(pool.submit(draw, s, CORPUS_SIZE, seed + i, time_limit))
                for i, s in enumerate(sources)}  # fmt: skip
     api_key = secrets.token_hex(16)
