@@ -4,11 +4,10 @@ and its pure pieces (corpus, mutations, judges, ledger) on purpose-made inputs."
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
+
+from reliability_command import run_part
 
 from bench.reliability import PARTS
 from bench.reliability.fuzz_corpus import draw, flat_schema
@@ -20,25 +19,13 @@ from bench.reliability.fuzz_requests import EVENT_SOURCES, ROUTE_SOURCES, event_
 from bench.reliability.malformed_input import TargetTally, share_problems
 from conformance.schemas import validate
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "k" * 32
 LIMITS = Limits()
 AUTH = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
 
 def test_malformed_input_for_30_seconds(tmp_path: Path) -> None:
-    report = tmp_path / "reliability.json"
-    argv = ["--budget", "30", "--part", "malformed-input", "--json", str(report)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.reliability", *argv],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
-    (result,) = json.loads(report.read_text())
+    result = run_part("malformed-input", 30, tmp_path)
     counts = result["counts"]
     assert result["anomalies"] == []
     for target in [*EVENT_SOURCES, *ROUTE_SOURCES]:
@@ -50,7 +37,6 @@ def test_malformed_input_for_30_seconds(tmp_path: Path) -> None:
     assert counts["publish.bad_request"] > 0 and counts["publish.ok"] > 0, counts
     assert counts["post_messages.ok"] > 0 and counts["post_batches.bad_request"] > 0, counts
     assert counts["channels_read_back"] > 10 and counts["tracebacks"] == 0, counts
-    assert done.stdout.strip().splitlines()[-1].startswith("malformed-input: ")
 
 
 def test_the_registry_names_the_part() -> None:

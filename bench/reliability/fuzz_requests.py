@@ -91,29 +91,27 @@ def _body_bytes(value: Any, rng: random.Random, mutations: list[str], limit: int
 
 def _headers(api_key: str, rng: random.Random, mutations: list[str]) -> dict[str, str]:
     headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    wrong_keys = ["", "Basic " + api_key, "Bearer" + api_key, "Bearer x" + api_key,
+                  "Bearer " + api_key[:-1], "Bearer " + api_key.upper()]  # fmt: skip
+    _vary(headers, "Authorization", rng, mutations, wrong_keys, "bEaReR   " + api_key)  # API-15
+    wrong_types = ["text/plain", "application/x-www-form-urlencoded", "application/jsonx", ""]
+    _vary(headers, "Content-Type", rng, mutations, wrong_types, "Application/JSON; charset=utf-8")
+    return headers
+
+
+def _vary(headers: dict[str, str], name: str, rng: random.Random, mutations: list[str],
+          wrong: list[str], unusual: str) -> None:  # fmt: skip
+    """Now and then give header ``name`` a wrong value or none (a mutation), or a valid but
+    unusual spelling (none: the judge must accept it)."""
     roll = rng.random()
     if roll < 0.03:
-        variant = rng.choice(["", "Basic " + api_key, "Bearer" + api_key, "Bearer x" + api_key,
-                              "Bearer " + api_key[:-1], "Bearer " + api_key.upper()])  # fmt: skip
-        headers["Authorization"] = variant
-        mutations.append(f"Authorization {variant[:12]!r}")
+        headers[name] = rng.choice(wrong)
+        mutations.append(f"{name} {headers[name][:12]!r}")
     elif roll < 0.04:
-        del headers["Authorization"]
-        mutations.append("no Authorization")
+        del headers[name]
+        mutations.append(f"no {name}")
     elif roll < 0.06:
-        headers["Authorization"] = "bEaReR   " + api_key  # valid: API-15
-    roll = rng.random()
-    if roll < 0.04:
-        variant = rng.choice(["text/plain", "application/x-www-form-urlencoded",
-                              "application/jsonx", "json", ""])  # fmt: skip
-        headers["Content-Type"] = variant
-        mutations.append(f"Content-Type {variant!r}")
-    elif roll < 0.05:
-        del headers["Content-Type"]
-        mutations.append("no Content-Type")
-    elif roll < 0.07:
-        headers["Content-Type"] = "Application/JSON; charset=utf-8"  # valid: API-11
-    return headers
+        headers[name] = unusual
 
 
 def _query(base: dict[str, Any], rng: random.Random, mutations: list[str]) -> list[tuple[str, str]]:
