@@ -131,8 +131,10 @@ async def _one_event(attack: Attack, sio: socketio.AsyncClient, call: EventCall)
     channel = _channel_of(call.args[0]) if call.args else None
     try:
         reply = await sio.call(call.event, call.args, timeout=REQUEST_TIMEOUT_S)
-    except socketio.exceptions.TimeoutError:
-        attack.record(call.event, expectation, "no reply", call.args, "no reply in 10 s", detail)
+    except (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError) as exc:
+        timed_out = isinstance(exc, socketio.exceptions.TimeoutError)
+        what = "no reply in 10 s" if timed_out else "the socket was dropped"
+        attack.record(call.event, expectation, "no reply", call.args, what, detail)
         attack.ledger.unknown.add(channel or "")
         return
     outcome, problem = judge_event(call.event, expectation, reply)
@@ -143,16 +145,19 @@ async def _one_event(attack: Attack, sio: socketio.AsyncClient, call: EventCall)
         else:
             attack.ledger.failure(channel)
     if call.event == "replay:subscribe" and outcome == OK:  # leave room for the next ones
-        reply = await sio.call("replay:unsubscribe", {"channel": channel}, timeout=10)
-        if not reply.get("ok"):
-            attack.anomalies.append(f"unsubscribe after an ok subscribe answered {reply}")
+        try:
+            reply = await sio.call("replay:unsubscribe", {"channel": channel}, timeout=10)
+        except socketio.exceptions.SocketIOError as exc:
+            reply = repr(exc)
+        if not isinstance(reply, dict) or reply.get("ok") is not True:
+            attack.anomalies.append(f"unsubscribe after an ok subscribe answered {reply!r:.200}")
 
 
 async def _usable(attack: Attack, sio: socketio.AsyncClient, event: str) -> bool:
     """A good event still gets an ok reply after a batch of bad ones (ROB-2)."""
     try:
         reply = await sio.call("replay:history", {"channel": "fuzz.probe"}, timeout=10)
-    except (socketio.exceptions.TimeoutError, socketio.exceptions.BadNamespaceError) as exc:
+    except socketio.exceptions.SocketIOError as exc:
         reply = repr(exc)
     if isinstance(reply, dict) and reply.get("ok") is True:
         return True
