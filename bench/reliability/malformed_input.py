@@ -396,6 +396,7 @@ def _result(attack: Attack, elapsed: float, read_back: int) -> PartResult:
     counts: dict[str, int] = {"seed": attack.seed, "sent": sent, "valid": valid, "ok": ok,
                               "channels_read_back": read_back,
                               "tracebacks": attack.log.tracebacks}  # fmt: skip
+    counts |= {f"log_{level}": n for level, n in sorted(attack.log.levels.items())}
     for target, tally in tallies.items():
         key = target.replace("replay:", "").replace(" ", "_").lower()
         counts[f"{key}.sent"] = tally.sent
