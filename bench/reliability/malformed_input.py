@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing
 import random
 import secrets
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -60,6 +61,7 @@ EVENT_BATCH = 16  # events in flight on one socket before the good one that prov
 HTTP_WORKERS = 2  # per route
 REQUEST_TIMEOUT_S = 10
 CORPUS_SIZE = 400
+FIRST_DRAW = 30
 MIN_SHARE = 0.10
 LEDGER_SAMPLE = 200  # untracked channels read back at the end
 GRANTS = [{"channels": "*", "actions": ["subscribe", "publish", "history"]}]
@@ -314,17 +316,33 @@ async def run(budget_s: float) -> PartResult:
         return await _run(budget_s, seed)
 
 
+def _draw_corpora(pool: ProcessPoolExecutor, seed: int,
+                  budget_s: float) -> dict[str, asyncio.Future[list[Any]]]:  # fmt: skip
+    """Each source's corpus, drawn in ``pool``: first a few values of every source, so that
+    every target starts soon, then more of each, appended to the same list as they come."""
+    sources = sorted(
+        {s for s in [*EVENT_SOURCES.values(), *ROUTE_SOURCES.values()] if s},
+        key=lambda s: (s == "session", s),  # its strategy takes seconds to build: last
+    )
+    first = {s: pool.submit(draw, s, FIRST_DRAW, seed + i, 0.5) for i, s in enumerate(sources)}
+    time_limit = max(1.0, budget_s / 60)  # the drawing worker takes a core from the attack
+    for i, source in enumerate(sources):
+        more = pool.submit(draw, source, CORPUS_SIZE, seed + len(sources) + i, time_limit)
+        more.add_done_callback(functools.partial(_extend, first[source]))
+    return {s: asyncio.wrap_future(f) for s, f in first.items()}
+
+
+def _extend(first: Future[list[Any]], more: Future[list[Any]]) -> None:
+    ready = first.done() and not first.cancelled() and first.exception() is None
+    if ready and not more.cancelled() and more.exception() is None:
+        first.result().extend(more.result())  # the workers pick from this list as it grows
+
+
 async def _run(budget_s: float, seed: int) -> PartResult:
     loop = asyncio.get_running_loop()
     started = loop.time()
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    sources = sorted(
-        {s for s in [*EVENT_SOURCES.values(), *ROUTE_SOURCES.values()] if s},
-        key=lambda s: s == "session",
-    )  # the slowest to draw comes last
-    time_limit = max(2.0, budget_s / 60)  # the drawing worker takes a core from the attack
-    corpora = {s: asyncio.wrap_future(pool.submit(draw, s, CORPUS_SIZE, seed + i, time_limit))
-               for i, s in enumerate(sources)}  # fmt: skip
+    corpora = _draw_corpora(pool, seed, budget_s)
     api_key = secrets.token_hex(16)
     log = raw_protocol.Tally(seed=seed)
     process, url = await raw_protocol.start_server(api_key)
