@@ -33,6 +33,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "http-publish": ("http-publish-request", ""),
     "batch": ("http-batch-publish-request", ""),
     "retention": ("http-retention-request", ""),
+    "channel": ("unsubscribe-request", "/properties/channel"),  # for routes whose body has none
 }
 _ANNOTATIONS = frozenset({"$id", "$schema", "$defs", "title", "description"})
 

@@ -129,54 +129,65 @@ def _query(base: dict[str, Any], rng: random.Random, mutations: list[str]) -> li
     return [(k, v.encode("utf-8", "replace").decode()) for k, v in pairs]
 
 
-def http_request(route: str, base: Any, api_key: str, rng: random.Random,
+def http_request(route: str, base: Any, channels: list[str], api_key: str, rng: random.Random,
                  limit: int) -> tuple[HttpRequest, list[str]]:  # fmt: skip
-    """One request to ``route`` drawn from ``base`` (None for info): as drawn or mutated."""
-    method = route.split()[0]
+    """One request to ``route`` drawn from ``base`` (None for info) and, for a route whose
+    body holds no channel, from ``channels``: as drawn or mutated."""
     mutations: list[str] = []
-    value = copy.deepcopy(base)
     mutated = rng.random() >= VALID_SHARE
-    channel = ""
-    if route in PUBLISHING or route == "PUT retention":
-        channel = (tracked_channel(route, rng) if route in PUBLISHING and
-                   rng.random() < TRACKED_SHARE else _random_channel(rng))  # fmt: skip
-    if mutated and route not in ("GET info", "DELETE sessions"):
+    value = copy.deepcopy(base)
+    if mutated and route not in BODILESS:
         value, mutations = mutate(rng, value, rng.choice((1, 1, 2)))
-    if route == "GET messages":
-        fields = value if isinstance(value, dict) else {}
-        drawn = fields.get("channel")
-        channel = drawn if isinstance(drawn, str) else "-"
-    path = PREFIX + _path(route, channel, value)
-    headers = _headers(api_key, rng, mutations) if mutated else _headers(api_key, _QUIET, [])
-    if route == "GET info" or route == "DELETE sessions" or route == "GET messages":
+    channel = _channel(route, value, channels, rng)
+    sender = rng if mutated else _QUIET
+    headers = _headers(api_key, sender, mutations)
+    if route not in BODY_ROUTES:
         headers.pop("Content-Type", None)
-    body = None
-    if route in ("POST sessions", "POST messages", "PUT retention", "POST batches"):
-        body = _body_bytes(value, rng if mutated else _QUIET, mutations, limit)
-    query = []
-    if route == "GET messages":
-        fields = value if isinstance(value, dict) else {}
-        query = _query(fields, rng if mutated else _QUIET, mutations)
-    # These two take no body to mutate: their mutated requests get a wrong path, method or key.
-    bodiless = mutated and route in ("GET info", "DELETE sessions")
-    if bodiless and rng.random() < 0.3 and "Authorization" in headers:
-        headers["Authorization"] = rng.choice(["", "Bearer", "Bearer  ", "Token " + api_key])
-        mutations.append(f"Authorization {headers['Authorization']!r}")
-    if mutated and rng.random() < (0.4 if bodiless else 0.08):
+    body = _body_bytes(value, sender, mutations, limit) if route in BODY_ROUTES else None
+    fields = value if isinstance(value, dict) else {}
+    query = _query(fields, sender, mutations) if route == "GET messages" else []
+    request = HttpRequest(route.split()[0], PREFIX + _path(route, channel, value), headers, body,
+                          query)  # fmt: skip
+    if mutated:
+        _break_route(request, route, channel, api_key, rng, mutations)
+    return request, mutations
+
+
+BODILESS = ("GET info", "DELETE sessions")
+BODY_ROUTES = ("POST sessions", "POST messages", "PUT retention", "POST batches")
+
+
+def _channel(route: str, value: Any, channels: list[str], rng: random.Random) -> str:
+    if route == "GET messages":  # the history-request corpus names its channel
+        drawn = value.get("channel") if isinstance(value, dict) else None
+        return drawn if isinstance(drawn, str) else "-"
+    if route in PUBLISHING and rng.random() < TRACKED_SHARE:
+        return tracked_channel(route, rng)
+    return rng.choice(channels) if channels else "-"
+
+
+def _break_route(request: HttpRequest, route: str, channel: str, api_key: str,
+                 rng: random.Random, mutations: list[str]) -> None:  # fmt: skip
+    """Now and then a wrong key, path segment or method; most often on the two routes that
+    take no body to mutate."""
+    bodiless = route in BODILESS
+    if bodiless and rng.random() < 0.3 and "Authorization" in request.headers:
+        wrong = rng.choice(["", "Bearer", "Bearer  ", "Token " + api_key])
+        request.headers["Authorization"] = wrong
+        mutations.append(f"Authorization {wrong!r}")
+    if rng.random() < (0.4 if bodiless else 0.08):
         segment = rng.choice(BAD_SEGMENTS if rng.random() < 0.5 else ("", "a/b", "%2F"))
         if route == "DELETE sessions":
-            path = f"{PREFIX}/sessions/{segment}"
-            mutations.append(f"path segment {segment[:20]!r}")
-        elif "/channels/" in path:
-            path = path.replace(f"/{_segment(channel)}/", f"/{segment}/", 1)
-            mutations.append(f"path segment {segment[:20]!r}")
+            request.path = f"{PREFIX}/sessions/{segment}"
+        elif "/channels/" in request.path:
+            request.path = request.path.replace(f"/{_segment(channel)}/", f"/{segment}/", 1)
         else:
-            path += rng.choice(["/", "x", "/extra"])
-            mutations.append("unknown path")
-    if mutated and rng.random() < (0.3 if bodiless else 0.03):
-        method = rng.choice(["PUT", "PATCH", "DELETE", "POST", "GET"])
-        mutations.append(f"method {method}")
-    return HttpRequest(method, path, headers, body, query), mutations
+            segment = rng.choice(["/", "x", "/extra"])
+            request.path += segment
+        mutations.append(f"path {segment[:20]!r}")
+    if rng.random() < (0.3 if bodiless else 0.03):
+        request.method = rng.choice(["PUT", "PATCH", "DELETE", "POST", "GET"])
+        mutations.append(f"method {request.method}")
 
 
 def _path(route: str, channel: str, value: Any) -> str:
@@ -186,7 +197,7 @@ def _path(route: str, channel: str, value: Any) -> str:
         return "/sessions"
     if route == "DELETE sessions":
         return f"/sessions/{quote(str(value), safe='', errors='surrogatepass')}"
-    return f"/channels/{_segment(channel)}/{route.split('/')[-1].split()[-1]}"
+    return f"/channels/{_segment(channel)}/{route.split()[1]}"
 
 
 class _Quiet(random.Random):
@@ -197,8 +208,3 @@ class _Quiet(random.Random):
 
 
 _QUIET = _Quiet(0)
-
-
-def _random_channel(rng: random.Random) -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyzABC0123456789_.:@/-"
-    return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24)))

@@ -229,14 +229,15 @@ async def _live_session(http: aiohttp.ClientSession, attack: Attack, n: int) -> 
 
 
 async def _http_worker(attack: Attack, http: aiohttp.ClientSession, route: str,
-                       corpus: list[Any], rng: random.Random) -> None:  # fmt: skip
+                       corpus: list[Any], channels: list[str],
+                       rng: random.Random) -> None:  # fmt: skip
     limit = attack.limits.body_limit
     while attack.reserve(route, 1):
         base = rng.choice(corpus) if corpus else None
         live = route == "DELETE sessions" and rng.random() < 0.3
         if live:
             base = await _live_session(http, attack, attack.tallies[route].reserved)
-        request, mutations = http_request(route, base, attack.api_key, rng, limit)
+        request, mutations = http_request(route, base, channels, attack.api_key, rng, limit)
         named_live = live and request.method == "DELETE" and request.path.endswith(f"/{base}")
         expectation = expect_http(request, attack.api_key, attack.limits, named_live)
         detail = (f"{request.method} {request.path[:200]} {request.query} {request.headers} "
@@ -256,10 +257,12 @@ async def _http_worker(attack: Attack, http: aiohttp.ClientSession, route: str,
 
 
 async def fire_http(attack: Attack, http: aiohttp.ClientSession, route: str,
-                    corpus: asyncio.Future[list[Any]] | None) -> None:  # fmt: skip
+                    corpus: asyncio.Future[list[Any]] | None,
+                    channels: asyncio.Future[list[Any]]) -> None:  # fmt: skip
     drawn = await corpus if corpus is not None else []
+    names = await channels
     rng = random.Random(f"{attack.seed}:{route}")
-    await asyncio.gather(*(_http_worker(attack, http, route, drawn, rng)
+    await asyncio.gather(*(_http_worker(attack, http, route, drawn, names, rng)
                            for _ in range(HTTP_WORKERS)))  # fmt: skip
 
 
@@ -321,7 +324,7 @@ def _draw_corpora(pool: ProcessPoolExecutor, seed: int,
     """Each source's corpus, drawn in ``pool``: first a few values of every source, so that
     every target starts soon, then more of each, appended to the same list as they come."""
     sources = sorted(
-        {s for s in [*EVENT_SOURCES.values(), *ROUTE_SOURCES.values()] if s},
+        {s for s in [*EVENT_SOURCES.values(), *ROUTE_SOURCES.values(), "channel"] if s},
         key=lambda s: (s == "session", s),  # its strategy takes seconds to build: last
     )
     first = {s: pool.submit(draw, s, FIRST_DRAW, seed + i, 0.5) for i, s in enumerate(sources)}
@@ -361,7 +364,7 @@ async def _run(budget_s: float, seed: int) -> PartResult:
                     group.create_task(fire_events(attack, event, corpora[source]))
                 for route, maybe in ROUTE_SOURCES.items():
                     corpus = corpora[maybe] if maybe else None
-                    group.create_task(fire_http(attack, http, route, corpus))
+                    group.create_task(fire_http(attack, http, route, corpus, corpora["channel"]))
             if process.returncode is not None:
                 attack.anomalies.append(f"the server exited with {process.returncode}")
             else:
