@@ -15,6 +15,8 @@ import pytest
 from harness import Client, Served, serve
 
 from reference.core import frames
+from reference.core.model import Limits
+from reference.server.app import SOCKETS_KEY, transport_buffer_bytes
 from reference.server.peer_guard import GuardedEngineServer, GuardedPacket, GuardedWebSocket
 
 WS_PATH = "/socket.io/?EIO=4&transport=websocket"
@@ -280,3 +282,37 @@ def test_placeholders_must_name_an_attachment() -> None:
     assert frames.socket_packet_problem(5, 0, []) is not None
     assert frames.socket_packet_problem(4, 0, {}) is not None
     assert frames.socket_packet_problem(2, 0, []) is None
+
+
+async def test_a_refused_polling_post_is_answered_without_a_get() -> None:
+    """python-engineio refuses a body over its size limit and closes the session, waiting for
+    the queued CLOSE to be fetched: without a GET in flight, the POST hung until the ping
+    timeout (found by the reliability campaign, bench/reliability)."""
+    async with serve() as served:
+        sid = await _polling_session(served, (await served.register())["token"])
+        oversized = "4" * (transport_buffer_bytes(Limits()) + 1)  # serve()'s default limits
+        async with asyncio.timeout(5):
+            assert await _post(served, sid, oversized) == 400
+            assert await _post(served, sid, "3") == 400  # the session is gone
+
+
+async def test_shutdown_answers_a_waiting_long_polling_get() -> None:
+    """aiohttp's graceful shutdown waits for requests in flight; a long-polling GET waits for
+    a packet, so the server's exit after SIGTERM took the ping interval (25 s) or more."""
+    async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as stack:
+        served = await stack.enter_async_context(serve())
+        sid = await _polling_session(served, (await served.register())["token"])
+
+        async def wait_for_packets() -> tuple[int, str]:
+            async with http.get(f"{served.url}{POLL_PATH}&sid={sid}") as response:
+                return response.status, await response.text()
+
+        waiting = asyncio.ensure_future(wait_for_packets())
+        queue = served.app[SOCKETS_KEY].eio.sockets[sid].queue
+        async with asyncio.timeout(5):
+            while not queue._getters:  # noqa: ASYNC110 - the GET is in, waiting; no event
+                await asyncio.sleep(0.02)
+        async with asyncio.timeout(5):
+            await stack.aclose()  # the server shuts down
+            status, text = await waiting
+        assert status == 200 and text.endswith("1"), (status, text)  # Engine.IO CLOSE

@@ -6,7 +6,7 @@ them in the order they run. ``python -m bench.reliability`` runs them and exits 
 found an anomaly. ``malformed_input`` draws its payloads with ``fuzz_corpus``, shapes them
 with ``fuzz_mutations`` and ``fuzz_requests``, and judges answers with ``fuzz_judge``,
 ``fuzz_http_judge`` and ``fuzz_ledger``. Later parts (crash loop, store outage, partitions,
-reconnect storm, slow consumer, scenarios at volume) register here the same way.
+reconnect storm, slow consumer) register here the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bench.reliability import malformed_input, raw_protocol
+from bench.reliability import malformed_input, raw_protocol, scenarios
 from bench.reliability.result import PartResult
 
 Part = Callable[[float], Coroutine[Any, Any, PartResult]]
@@ -22,4 +22,5 @@ Part = Callable[[float], Coroutine[Any, Any, PartResult]]
 PARTS: dict[str, Part] = {
     "raw-protocol": raw_protocol.run,
     "malformed-input": malformed_input.run,
+    "scenarios": scenarios.run,
 }

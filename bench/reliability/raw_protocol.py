@@ -191,9 +191,15 @@ def _polling_text(frame: Frame) -> bytes:
     return frame.encode("utf-8", "surrogatepass")
 
 
+def _step(what: str) -> str:
+    """A polling peer's request, stamped with the loop's clock to show which one waited."""
+    return f"{asyncio.get_running_loop().time():.1f} {what}"
+
+
 async def polling_peer(http: aiohttp.ClientSession, url: str, token: str | None,
                        frames: list[Frame], tally: Tally, rng: random.Random,
                        steps: list[str]) -> None:  # fmt: skip
+    steps.append(_step("GET handshake"))
     async with http.get(url + POLL_PATH) as response:
         text = await response.text()
     if response.status != 200 or not text.startswith("0{"):
@@ -210,7 +216,7 @@ async def polling_peer(http: aiohttp.ClientSession, url: str, token: str | None,
     reader = asyncio.ensure_future(_poll(http, session))
     try:
         for body in bodies:
-            steps.append(f"POST {body[:300]!r}")
+            steps.append(_step(f"POST {body[:300]!r}"))
             async with http.post(session, data=body) as response:
                 tally.frames += body.count(b"\x1e") + 1
                 if response.status >= 500:
@@ -218,6 +224,7 @@ async def polling_peer(http: aiohttp.ClientSession, url: str, token: str | None,
                     tally.anomaly(f"polling POST answered {response.status}")
                 if response.status != 200:
                     return
+        steps.append(_step("POST CLOSE"))
         async with http.post(session, data=b"1"):  # Engine.IO CLOSE: leave no session behind
             pass
     finally:
@@ -251,7 +258,10 @@ async def hostile(http: aiohttp.ClientSession, url: str, token: str, deadline: f
                     await websocket_peer(http, url, peer_token, frames, tally)
         except TimeoutError:
             kind = "long-polling" if polling else "WebSocket"
-            tally.anomaly(f"a hostile {kind} connection got no answer for 30 s at {steps[-1:]}")
+            tally.anomaly(
+                f"a hostile {kind} connection got no answer for 30 s at "
+                f"{_step('now')}, after {steps[-3:]}"
+            )
         except (aiohttp.ClientError, ConnectionError):
             pass  # the server closed it: what a hostile peer should expect
 

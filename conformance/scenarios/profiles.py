@@ -4,7 +4,10 @@
 repeatable, and small enough for the whole suite to stay within a few minutes; ``thorough``
 explores many more interleavings, for a night run or after changing a server. ``ci-unshrunk``
 is ``ci`` without shrinking: the same search, a failure reported as first found, for runs that
-only ask whether a server fails (the scenario gate over the mutants).
+only ask whether a server fails (the scenario gate over the mutants). ``volume`` is for
+reliability runs (``bench/reliability``): 10,000 random examples of the ``ci`` size, or
+``REPLAY_SCENARIO_EXAMPLES`` of them, seeded afresh each run (``--hypothesis-seed`` repeats
+one), with no example database, so every run explores new ground.
 
 Shrinking stops after :data:`SHRINK_BUDGET_S` and reports the smallest failure found by then:
 each shrink attempt replays a scenario, and against a target that stopped delivering every
@@ -14,6 +17,7 @@ than six to report.
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 from hypothesis import HealthCheck, Phase, settings
@@ -48,4 +52,13 @@ settings.register_profile(
     "ci-unshrunk",
     parent=settings.get_profile("ci"),
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
+)
+settings.register_profile(
+    "volume",
+    max_examples=int(os.environ.get("REPLAY_SCENARIO_EXAMPLES", "10000")),
+    stateful_step_count=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=_SLOW_IS_NORMAL,
+    print_blob=True,
 )

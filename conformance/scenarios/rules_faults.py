@@ -20,6 +20,7 @@ class FaultRules(Stage):
     @rule(handle=CLIENTS)
     def disconnect(self, handle: ClientHandle) -> None:
         if handle.client.connected and not handle.stalled:
+            self.tally.faults += 1
             self.step(handle.client.disconnect)
 
     @rule(handle=CLIENTS)
@@ -29,16 +30,19 @@ class FaultRules(Stage):
             if handle.client.connected:
                 await handle.client.wait_disconnected(timeout=DISCONNECT_TIMEOUT_S)
 
+        self.tally.faults += 1
         self.step(go)
         handle.stalled = False
 
     @rule(handle=CLIENTS, direction=st.sampled_from([Direction.DOWN, Direction.BOTH]))
     def stall(self, handle: ClientHandle, direction: Direction) -> None:
+        self.tally.faults += 1
         handle.proxy.stall(direction)
         handle.stalled = True
 
     @rule(handle=CLIENTS)
     def delay(self, handle: ClientHandle) -> None:
+        self.tally.faults += 1
         handle.proxy.delay(0.02, 0.03, seed=7)
 
     @precondition(lambda self: self.last_node > 0)
@@ -47,6 +51,7 @@ class FaultRules(Stage):
         """Cut or stall every client link of one node of a cluster at once: the clients of
         the other nodes go on receiving everything (the checkers' lost, HND-2)."""
         isolated = [c for c in self.handles if c.node == node]
+        self.tally.faults += 1
 
         async def go() -> None:
             for handle in isolated:

@@ -171,6 +171,7 @@ class LifecycleRules(Stage):
                 self.stale[label].add(epoch)
         sessions = [s for s in self.made if not s.revoked]
         self.restarted = True
+        self.tally.faults += 1
 
         async def go() -> None:
             for client in self.handles:

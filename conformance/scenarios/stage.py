@@ -30,7 +30,7 @@ import itertools
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, MultipleResults, RuleBasedStateMachine
+from hypothesis.stateful import Bundle, MultipleResults, RuleBasedStateMachine, invariant
 
 from conformance.checkers import check
 from conformance.context import CaseContext, activated
@@ -47,6 +47,7 @@ from conformance.scenarios.model import (
     SessionHandle,
     settled,
 )
+from conformance.scenarios.tally import ExampleTally
 from conformance.trace import Trace
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class Stage(RuleBasedStateMachine):
         # Epochs each channel (label) had before a restart gave it a new one (EPO-3).
         self.stale: dict[str, set[object]] = {label: set() for label in CHANNELS}
         self.made: list[SessionHandle] = []  # every session registered, in order
+        self.tally = ExampleTally(type(self).__name__)
         self.base = self.run(self._base)
 
     # --- running a rule's work ----------------------------------------------------------------
@@ -137,6 +139,7 @@ class Stage(RuleBasedStateMachine):
         """Raise an on-the-spot finding, with the end of the log about it."""
         if failure is not None:
             failure.log.extend(self.target.log.tail(channel, actor))
+            self.tally.problems += 1
             raise failure
 
     # --- the model's names ----------------------------------------------------------------------
@@ -277,10 +280,24 @@ class Stage(RuleBasedStateMachine):
 
     # --- judging ------------------------------------------------------------------------------
 
+    @invariant()
+    def count_step(self) -> None:
+        """Hypothesis checks invariants after every rule: the step counter of the tally."""
+        self.tally.steps += 1
+
     def teardown(self) -> None:
+        judged = True
         try:
             self.run(self._drain_and_check, timeout=STEP_TIMEOUT_S + DRAIN_TIMEOUT_S)
+        except KeyboardInterrupt:  # the run was stopped: this example was not judged
+            judged = False
+            raise
+        except Exception:
+            self.tally.problems = max(self.tally.problems, 1)
+            raise
         finally:
+            if judged:
+                self.tally.record()
             self.run(self.context.close)
 
     async def _drain_and_check(self) -> None:
@@ -300,7 +317,9 @@ class Stage(RuleBasedStateMachine):
         await asyncio.gather(*waits)
         problems = [*self.context.log.violations, *self.failures]
         entries = self.context.log.entries
-        anomalies = check(Trace.from_log(entries), idempotency="idempotency" in self.features)
+        trace = Trace.from_log(entries)
+        self.tally.publishes, self.tally.deliveries = len(trace.publishes), len(trace.deliveries)
+        anomalies = check(trace, idempotency="idempotency" in self.features)
         if anomalies:
             seqs = {seq for anomaly in anomalies for seq in anomaly.seqs}
             problems.append(
@@ -311,6 +330,7 @@ class Stage(RuleBasedStateMachine):
                     [e for e in entries if e.seq in seqs][-40:],
                 )
             )
+        self.tally.problems = len(problems)
         if problems:
             first = problems[0]
             first.others = [*first.others, *problems[1:]]

@@ -15,6 +15,9 @@ from reference.server.socket_api import ReplaySocketServer, SocketApi
 from reference.server.wire import SocketJson
 from reference.store.base import Store
 
+#: The app's python-socketio server, for whoever needs to look at its sessions (tests do).
+SOCKETS_KEY = web.AppKey("socketio_server", ReplaySocketServer)
+
 
 @dataclass(frozen=True)
 class ServerOptions:
@@ -58,6 +61,7 @@ def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> w
     app = web.Application(client_max_size=transport_buffer_bytes(options.limits))
     app[NODE_KEY] = node
     app[API_KEY] = options.api_key
+    app[SOCKETS_KEY] = sio
     add_routes(app)
     sio.attach(app)
 
@@ -67,4 +71,10 @@ def build_app(store: Store, options: ServerOptions, bus: Bus | None = None) -> w
         await node.stop()
 
     app.cleanup_ctx.append(lifecycle)
+
+    async def close_sessions(app: web.Application) -> None:
+        # Before aiohttp waits for requests in flight: long-polling GETs get their answer.
+        await sio.eio.close_every_session()
+
+    app.on_shutdown.append(close_sessions)
     return app

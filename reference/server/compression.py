@@ -11,7 +11,9 @@ server is given its own WebSocket wrapper instead, which builds the response wit
 ``compress=False``, so the handshake answers without the extension and both sides send plain
 frames (RFC 7692 §5: a server declines by leaving it out). This replaced a middleware that
 handed on a copy of the upgrade request without the offer: the copy and the middleware's
-coroutine stayed alive for each socket's whole life (``bench/memory_profile.py``).
+coroutine stayed alive for each socket's whole life (``bench/memory_profile.py``). The
+wrapper extends the guarded one (``peer_guard``), so declining compression keeps the checks on
+every received frame.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any
 
 import socketio
 from aiohttp import web
-from engineio.async_drivers.aiohttp import WebSocket
+
+from reference.server.peer_guard import GuardedWebSocket
 
 
-class PlainWebSocket(WebSocket):  # type: ignore[misc]  # engineio has no type hints
-    """engineio's aiohttp WebSocket, answering the handshake without compression."""
+class PlainWebSocket(GuardedWebSocket):
+    """The guarded WebSocket, answering the handshake without compression."""
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         response = web.WebSocketResponse(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
+from contextvars import ContextVar
 from typing import Any
 
 import engineio
@@ -27,6 +28,9 @@ from reference.core.frames import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The Engine.IO session whose long-polling POST is being handled (and tasks it spawned).
+_POSTING: ContextVar[str | None] = ContextVar("posting", default=None)
 
 
 def log_refused(peer: object, problem: str) -> None:
@@ -119,11 +123,35 @@ class GuardedEngineServer(engineio.AsyncServer):  # type: ignore[misc]  # untype
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         """python-engineio answers a POST for a session that is closed but not yet swept with
         an uncaught KeyError (a 500 and a traceback); sweeping it first makes that a 400."""
-        sid = args[0].query.get("sid") if args else None
+        request = args[0] if args else None
+        sid = request.query.get("sid") if request is not None else None
         socket = self.sockets.get(sid) if sid else None
         if socket is not None and socket.closed:
             self.sockets.pop(sid, None)
-        return await super().handle_request(*args, **kwargs)
+        posting = _POSTING.set(sid if request is not None and request.method == "POST" else None)
+        try:
+            return await super().handle_request(*args, **kwargs)
+        finally:
+            _POSTING.reset(posting)
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        """python-engineio closes a session whose POST it refused (a body over the size limit,
+        a packet it does not know) and waits for its send queue to drain: over long-polling
+        that is the peer's next GET, which a broken peer never sends, so the POST hung until
+        the ping timeout. That session is closed without waiting; every other disconnect is
+        python-engineio's."""
+        if sid is None or sid != _POSTING.get():
+            await super().disconnect(sid)
+            return
+        await close_now(self, sid)
+        self.sockets.pop(sid, None)
+
+    async def close_every_session(self) -> None:
+        """Close every session now (the server is shutting down): a long-polling GET waiting
+        for packets is answered, so the web server's graceful shutdown does not wait out the
+        ping interval for it."""
+        for sid in list(self.sockets):
+            await close_now(self, sid)
 
     def _translate_request(self, request: Any) -> dict[str, Any]:
         environ: dict[str, Any] = engineio_aiohttp.translate_request(request)
