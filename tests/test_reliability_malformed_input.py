@@ -11,12 +11,13 @@ from reliability_command import run_part
 
 from bench.reliability import PARTS
 from bench.reliability.fuzz_corpus import draw, flat_schema
+from bench.reliability.fuzz_fire import TargetTally
 from bench.reliability.fuzz_http_judge import HttpRequest, expect_http, judge_http
 from bench.reliability.fuzz_judge import Limits, expect_event, ijson_problem, judge_event
 from bench.reliability.fuzz_ledger import HeadLedger
 from bench.reliability.fuzz_mutations import mutate
 from bench.reliability.fuzz_requests import EVENT_SOURCES, ROUTE_SOURCES, event_call
-from bench.reliability.malformed_input import TargetTally, share_problems
+from bench.reliability.malformed_input import share_problems
 from conformance.schemas import validate
 
 KEY = "k" * 32
