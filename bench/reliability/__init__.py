@@ -5,8 +5,8 @@ Each part is a module with ``async def run(budget_s: float) -> PartResult``; ``P
 them in the order they run. ``python -m bench.reliability`` runs them and exits 1 if any part
 found an anomaly. ``malformed_input`` draws its payloads with ``fuzz_corpus``, shapes them
 with ``fuzz_mutations`` and ``fuzz_requests``, fires them with ``fuzz_fire``, and judges the
-answers with ``fuzz_judge``, ``fuzz_http_judge`` and ``fuzz_ledger``. Later parts (crash loop, store outage, partitions,
-reconnect storm, slow consumer) register here the same way.
+answers with ``fuzz_judge``, ``fuzz_http_judge`` and ``fuzz_ledger``. Later parts (crash
+loop, store outage, partitions, reconnect storm, slow consumer) register here the same way.
 """
 
 from __future__ import annotations
