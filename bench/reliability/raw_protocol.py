@@ -40,6 +40,10 @@ STOP_TIMEOUT_S = 10
 # aiohttp's graceful shutdown waits up to 60 s for requests in flight (long-polling GETs
 # among them): only a server still running after that is stuck.
 EXIT_TIMEOUT_S = 70
+# Lines of the server's log are read up to READ_LIMIT bytes (asyncio's default, 64 KiB, ends
+# the reader on a longer one); one longer than LONGEST_LOG_LINE is an anomaly.
+READ_LIMIT = 64 * 2**20
+LONGEST_LOG_LINE = 16 * 2**10
 
 
 @dataclass
@@ -93,7 +97,7 @@ async def start_server(api_key: str) -> tuple[asyncio.subprocess.Process, str]:
     argv = [sys.executable, "-m", "reference", "--port", "0", "--api-key", api_key,
             "--log-level", "info"]  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, limit=READ_LIMIT
     )
     assert process.stdout is not None
     first = (await process.stdout.readline()).decode()
@@ -103,6 +107,8 @@ async def start_server(api_key: str) -> tuple[asyncio.subprocess.Process, str]:
 async def read_log(stream: asyncio.StreamReader, tally: Tally) -> None:
     """Count the server's JSON log lines by level; a traceback or an error is an anomaly."""
     async for raw in stream:
+        if len(raw) > LONGEST_LOG_LINE:  # a peer's payload echoed into the log, say
+            tally.anomaly(f"a log line of {len(raw):,} bytes: {raw[:300]!r}")
         try:
             entry = json.loads(raw)
         except ValueError:
