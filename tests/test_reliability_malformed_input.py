@@ -15,7 +15,7 @@ from bench.reliability.fuzz_fire import TargetTally
 from bench.reliability.fuzz_http_judge import HttpRequest, expect_http, judge_http
 from bench.reliability.fuzz_judge import Limits, expect_event, ijson_problem, judge_event
 from bench.reliability.fuzz_ledger import HeadLedger
-from bench.reliability.fuzz_mutations import mutate
+from bench.reliability.fuzz_mutations import STRANGE_VALUES, mutate
 from bench.reliability.fuzz_requests import EVENT_SOURCES, ROUTE_SOURCES, event_call
 from bench.reliability.malformed_input import share_problems
 from conformance.schemas import validate
@@ -145,3 +145,12 @@ def test_share_problems_fail_a_target_without_valid_or_invalid_payloads() -> Non
     assert share_problems({"t": TargetTally(sent=100, valid=5)})
     assert share_problems({"t": TargetTally(sent=100, valid=95)})
     assert share_problems({"t": TargetTally()})
+
+
+def test_mutations_never_share_or_change_their_stock_of_values() -> None:
+    stock = json.dumps(STRANGE_VALUES, default=repr)
+    rng = random.Random(11)
+    for _ in range(3000):
+        value, _ = mutate(rng, {"channel": "a", "data": {"b": [1, {"c": "d"}]}}, 3)
+        json.dumps(value, default=repr)  # no cycle
+    assert json.dumps(STRANGE_VALUES, default=repr) == stock

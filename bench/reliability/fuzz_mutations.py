@@ -87,7 +87,7 @@ def unknown_member(rng: random.Random, value: Any) -> tuple[Any, str]:
     name = rng.choice(["extra", "x", "__proto__", "constructor", "ok", "Channel"])
     if not isinstance(_get(value, path), dict):
         return {"value": value, name: 1}, f"wrap in an object with {name!r}"
-    _get(value, path)[name] = rng.choice(STRANGE_VALUES)
+    _get(value, path)[name] = copy.deepcopy(rng.choice(STRANGE_VALUES))  # never shared
     return value, f"add {(*path, name)}"
 
 
