@@ -3,40 +3,23 @@ anomaly, and really attacked (frames and connections counted, messages delivered
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from reliability_runs import run_part
 
 from bench.reliability import PARTS
 from bench.reliability.hostile_frames import FrameMaker, InvalidText
 from bench.reliability.raw_protocol import check_order
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def test_raw_protocol_for_15_seconds(tmp_path: Path) -> None:
-    report = tmp_path / "reliability.json"
-    argv = ["--budget", "15", "--part", "raw-protocol", "--json", str(report)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.reliability", *argv],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
-    (result,) = json.loads(report.read_text())
+    result = run_part("raw-protocol", 15, tmp_path)
     counts = result["counts"]
     assert result["anomalies"] == []
     assert counts["frames"] > 1000 and counts["connections"] > 50, counts
     assert counts["polling_connections"] > 0, counts
     assert 0 < counts["published"] == counts["received"], counts
     assert counts["tracebacks"] == 0
-    assert done.stdout.strip().splitlines()[-1].startswith("raw-protocol: ")
 
 
 def test_the_registry_names_the_part() -> None:

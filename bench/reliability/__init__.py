@@ -8,6 +8,9 @@ started and stopped), ``backend`` (the HTTP API), ``ledger`` (pure judging of wh
 acknowledged against what was stored), ``follower`` (a subscriber that resumes after a
 disconnect) and ``resubscriber`` (one that subscribes again after the server ended a
 subscription, judged stream by stream).
+``malformed_input`` draws its payloads with ``fuzz_corpus``, shapes them with
+``fuzz_mutations`` and ``fuzz_requests``, fires them with ``fuzz_fire``, and judges the answers
+with ``fuzz_judge``, ``fuzz_http_judge`` and ``fuzz_ledger``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from bench.reliability import (
     crash_loop,
+    malformed_input,
     partition,
     raw_protocol,
     reconnect_storm,
@@ -35,5 +39,6 @@ PARTS: dict[str, Part] = {
     "partition": partition.run,
     "reconnect-storm": reconnect_storm.run,
     "slow-consumer": slow_consumer.run,
+    "malformed-input": malformed_input.run,
     "scenarios": scenarios.run,
 }

@@ -41,6 +41,10 @@ STOP_TIMEOUT_S = 10
 # aiohttp's graceful shutdown has no request to wait for: a server still running after this
 # is stuck (the first runs found exits of over 30 s).
 EXIT_TIMEOUT_S = 10
+# Lines of the server's log are read up to READ_LIMIT bytes (asyncio's default, 64 KiB, ends
+# the reader on a longer one); one longer than LONGEST_LOG_LINE is an anomaly.
+READ_LIMIT = 64 * 2**20
+LONGEST_LOG_LINE = 16 * 2**10
 
 
 @dataclass
@@ -94,7 +98,7 @@ async def start_server(api_key: str) -> tuple[asyncio.subprocess.Process, str]:
     argv = [sys.executable, "-m", "reference", "--port", "0", "--api-key", api_key,
             "--log-level", "info"]  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, limit=READ_LIMIT
     )
     assert process.stdout is not None
     first = (await process.stdout.readline()).decode()
@@ -104,6 +108,8 @@ async def start_server(api_key: str) -> tuple[asyncio.subprocess.Process, str]:
 async def read_log(stream: asyncio.StreamReader, tally: Tally) -> None:
     """Count the server's JSON log lines by level; a traceback or an error is an anomaly."""
     async for raw in stream:
+        if len(raw) > LONGEST_LOG_LINE:  # a peer's payload echoed into the log, say
+            tally.anomaly(f"a log line of {len(raw):,} bytes: {raw[:300]!r}")
         try:
             entry = json.loads(raw)
         except ValueError:
