@@ -23,7 +23,6 @@ from bench.reliability.fleet import (
     Answers,
     Backend,
     NodeProcess,
-    RedisProcess,
     Route,
     campaign_seed,
     http_session,
@@ -31,6 +30,7 @@ from bench.reliability.fleet import (
     publisher,
 )
 from bench.reliability.ledger import Ledger, Verdict, judge_channel, totals
+from bench.reliability.processes import RedisProcess
 from bench.reliability.result import PartResult
 
 NAME = "crash-loop"

@@ -1,22 +1,15 @@
-"""Real processes for the store-facing parts: a ``redis-server`` with an append-only file
-fsynced on every write, reference nodes on it, and a backend client that times each request.
-
-Outside pytest there is no ``tests/redis_server.py`` (it skips through pytest), so the launchers
-live here, asyncio-native; every process runs in its own session with a watchdog, so that a
-campaign killed with SIGKILL leaves no node or Redis behind.
+"""What the store-facing parts share: reference nodes on a ``redis-server`` (the processes
+come from ``processes``), with their JSON logs in files, and a backend client that times each
+request and judges its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
 import secrets
-import shutil
-import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bench.reliability.ledger import Ledger
-from conformance import watchdog
+from bench.reliability.processes import Guarded
 
 START_TIMEOUT_S = 20.0
 API_KEY = "reliability-" + secrets.token_hex(8)
@@ -43,87 +36,7 @@ def campaign_seed() -> int:
     return int(given) if given else random.SystemRandom().randrange(2**32)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Launched:
-    """One child process in its own session, guarded by a watchdog; SIGKILL ends it."""
-
-    def __init__(self) -> None:
-        self.process: asyncio.subprocess.Process | None = None
-        self._guard: Any = None
-
-    async def _spawn(self, argv: list[str], stdout: int, stderr: Any) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            *argv, stdout=stdout, stderr=stderr, start_new_session=True
-        )
-        self._guard = watchdog.guard(self.process.pid)
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def kill(self) -> None:
-        """SIGKILL (a crash, no shutdown code runs) and reap."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGKILL)
-            await self.process.wait()
-        watchdog.dismiss(self._guard)
-        self._guard = None
-
-
-class RedisProcess(Launched):
-    """``redis-server`` on a fixed port and directory, so that a restart finds its AOF."""
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__()
-        self.directory = directory
-        self.port = free_port()
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        """Start (again) and wait until it answers PING, which it does once the AOF is loaded."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.starts += 1
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory),
-                "--logfile", str(self.directory / "redis.log")]  # fmt: skip
-        await self._spawn(argv, asyncio.subprocess.DEVNULL, asyncio.subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not await _pong(self.port):
-            if not self.running:
-                raise RuntimeError(f"redis-server exited at start {self.starts}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("redis-server did not answer PING in time")
-            await asyncio.sleep(0.02)
-
-
-async def _pong(port: int) -> bool:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    try:
-        writer.write(b"PING\r\n")
-        return await asyncio.wait_for(reader.readline(), 2) == b"+PONG\r\n"
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        writer.close()
-
-
-class NodeProcess(Launched):
+class NodeProcess(Guarded):
     """``python -m reference --store URL`` on a free port; its JSON log goes to a file."""
 
     def __init__(self, store: str, log: Path) -> None:

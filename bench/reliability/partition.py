@@ -27,7 +27,6 @@ from bench.reliability.fleet import (
     Answers,
     Backend,
     NodeProcess,
-    RedisProcess,
     Route,
     campaign_seed,
     http_session,
@@ -35,6 +34,7 @@ from bench.reliability.fleet import (
     publisher,
 )
 from bench.reliability.ledger import Ledger, Verdict, stream_totals, totals
+from bench.reliability.processes import RedisProcess
 from bench.reliability.resubscriber import Resubscriber, settle
 from bench.reliability.result import PartResult
 from conformance.faults import FaultProxy

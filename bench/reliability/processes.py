@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 from conformance import watchdog
 
@@ -63,7 +64,7 @@ class Guarded:
         self.process: asyncio.subprocess.Process | None = None
         self._dog: subprocess.Popen[bytes] | None = None
 
-    async def _spawn(self, argv: list[str], stdout: int, stderr: int) -> None:
+    async def _spawn(self, argv: list[str], stdout: int, stderr: int | IO[Any]) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *argv, stdout=stdout, stderr=stderr, start_new_session=True
         )
@@ -92,6 +93,10 @@ class Guarded:
         self._dog = None
         return process.returncode
 
+    async def kill(self) -> None:
+        """SIGKILL (a crash: no shutdown code runs) and reap."""
+        await self.stop(signal.SIGKILL)
+
 
 class RedisProcess(Guarded):
     """``redis-server`` on ``port`` with an append-only file fsynced on every write."""
@@ -110,6 +115,9 @@ class RedisProcess(Guarded):
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
+        """Start (again, on the same port and directory) and wait until PING answers, which
+        it does once the append-only file is loaded."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory),
                 "--logfile", str(self.directory / "redis.log")]  # fmt: skip

@@ -17,16 +17,14 @@ another reason, is an anomaly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
-import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
+from bench.reliability.processes import RedisProcess, ReferenceNode
 from bench.reliability.result import PartResult
 from conformance.scenarios.tally import TALLY_ENV, total
 
@@ -37,12 +35,12 @@ REPORTS = ROOT / "reports" / "reliability"
 # share two cores here, and a drain cut short reads as a lost message.
 DRAIN_S = 10.0
 NODES = 3
-START_TIMEOUT_S = 20.0
 
 
 async def run(budget_s: float, examples: int = EXAMPLES) -> PartResult:
     """Both runs at once, for ``budget_s`` seconds at most."""
     REPORTS.mkdir(parents=True, exist_ok=True)
+    started = asyncio.get_running_loop().time()
     with tempfile.TemporaryDirectory(prefix="reliability-scenarios-") as scratch:
         embedded, cluster = await asyncio.gather(
             _embedded(budget_s, examples), _three_nodes(Path(scratch), budget_s, examples)
@@ -52,7 +50,8 @@ async def run(budget_s: float, examples: int = EXAMPLES) -> PartResult:
     a, b = embedded[0], cluster[0]
     summary = (
         f"{a.get('examples', 0):,} examples on the embedded reference and "
-        f"{b.get('examples', 0):,} on three nodes over Redis in {budget_s:g} s; "
+        f"{b.get('examples', 0):,} on three nodes over Redis in "
+        f"{asyncio.get_running_loop().time() - started:.0f} s; "
         f"{a.get('steps', 0) + b.get('steps', 0):,} rules run, "
         f"{a.get('faults', 0) + b.get('faults', 0):,} faults injected, "
         f"{a.get('publishes', 0) + b.get('publishes', 0):,} publishes and "
@@ -72,11 +71,21 @@ async def _three_nodes(
     scratch: Path, budget_s: float, examples: int
 ) -> tuple[dict[str, int], list[str]]:
     api_key = secrets.token_hex(16)
-    async with _redis(scratch) as store, contextlib.AsyncExitStack() as nodes:
-        urls = [await nodes.enter_async_context(_node(store, api_key)) for _ in range(NODES)]
-        targets = [option for url in urls for option in ("--target", url)]
-        return await _suite("cluster", [*targets, f"--api-key={api_key}"], budget_s,
-                            examples)  # fmt: skip
+    redis = RedisProcess(scratch / "redis")
+    nodes: list[ReferenceNode] = []
+    try:
+        await redis.start()
+        for _ in range(NODES):
+            nodes.append(ReferenceNode(api_key, store=redis.url))
+            await nodes[-1].start()
+        targets = [option for node in nodes for option in ("--target", node.url)]
+        counts, problems = await _suite("cluster", [*targets, f"--api-key={api_key}"],
+                                        budget_s, examples)  # fmt: skip
+    finally:
+        for node in nodes:
+            await node.stop(signal.SIGTERM)
+        await redis.kill()
+    return counts, [*problems, *(p for node in nodes for p in node.problems)]
 
 
 async def _suite(
@@ -120,68 +129,5 @@ async def _suite(
     return counts, problems
 
 
-@contextlib.asynccontextmanager
-async def _redis(directory: Path) -> AsyncIterator[str]:
-    """A ``redis-server`` without persistence on a free port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(directory), stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        await _until_listening(port)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        await _stop(process)
-
-
-@contextlib.asynccontextmanager
-async def _node(store: str, api_key: str) -> AsyncIterator[str]:
-    """One ``python -m reference`` on ``store``; yields its URL once it listens."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reference", "--port", "0", "--api-key", api_key, "--store", store,
-        "--log-level", "warning", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT_S)
-        if b"listening on http://" not in first:
-            raise RuntimeError(f"the node did not start: {first!r}")
-        yield first.decode().strip().rsplit(" ", 1)[1]
-    finally:
-        await _stop(process)
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 def _tally(path: Path) -> dict[str, int]:
     return total(path) if path.is_file() else {"examples": 0}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _until_listening(port: int) -> None:
-    for _ in range(int(START_TIMEOUT_S / 0.05)):
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"redis-server did not listen on {port}")
