@@ -194,11 +194,12 @@ class Stage(RuleBasedStateMachine):
             from_ = "beginning"
         if start == "omitted":
             await self._ack_what_was_read(handle, label, epoch)
-        already = handle.client.subscription(channel) is not None
+        before = handle.client.subscription(channel)
         truncating = True if start.endswith("truncating") else None
         reply = await handle.client.subscribe(
             channel, from_, epoch=sent_epoch, allow_truncation=truncating
         )
+        already = before is not None and not _ended_first(before, handle, channel)
         session = handle.session
         failure = verdicts.grant_verdict(session, channel, "subscribe", reply)
         failure = failure or verdicts.subscribe_outcome(
@@ -356,3 +357,18 @@ class Stage(RuleBasedStateMachine):
         await probe.close()
         head = reply.get("head")
         return reply.get("epoch"), head if isinstance(head, int) else None
+
+
+def _ended_first(before: Span, handle: ClientHandle, channel: str) -> bool:
+    """Whether the server ended the subscription ``before`` (a revocation, a narrowed grant:
+    ``replay:unsubscribed``) ahead of the reply to a subscribe sent while it was live: the
+    subscribe then found none, and ok is its right answer (SUB-3). An ok given while it was
+    live ends it as "replaced" instead, which SUB-3 still fails."""
+    after = handle.client.subscription(channel)
+    return (
+        after is not None
+        and after is not before
+        and (before.end or "").startswith("unsubscribed:")
+        and before.ended_seq is not None
+        and before.ended_seq < after.opened_seq
+    )
