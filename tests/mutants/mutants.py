@@ -78,7 +78,9 @@ def handoff_drop() -> None:
         while True:
             if not live and self.next > self._snapshot_head:
                 live = True
-                await asyncio.sleep(0.001)  # "subscribe to live updates"
+                # "subscribe to live updates": a listener takes a round trip or two to set
+                # up; at 1 ms the scenario gate saw a run with no publish in the window
+                await asyncio.sleep(0.01)
                 state = await self._reads.store.state(self.channel)
                 self.next = max(self.next, state.head + 1)
             seen = self._notifier.version(self.channel)
