@@ -48,13 +48,12 @@ async def close_now(server: Any, sid: str) -> None:
 
     python-engineio's ``disconnect`` waits for the queue, which for a long-polling peer only
     drains on its next GET: the POST that brought the bad packet would hang until the ping
-    timeout. The ``None`` ends a WebSocket's writer (and so the connection) now, as
-    python-engineio itself does when a WebSocket ends.
+    timeout. The session's end then ends its queue (``GuardedEngineServer._trigger_event``),
+    which answers a waiting GET and ends a WebSocket's writer, and so the connection.
     """
     socket = server.sockets.get(sid)
     if socket is not None and not socket.closed:
         await socket.close(wait=False)
-        socket.queue.put_nowait(None)
 
 
 class GuardedBody:
